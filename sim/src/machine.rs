@@ -1,0 +1,620 @@
+//! The 4f machine: input SLM → lens 1 → Fourier-plane filter → lens 2 → output
+//! plane. [`MachineConfig`] is the serde description (SI units, unit in every key);
+//! [`FourF`] is the planned machine that executes frames.
+//!
+//! A frame is executed as two 2-D FFTs with everything else fused into their passes:
+//! the input is loaded straight into FFT order, the Fourier-plane transmission
+//! (the programmed filter resampled onto the Fourier grid, times the pupil, the
+//! aberrations and any defocus) multiplies the spectrum between the column passes
+//! of the two transforms, and the output is left in FFT order and read through an
+//! index map. The second lens performs a *forward* transform, so the output is the
+//! point-reflected convolution (magnification `−f2/f1`); [`FrameScratch::conv_value`]
+//! undoes the reflection when a result is read, the field itself stays physical.
+
+use ndarray::{Array2, ArrayView2};
+use num_complex::Complex64 as C64;
+use rustfft::FftDirection;
+use serde::{Deserialize, Serialize};
+
+use crate::error::SimError;
+use crate::fft::{transpose, Fft2, Fft2Scratch};
+use crate::field::Field;
+use crate::lens::{fourier_pitch_m, lens_transform};
+use crate::propagation::{band_limit, transfer};
+use crate::pupil::{circle_coverage, ZernikeConfig};
+
+fn default_name() -> String {
+    "custom".to_string()
+}
+
+/// A 4f machine as written in a preset or a TOML file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineConfig {
+    /// Name shown in reports.
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// Laser wavelength in metres.
+    pub wavelength_m: f64,
+    /// The input SLM; its pixels are the simulation grid of the input plane.
+    pub input_slm: InputSlmConfig,
+    /// First lens (input plane → Fourier plane).
+    pub lens1: LensConfig,
+    /// Second lens (Fourier plane → output plane).
+    pub lens2: LensConfig,
+    /// The Fourier-plane filter SLM; unset fields match the Fourier grid.
+    #[serde(default)]
+    pub filter_slm: FilterSlmConfig,
+    /// The Fourier-plane stop and aberrations.
+    #[serde(default)]
+    pub pupil: PupilConfig,
+    /// Alignment errors.
+    #[serde(default)]
+    pub misalignment: MisalignmentConfig,
+}
+
+/// The input SLM (square pixels).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSlmConfig {
+    /// Pixel columns (even).
+    pub pixels_x: usize,
+    /// Pixel rows (even).
+    pub pixels_y: usize,
+    /// Pixel pitch in metres.
+    pub pitch_m: f64,
+}
+
+/// A thin lens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LensConfig {
+    /// Focal length in metres.
+    pub focal_length_m: f64,
+}
+
+/// The filter SLM in the Fourier plane. Every unset field is matched to the
+/// Fourier grid of lens 1 (`pitch = λf1/(NΔx)`, same pixel count), in which case
+/// the programmed filter is sampled exactly where the spectrum is.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilterSlmConfig {
+    /// Pixel columns; unset: the input SLM's.
+    pub pixels_x: Option<usize>,
+    /// Pixel rows; unset: the input SLM's.
+    pub pixels_y: Option<usize>,
+    /// Pixel pitch in metres; unset: the Fourier-plane pitch `λf1/(NΔx)`.
+    pub pitch_m: Option<f64>,
+}
+
+/// The Fourier-plane pupil.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PupilConfig {
+    /// Radius of the circular stop in metres; unset: no stop.
+    pub radius_m: Option<f64>,
+    /// Radius the Zernike terms are normalised to; unset: the stop radius, or
+    /// without a stop half the smaller side of the Fourier window.
+    pub aberration_radius_m: Option<f64>,
+    /// Wavefront aberrations, waves RMS.
+    pub zernike_waves: ZernikeConfig,
+}
+
+/// Alignment errors of the machine.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MisalignmentConfig {
+    /// Lateral shift of the filter SLM along x, metres.
+    pub filter_shift_x_m: f64,
+    /// Lateral shift of the filter SLM along y, metres.
+    pub filter_shift_y_m: f64,
+    /// Distance the input plane sits before the front focal plane of lens 1, metres
+    /// (the light propagates this far before reaching it).
+    pub input_defocus_m: f64,
+    /// Distance the output plane sits behind the back focal plane of lens 2, metres.
+    pub output_defocus_m: f64,
+}
+
+fn positive(key: &str, v: f64) -> Result<(), SimError> {
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        Err(SimError::invalid(key, v, "must be a finite number > 0"))
+    }
+}
+
+fn finite(key: &str, v: f64) -> Result<(), SimError> {
+    if v.is_finite() {
+        Ok(())
+    } else {
+        Err(SimError::invalid(key, v, "must be a finite number"))
+    }
+}
+
+fn even_pixels(key: &str, v: usize) -> Result<(), SimError> {
+    if v >= 2 && v % 2 == 0 && v <= 1 << 15 {
+        Ok(())
+    } else {
+        Err(SimError::invalid(key, v, "must be an even pixel count in 2..=32768"))
+    }
+}
+
+impl MachineConfig {
+    /// An ideal noiseless machine with `n × n` pixels of 8 µm, 532 nm light and two
+    /// 100 mm lenses; the filter SLM is matched to the Fourier grid.
+    pub fn ideal(n: usize) -> Self {
+        MachineConfig {
+            name: format!("ideal-{n}"),
+            wavelength_m: 532e-9,
+            input_slm: InputSlmConfig {
+                pixels_x: n,
+                pixels_y: n,
+                pitch_m: 8e-6,
+            },
+            lens1: LensConfig { focal_length_m: 0.1 },
+            lens2: LensConfig { focal_length_m: 0.1 },
+            filter_slm: FilterSlmConfig::default(),
+            pupil: PupilConfig::default(),
+            misalignment: MisalignmentConfig::default(),
+        }
+    }
+
+    /// Checks every value; the error names the key and its valid range.
+    pub fn validate(&self) -> Result<(), SimError> {
+        positive("wavelength_m", self.wavelength_m)?;
+        even_pixels("input_slm.pixels_x", self.input_slm.pixels_x)?;
+        even_pixels("input_slm.pixels_y", self.input_slm.pixels_y)?;
+        positive("input_slm.pitch_m", self.input_slm.pitch_m)?;
+        positive("lens1.focal_length_m", self.lens1.focal_length_m)?;
+        positive("lens2.focal_length_m", self.lens2.focal_length_m)?;
+        if let Some(p) = self.filter_slm.pixels_x {
+            even_pixels("filter_slm.pixels_x", p)?;
+        }
+        if let Some(p) = self.filter_slm.pixels_y {
+            even_pixels("filter_slm.pixels_y", p)?;
+        }
+        if let Some(p) = self.filter_slm.pitch_m {
+            positive("filter_slm.pitch_m", p)?;
+        }
+        if let Some(r) = self.pupil.radius_m {
+            positive("pupil.radius_m", r)?;
+        }
+        if let Some(r) = self.pupil.aberration_radius_m {
+            positive("pupil.aberration_radius_m", r)?;
+        }
+        for (k, c) in self.pupil.zernike_waves.terms() {
+            finite(&format!("pupil.zernike_waves.{k}"), c)?;
+        }
+        let m = &self.misalignment;
+        finite("misalignment.filter_shift_x_m", m.filter_shift_x_m)?;
+        finite("misalignment.filter_shift_y_m", m.filter_shift_y_m)?;
+        finite("misalignment.input_defocus_m", m.input_defocus_m)?;
+        finite("misalignment.output_defocus_m", m.output_defocus_m)?;
+        Ok(())
+    }
+}
+
+/// Per-axis resampling of the filter SLM onto the Fourier grid: for every Fourier
+/// sample, the filter pixels its cell overlaps and the overlapping fraction.
+#[derive(Debug, Clone)]
+struct AxisResampling {
+    weights: Vec<Vec<(usize, f64)>>,
+}
+
+impl AxisResampling {
+    /// Fourier samples `k` at `(k − n/2)·du` with cells of width `du`; filter pixels
+    /// `j` centred at `(j − nf/2)·pf + shift` with width `pf` (100 % fill).
+    fn new(n: usize, du: f64, nf: usize, pf: f64, shift: f64) -> Self {
+        let weights = (0..n)
+            .map(|k| {
+                let u = (k as f64 - (n / 2) as f64) * du;
+                let (lo, hi) = (u - du / 2.0, u + du / 2.0);
+                // Pixel index whose centre is nearest to `lo`, then walk right.
+                let j_lo = (((lo - shift) / pf) + (nf / 2) as f64 - 0.5).floor().max(0.0) as usize;
+                let mut w = Vec::new();
+                for j in j_lo..nf {
+                    let c = (j as f64 - (nf / 2) as f64) * pf + shift;
+                    let (plo, phi) = (c - pf / 2.0, c + pf / 2.0);
+                    if plo >= hi {
+                        break;
+                    }
+                    let overlap = (hi.min(phi) - lo.max(plo)) / du;
+                    if overlap > 1e-12 {
+                        w.push((j, overlap));
+                    }
+                }
+                w
+            })
+            .collect();
+        Self { weights }
+    }
+}
+
+/// A filter programmed on the machine: the Fourier-plane transmission in the
+/// executor's layout and the factor that turns the detected field back into the
+/// convolution it encodes.
+#[derive(Debug, Clone)]
+pub struct Mask {
+    /// Transmission in FFT order, transposed (`nx × ny`), times `−(f1/f2)/(ny·nx)`.
+    transposed: Vec<C64>,
+    /// `−(f2/f1)·gain`: the convolution is `Re(output · readout)`.
+    readout: C64,
+    /// `max|H|` of the kernel's transfer function, divided out so that the filter
+    /// is passive (`|t| ≤ 1`).
+    gain: f64,
+}
+
+impl Mask {
+    /// `max|H|`, the factor divided out of the kernel's transfer function so that
+    /// the programmed filter is passive.
+    pub fn gain(&self) -> f64 {
+        self.gain
+    }
+}
+
+/// Working memory of [`FourF::run_frame`]; after a frame it holds the output field.
+#[derive(Debug, Clone)]
+pub struct FrameScratch {
+    a: Vec<C64>,
+    fft: Fft2Scratch,
+}
+
+/// A planned 4f machine.
+#[derive(Debug, Clone)]
+pub struct FourF {
+    config: MachineConfig,
+    shape: (usize, usize),
+    input_pitch_m: [f64; 2],
+    fourier_pitch_m: [f64; 2],
+    output_pitch_m: [f64; 2],
+    fft: Fft2,
+    /// The filter SLM: `(ny, nx)` pixels and pitch.
+    filter_shape: (usize, usize),
+    filter_pitch_m: f64,
+    /// `None` when the filter pixels coincide with the Fourier samples.
+    resampling: Option<[AxisResampling; 2]>,
+    /// Pupil × aberrations × defocus in FFT order, transposed, times the frame
+    /// scale `−(f1/f2)/(ny·nx)`.
+    envelope_t: Vec<C64>,
+}
+
+impl FourF {
+    /// Validates `config` and plans the machine.
+    pub fn new(config: MachineConfig) -> Result<Self, SimError> {
+        config.validate()?;
+        let shape = (config.input_slm.pixels_y, config.input_slm.pixels_x);
+        let (ny, nx) = shape;
+        let wl = config.wavelength_m;
+        let (f1, f2) = (config.lens1.focal_length_m, config.lens2.focal_length_m);
+        let dx = config.input_slm.pitch_m;
+        let input_pitch_m = [dx, dx];
+        let fourier = fourier_pitch_m(shape, input_pitch_m, wl, f1);
+        let output_pitch_m = [dx * f2 / f1, dx * f2 / f1];
+        let filter_shape = (
+            config.filter_slm.pixels_y.unwrap_or(ny),
+            config.filter_slm.pixels_x.unwrap_or(nx),
+        );
+        // A non-square input grid has different Fourier pitches per axis; an unset
+        // filter pitch matches the x axis.
+        let filter_pitch_m = config.filter_slm.pitch_m.unwrap_or(fourier[1]);
+        let m = &config.misalignment;
+        let exact = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b;
+        let matched = filter_shape == shape
+            && exact(filter_pitch_m, fourier[0])
+            && exact(filter_pitch_m, fourier[1])
+            && m.filter_shift_x_m == 0.0
+            && m.filter_shift_y_m == 0.0;
+        let resampling = (!matched).then(|| {
+            [
+                AxisResampling::new(ny, fourier[0], filter_shape.0, filter_pitch_m, m.filter_shift_y_m),
+                AxisResampling::new(nx, fourier[1], filter_shape.1, filter_pitch_m, m.filter_shift_x_m),
+            ]
+        });
+        let mut fourf = FourF {
+            shape,
+            input_pitch_m,
+            fourier_pitch_m: fourier,
+            output_pitch_m,
+            fft: Fft2::new(ny, nx),
+            filter_shape,
+            filter_pitch_m,
+            resampling,
+            envelope_t: Vec::new(),
+            config,
+        };
+        fourf.envelope_t = fourf.build_envelope();
+        Ok(fourf)
+    }
+
+    /// The configuration this machine was planned from.
+    pub fn config(&self) -> &MachineConfig {
+        &self.config
+    }
+
+    /// Frame shape `(ny, nx)` in SLM pixels (= simulation samples).
+    pub fn frame_shape(&self) -> (usize, usize) {
+        self.shape
+    }
+
+    /// Input-plane sample pitch `[y, x]`, metres.
+    pub fn input_pitch_m(&self) -> [f64; 2] {
+        self.input_pitch_m
+    }
+
+    /// Fourier-plane sample pitch `[y, x]`, `λf1/(NΔx)`, metres.
+    pub fn fourier_pitch_m(&self) -> [f64; 2] {
+        self.fourier_pitch_m
+    }
+
+    /// Output-plane sample pitch `[y, x]`, `Δx·f2/f1`, metres.
+    pub fn output_pitch_m(&self) -> [f64; 2] {
+        self.output_pitch_m
+    }
+
+    /// Filter SLM shape `(ny, nx)` and pitch in metres.
+    pub fn filter_slm(&self) -> ((usize, usize), f64) {
+        (self.filter_shape, self.filter_pitch_m)
+    }
+
+    /// True when the filter SLM pixels coincide with the Fourier samples.
+    pub fn filter_matched(&self) -> bool {
+        self.resampling.is_none()
+    }
+
+    fn frame_scale(&self) -> f64 {
+        -(self.config.lens1.focal_length_m / self.config.lens2.focal_length_m)
+            / (self.shape.0 * self.shape.1) as f64
+    }
+
+    /// Fourier-plane sample position `[y, x]` in metres of FFT-order index `(ky, kx)`.
+    fn fourier_position_m(&self, ky: usize, kx: usize) -> (f64, f64) {
+        let (ny, nx) = self.shape;
+        let signed = |k: usize, n: usize| if k < n / 2 { k as f64 } else { k as f64 - n as f64 };
+        (
+            signed(ky, ny) * self.fourier_pitch_m[0],
+            signed(kx, nx) * self.fourier_pitch_m[1],
+        )
+    }
+
+    /// Pupil, aberrations and defocus, in the executor's layout.
+    fn build_envelope(&self) -> Vec<C64> {
+        let (ny, nx) = self.shape;
+        let c = &self.config;
+        let wl = c.wavelength_m;
+        let (f1, f2) = (c.lens1.focal_length_m, c.lens2.focal_length_m);
+        let [duy, dux] = self.fourier_pitch_m;
+        let half_window = 0.5 * (ny as f64 * duy).min(nx as f64 * dux);
+        let ab_radius = c.pupil.aberration_radius_m.or(c.pupil.radius_m).unwrap_or(half_window);
+        let z_in = c.misalignment.input_defocus_m;
+        let z_out = c.misalignment.output_defocus_m;
+        let ext_in = [ny as f64 * self.input_pitch_m[0], nx as f64 * self.input_pitch_m[1]];
+        let ext_out = [ny as f64 * self.output_pitch_m[0], nx as f64 * self.output_pitch_m[1]];
+        let lim_in = band_limit(ext_in, wl, z_in);
+        let lim_out = band_limit(ext_out, wl, z_out);
+        let zern = c.pupil.zernike_waves;
+        let scale = self.frame_scale();
+        let mut out = vec![C64::new(0.0, 0.0); ny * nx];
+        for kx in 0..nx {
+            for ky in 0..ny {
+                let (uy, ux) = self.fourier_position_m(ky, kx);
+                let mut t = C64::new(scale, 0.0);
+                if let Some(r) = c.pupil.radius_m {
+                    t *= circle_coverage(uy, ux, duy, dux, r);
+                }
+                if !zern.is_zero() {
+                    let w = zern.wavefront_waves(ux / ab_radius, uy / ab_radius);
+                    t *= C64::from_polar(1.0, 2.0 * std::f64::consts::PI * w);
+                }
+                if z_in != 0.0 {
+                    t *= transfer(uy / (wl * f1), ux / (wl * f1), wl, z_in, lim_in);
+                }
+                if z_out != 0.0 {
+                    t *= transfer(uy / (wl * f2), ux / (wl * f2), wl, z_out, lim_out);
+                }
+                out[kx * ny + ky] = t;
+            }
+        }
+        out
+    }
+
+    /// Programs the filter for the kernel plane `kernel` (frame-sized, FFT order:
+    /// a kernel placed at index `(0, 0)` convolves without shifting).
+    ///
+    /// The controller computes the kernel's transfer function at the centre of every
+    /// filter pixel, scales it to be passive, and the filter's pixels are resampled
+    /// onto the Fourier grid (exact when matched; an area-weighted overlap of
+    /// shifted or differently pitched pixels otherwise).
+    ///
+    /// # Panics
+    /// If `kernel` is not frame-sized.
+    pub fn program(&self, kernel: ArrayView2<f64>) -> Mask {
+        let (ny, nx) = self.shape;
+        assert_eq!(kernel.dim(), self.shape, "FourF::program: kernel plane must be frame-sized");
+        let mut t = vec![C64::new(0.0, 0.0); ny * nx];
+        let gain;
+        match &self.resampling {
+            None => {
+                // Matched filter: the transfer function at the Fourier samples is the DFT.
+                let mut h: Vec<C64> = kernel.iter().map(|&v| C64::new(v, 0.0)).collect();
+                let mut scratch = self.fft.make_scratch(true);
+                self.fft.row_pass(&mut h, true, FftDirection::Forward, &mut scratch, |_, _| {}, |_, _| {});
+                transpose(&h, &mut t, ny, nx, true);
+                self.fft.row_pass(&mut t, false, FftDirection::Forward, &mut scratch, |_, _| {}, |_, _| {});
+                gain = passive_gain(&t);
+                t.iter_mut().for_each(|v| *v /= gain);
+            }
+            Some([ry, rx]) => {
+                let h = self.filter_transfer(kernel);
+                gain = passive_gain(h.as_slice().expect("standard layout"));
+                let (hy, hx) = (ny / 2, nx / 2);
+                for ky in 0..ny {
+                    // Physical Fourier index of FFT-order `ky` is `(ky + n/2) % n`.
+                    let wy = &ry.weights[(ky + hy) % ny];
+                    for kx in 0..nx {
+                        let wx = &rx.weights[(kx + hx) % nx];
+                        let mut acc = C64::new(0.0, 0.0);
+                        for &(jy, a) in wy {
+                            for &(jx, b) in wx {
+                                acc += h[[jy, jx]] * (a * b);
+                            }
+                        }
+                        t[kx * ny + ky] = acc / gain;
+                    }
+                }
+            }
+        }
+        t.iter_mut().zip(&self.envelope_t).for_each(|(v, e)| *v *= e);
+        let (f1, f2) = (self.config.lens1.focal_length_m, self.config.lens2.focal_length_m);
+        Mask {
+            transposed: t,
+            readout: C64::new(-(f2 / f1) * gain, 0.0),
+            gain,
+        }
+    }
+
+    /// The kernel's transfer function at the filter pixel centres (physical order),
+    /// `H(ν) = Σ κ[m] exp(−i2π ν·x_m)` with `ν = (j − nf/2)·pf/(λf1)`, evaluated
+    /// separably over the rows and columns the kernel occupies.
+    fn filter_transfer(&self, kernel: ArrayView2<f64>) -> Array2<C64> {
+        let (ny, nx) = self.shape;
+        let (fy, fx) = self.filter_shape;
+        let wl_f = self.config.wavelength_m * self.config.lens1.focal_length_m;
+        let pf = self.filter_pitch_m;
+        let signed = |m: usize, n: usize| if m < n / 2 { m as f64 } else { m as f64 - n as f64 };
+        let rows: Vec<usize> = (0..ny).filter(|&r| kernel.row(r).iter().any(|&v| v != 0.0)).collect();
+        let cols: Vec<usize> = (0..nx).filter(|&c| kernel.column(c).iter().any(|&v| v != 0.0)).collect();
+        let two_pi = 2.0 * std::f64::consts::PI;
+        // Step 1: along x, for every occupied row: T[r][jx].
+        let nu_x: Vec<f64> = (0..fx).map(|j| (j as f64 - (fx / 2) as f64) * pf / wl_f).collect();
+        let nu_y: Vec<f64> = (0..fy).map(|j| (j as f64 - (fy / 2) as f64) * pf / wl_f).collect();
+        let dx = self.input_pitch_m[1];
+        let dy = self.input_pitch_m[0];
+        let t: Vec<Vec<C64>> = rows
+            .iter()
+            .map(|&r| {
+                nu_x.iter()
+                    .map(|&nu| {
+                        cols.iter()
+                            .map(|&c| kernel[[r, c]] * C64::from_polar(1.0, -two_pi * nu * signed(c, nx) * dx))
+                            .sum()
+                    })
+                    .collect()
+            })
+            .collect();
+        Array2::from_shape_fn((fy, fx), |(jy, jx)| {
+            rows.iter()
+                .zip(&t)
+                .map(|(&r, tr)| tr[jx] * C64::from_polar(1.0, -two_pi * nu_y[jy] * signed(r, ny) * dy))
+                .sum()
+        })
+    }
+
+    /// Scratch for [`FourF::run_frame`]; `parallel` spreads each frame over rayon
+    /// (for large frames), otherwise a frame runs on the calling thread (for callers
+    /// that run many small frames in parallel).
+    pub fn make_scratch(&self, parallel: bool) -> FrameScratch {
+        FrameScratch {
+            a: vec![C64::new(0.0, 0.0); self.shape.0 * self.shape.1],
+            fft: self.fft.make_scratch(parallel),
+        }
+    }
+
+    /// Executes one frame: `input` is the input-plane field (physical order, frame
+    /// sized, row-major), `mask` the programmed filter. The output field stays in
+    /// `scratch`; read it with [`FrameScratch::conv_value`] or
+    /// [`FourF::output_field`].
+    ///
+    /// # Panics
+    /// If `input` is not frame-sized.
+    pub fn run_frame(&self, input: &[C64], mask: &Mask, scratch: &mut FrameScratch) {
+        let (ny, nx) = self.shape;
+        assert_eq!(input.len(), ny * nx, "FourF::run_frame: input must be {ny}×{nx}");
+        let (hy, hx) = (ny / 2, nx / 2);
+        let fwd = FftDirection::Forward;
+        // Lens 1, row pass: load each row already shifted into FFT order.
+        self.fft.row_pass(
+            &mut scratch.a,
+            true,
+            fwd,
+            &mut scratch.fft,
+            |r, row| {
+                let src = &input[((r + hy) % ny) * nx..][..nx];
+                row[..nx - hx].copy_from_slice(&src[hx..]);
+                row[nx - hx..].copy_from_slice(&src[..hx]);
+            },
+            |_, _| {},
+        );
+        let mut b = std::mem::take(&mut scratch.fft.transposed);
+        let parallel = scratch.fft.chunks() > 1;
+        transpose(&scratch.a, &mut b, ny, nx, parallel);
+        // Lens 1 column pass, the Fourier-plane mask, lens 2 column pass.
+        let col = self.fft.plan_1d(false, fwd);
+        self.fft.row_pass_with(&mut b, false, &mut scratch.fft, |c, row, s| {
+            col.process_with_scratch(row, s);
+            row.iter_mut().zip(&mask.transposed[c * ny..(c + 1) * ny]).for_each(|(v, m)| *v *= m);
+            col.process_with_scratch(row, s);
+        });
+        transpose(&b, &mut scratch.a, nx, ny, parallel);
+        scratch.fft.transposed = b;
+        // Lens 2 row pass; the output stays in FFT order.
+        self.fft.row_pass(&mut scratch.a, true, fwd, &mut scratch.fft, |_, _| {}, |_, _| {});
+    }
+
+    /// The output field of the last frame run in `scratch`, in physical order with
+    /// the output pitch (point-reflected, as the optics leave it).
+    pub fn output_field(&self, scratch: &FrameScratch) -> Field {
+        let (ny, nx) = self.shape;
+        let (hy, hx) = (ny / 2, nx / 2);
+        let data = Array2::from_shape_fn(self.shape, |(m, n)| scratch.a[((m + hy) % ny) * nx + (n + hx) % nx]);
+        Field::new(data, self.output_pitch_m, self.config.wavelength_m)
+    }
+
+    /// The physical Fourier-plane transmission of `mask` (centred, as the light
+    /// sees it: programmed filter × pupil × aberrations × defocus).
+    pub fn transmission(&self, mask: &Mask) -> Array2<C64> {
+        let (ny, nx) = self.shape;
+        let (hy, hx) = (ny / 2, nx / 2);
+        let s = self.frame_scale();
+        Array2::from_shape_fn(self.shape, |(m, n)| mask.transposed[((n + hx) % nx) * ny + (m + hy) % ny] / s)
+    }
+
+    /// The planes of one frame by the plain physical path (lens transform, mask,
+    /// lens transform): `[input, Fourier plane before the mask, after the mask,
+    /// output]`. Slower than [`FourF::run_frame`]; used for pictures and as its
+    /// independent check.
+    pub fn trace_planes(&self, input: &Field, mask: &Mask) -> [Field; 4] {
+        let mut scratch = self.fft.make_scratch(true);
+        let (f1, f2) = (self.config.lens1.focal_length_m, self.config.lens2.focal_length_m);
+        let before = lens_transform(input, f1, &self.fft, &mut scratch);
+        let mut after = before.clone();
+        after.data *= &self.transmission(mask);
+        let mut output = lens_transform(&after, f2, &self.fft, &mut scratch);
+        // The Fourier pitch is λf1/(NΔx); after lens 2 it is λf2/(N·λf1/(NΔx)) = Δx·f2/f1.
+        output.pitch_m = self.output_pitch_m;
+        [input.clone(), before, after, output]
+    }
+}
+
+impl FrameScratch {
+    /// The convolution value at index `(ny_, nx_)` of the input-plane grid (the
+    /// sum over the input plane of `input[p]·kernel[n − p]`, circular over the
+    /// frame), read from the point-reflected output and scaled back by the mask's
+    /// gain: `Re(E_out[−n] · readout)`.
+    #[inline]
+    pub fn conv_value(&self, machine: &FourF, mask: &Mask, n_y: usize, n_x: usize) -> f64 {
+        let (ny, nx) = machine.shape;
+        let iy = (ny / 2 + ny - n_y % ny) % ny;
+        let ix = (nx / 2 + nx - n_x % nx) % nx;
+        (self.a[iy * nx + ix] * mask.readout).re
+    }
+}
+
+/// `max|H|`, or 1 for an all-zero transfer function.
+fn passive_gain(h: &[C64]) -> f64 {
+    let g = h.iter().map(|v| v.norm()).fold(0.0, f64::max);
+    if g > 0.0 {
+        g
+    } else {
+        1.0
+    }
+}

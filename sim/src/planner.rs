@@ -1,0 +1,581 @@
+//! Packs convolution jobs into frames of the machine, executes them and unpacks
+//! the outputs.
+//!
+//! Every job is reduced to *tiles*: pieces whose full convolution with a partner
+//! lands in the frame without touching any other tile's kept outputs. Two layouts:
+//!
+//! - **Input tiling** (the ConvShareViT case): jobs that use the same (effective)
+//!   kernel put blocks of their inputs side by side on the input SLM; one filter,
+//!   programmed once, convolves them all. An input larger than a frame is split
+//!   into overlap-save blocks.
+//! - **Kernel tiling**: jobs that share one input and use different kernels lay the
+//!   kernels side by side in the kernel plane (the filter is the transfer function of
+//!   the composite); each output lands at its kernel's offset.
+//!
+//! ## Guard bands
+//! Along an axis, a tile of `t` samples convolved with a partner of `s` samples
+//! spreads over `l = t + s − 1` samples, of which the job keeps the window
+//! `[a, b)` (`full`: `[0, l)`, `same`: `[⌊(s−1)/2⌋, …+t)`, `valid`: `[s−1, t)`). Tile
+//! `j` placed after tile `i` is untouched when `p_j − p_i ≥ max(l_i − a_j, b_i)`,
+//! which for equal tiles is a guard of `s − 1` zeros in `full` mode, `⌈(s−1)/2⌉` in
+//! `same` and none in `valid`. The frame is periodic, so the last tile keeps the
+//! same distance to the first one across the edge. A fixed guard
+//! ([`PlannerConfig::guard`]) overrides the rule (to show what leaks).
+
+use std::collections::HashMap;
+
+use ndarray::{s, Array2};
+use num_complex::Complex64 as C64;
+use rayon::prelude::*;
+
+use crate::conv::{ConvJob, Mode};
+use crate::error::SimError;
+use crate::machine::{FourF, Mask};
+
+/// Frames at or below this many samples run in parallel with each other rather
+/// than each being split over threads.
+const SMALL_FRAME: usize = 256 * 256;
+
+/// How the planner packs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannerConfig {
+    /// Zeros between neighbouring tiles; `None` (default): the minimum that keeps
+    /// the kept outputs exact (see the module docs).
+    pub guard: Option<usize>,
+    /// Lay out several kernels for one shared input when jobs allow (default true).
+    pub kernel_tiling: bool,
+}
+
+impl Default for PlannerConfig {
+    fn default() -> Self {
+        Self {
+            guard: None,
+            kernel_tiling: true,
+        }
+    }
+}
+
+/// Builds [`Plan`]s for one frame shape.
+#[derive(Debug, Clone)]
+pub struct Planner {
+    frame: (usize, usize),
+    config: PlannerConfig,
+}
+
+/// How a frame is laid out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Layout {
+    /// Input blocks tiled on the input SLM, one shared kernel (index into
+    /// [`Plan::kernels`]).
+    InputTiling {
+        /// The shared effective kernel.
+        kernel: usize,
+    },
+    /// Kernels tiled in the kernel plane, one shared input (that of `input_job`).
+    KernelTiling {
+        /// A job whose input every tile shares.
+        input_job: usize,
+    },
+}
+
+/// Extent of a tile along one axis.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Span {
+    /// Samples of the tiled operand.
+    t: usize,
+    /// Samples of its full convolution with the partner.
+    l: usize,
+    /// Kept window `[a, b)` relative to the tile's origin.
+    a: usize,
+    b: usize,
+}
+
+/// One tile of a frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tile {
+    /// The job it computes (part of).
+    pub job: usize,
+    /// For input tiling, the first row and column of the job's input block; for
+    /// kernel tiling `[0, 0]` (the whole kernel).
+    pub src: [usize; 2],
+    /// Where the tile's origin sits in the frame `[y, x]`.
+    pub pos: [usize; 2],
+    /// Where its kept window goes in the job's output `[y, x]`.
+    pub out: [usize; 2],
+    span: [Span; 2],
+}
+
+impl Tile {
+    /// Size `[y, x]` of the tiled operand.
+    pub fn size(&self) -> [usize; 2] {
+        [self.span[0].t, self.span[1].t]
+    }
+    /// Size `[y, x]` of the kept window.
+    pub fn kept(&self) -> [usize; 2] {
+        [self.span[0].b - self.span[0].a, self.span[1].b - self.span[1].a]
+    }
+}
+
+/// One frame: its layout and tiles.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FramePlan {
+    /// Layout.
+    pub layout: Layout,
+    /// Tiles.
+    pub tiles: Vec<Tile>,
+}
+
+/// A packing of jobs into frames; execute it with the same jobs it was planned for.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    frame: (usize, usize),
+    /// The frames, grouped by shared kernel.
+    pub frames: Vec<FramePlan>,
+    /// Effective kernels shared by input-tiled frames.
+    pub kernels: Vec<Array2<f64>>,
+    /// Output shape of every job.
+    pub output_shapes: Vec<(usize, usize)>,
+    job_shapes: Vec<((usize, usize), (usize, usize))>,
+}
+
+/// What a plan costs and how full its frames are.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct PlanStats {
+    /// Frames (each one SLM frame of the machine).
+    pub frames: usize,
+    /// Tiles over all frames.
+    pub tiles: usize,
+    /// Distinct filters programmed.
+    pub filters: usize,
+    /// Input samples carried, divided by frame samples × frames.
+    pub utilisation: f64,
+}
+
+fn spacing(i: &Span, j: &Span, guard: Option<usize>) -> usize {
+    match guard {
+        Some(g) => i.t + g,
+        None => (i.l - j.a).max(i.b),
+    }
+}
+
+impl Planner {
+    /// A planner for frames of `frame` samples `(ny, nx)`.
+    pub fn new(frame: (usize, usize), config: PlannerConfig) -> Self {
+        Self { frame, config }
+    }
+
+    /// Packs `jobs`.
+    ///
+    /// Errors name the job: an empty array, a non-finite sample, a kernel larger than
+    /// the frame, a `valid` job whose input is smaller than its kernel, or a fixed
+    /// guard too wide for a tile to fit.
+    pub fn plan(&self, jobs: &[ConvJob]) -> Result<Plan, SimError> {
+        let (ny, nx) = self.frame;
+        for (i, j) in jobs.iter().enumerate() {
+            check_array(i, "input", &j.input)?;
+            check_array(i, "kernel", &j.kernel)?;
+            let (k, n) = (j.kernel.dim(), j.input.dim());
+            if k.0 > ny || k.1 > nx {
+                return Err(SimError::KernelTooLarge {
+                    job: i,
+                    kernel: k,
+                    frame: self.frame,
+                });
+            }
+            if j.mode == Mode::Valid && (n.0 < k.0 || n.1 < k.1) {
+                return Err(SimError::InputSmallerThanKernel {
+                    job: i,
+                    input: n,
+                    kernel: k,
+                });
+            }
+        }
+        let eff: Vec<Array2<f64>> = jobs.iter().map(|j| j.effective_kernel()).collect();
+        // Group by effective kernel.
+        let mut by_kernel: HashMap<(usize, usize, Vec<u64>), Vec<usize>> = HashMap::new();
+        let mut kernel_order = Vec::new();
+        for (i, k) in eff.iter().enumerate() {
+            let key = (k.nrows(), k.ncols(), k.iter().map(|v| v.to_bits()).collect());
+            let e = by_kernel.entry(key).or_default();
+            if e.is_empty() {
+                kernel_order.push(i);
+            }
+            e.push(i);
+        }
+        let mut kernel_groups: Vec<Vec<usize>> = Vec::new();
+        let mut singles = Vec::new();
+        for first in kernel_order {
+            let key = (eff[first].nrows(), eff[first].ncols(), eff[first].iter().map(|v| v.to_bits()).collect());
+            let g = by_kernel.remove(&key).expect("grouped");
+            if g.len() > 1 || !self.config.kernel_tiling {
+                kernel_groups.push(g);
+            } else {
+                singles.push(first);
+            }
+        }
+        // Jobs alone with their kernel: group those sharing an input for kernel tiling.
+        let mut by_input: HashMap<(usize, usize, Vec<u64>), Vec<usize>> = HashMap::new();
+        let mut input_order = Vec::new();
+        for &i in &singles {
+            let x = &jobs[i].input;
+            let key = (x.nrows(), x.ncols(), x.iter().map(|v| v.to_bits()).collect());
+            let e = by_input.entry(key).or_default();
+            if e.is_empty() {
+                input_order.push(i);
+            }
+            e.push(i);
+        }
+        let mut input_groups = Vec::new();
+        for first in input_order {
+            let x = &jobs[first].input;
+            let key = (x.nrows(), x.ncols(), x.iter().map(|v| v.to_bits()).collect());
+            let g = by_input.remove(&key).expect("grouped");
+            let (fits, rest): (Vec<usize>, Vec<usize>) = g.into_iter().partition(|&i| self.kernel_tile_fits(&jobs[i]));
+            if fits.len() > 1 {
+                input_groups.push(fits);
+            } else {
+                kernel_groups.extend(fits.into_iter().map(|i| vec![i]));
+            }
+            kernel_groups.extend(rest.into_iter().map(|i| vec![i]));
+        }
+
+        let mut plan = Plan {
+            frame: self.frame,
+            frames: Vec::new(),
+            kernels: Vec::new(),
+            output_shapes: jobs.iter().map(|j| j.output_shape()).collect(),
+            job_shapes: jobs.iter().map(|j| (j.input.dim(), j.kernel.dim())).collect(),
+        };
+        kernel_groups.sort_by_key(|g| g[0]);
+        for group in kernel_groups {
+            let kernel = plan.kernels.len();
+            plan.kernels.push(eff[group[0]].clone());
+            let tiles: Vec<Tile> = group.iter().flat_map(|&i| self.input_pieces(i, &jobs[i])).collect();
+            for tiles in self.pack(tiles)? {
+                plan.frames.push(FramePlan {
+                    layout: Layout::InputTiling { kernel },
+                    tiles,
+                });
+            }
+        }
+        for group in input_groups {
+            let tiles: Vec<Tile> = group.iter().map(|&i| kernel_tile(i, &jobs[i])).collect();
+            for tiles in self.pack(tiles)? {
+                plan.frames.push(FramePlan {
+                    layout: Layout::KernelTiling { input_job: group[0] },
+                    tiles,
+                });
+            }
+        }
+        Ok(plan)
+    }
+
+    fn kernel_tile_fits(&self, job: &ConvJob) -> bool {
+        let t = kernel_tile(0, job);
+        let frame = [self.frame.0, self.frame.1];
+        (0..2).all(|ax| spacing(&t.span[ax], &t.span[ax], self.config.guard) <= frame[ax])
+    }
+
+    /// Overlap-save blocks of a job's input, each small enough for a frame.
+    fn input_pieces(&self, index: usize, job: &ConvJob) -> Vec<Tile> {
+        let frame = [self.frame.0, self.frame.1];
+        let (n, k) = (job.input.dim(), job.kernel.dim());
+        let (n, k) = ([n.0, n.1], [k.0, k.1]);
+        let axis_pieces = |ax: usize| -> Vec<(usize, Span, usize)> {
+            let (w0, w1) = job.mode.window(n[ax], k[ax]);
+            let c_max = frame[ax] - k[ax] + 1;
+            (w0..w1)
+                .step_by(c_max)
+                .map(|o0| {
+                    let o1 = (o0 + c_max).min(w1);
+                    let i0 = o0.saturating_sub(k[ax] - 1);
+                    let i1 = o1.min(n[ax]);
+                    let t = i1 - i0;
+                    let span = Span {
+                        t,
+                        l: t + k[ax] - 1,
+                        a: o0 - i0,
+                        b: o1 - i0,
+                    };
+                    (i0, span, o0 - w0)
+                })
+                .collect()
+        };
+        let (ys, xs) = (axis_pieces(0), axis_pieces(1));
+        let mut tiles = Vec::with_capacity(ys.len() * xs.len());
+        for &(iy, sy, oy) in &ys {
+            for &(ix, sx, ox) in &xs {
+                tiles.push(Tile {
+                    job: index,
+                    src: [iy, ix],
+                    pos: [0, 0],
+                    out: [oy, ox],
+                    span: [sy, sx],
+                });
+            }
+        }
+        tiles
+    }
+
+    /// Shelf packing: tiles sorted by height, rows of tiles left to right, shelves
+    /// top to bottom, a new frame when the next shelf does not fit.
+    fn pack(&self, mut tiles: Vec<Tile>) -> Result<Vec<Vec<Tile>>, SimError> {
+        let g = self.config.guard;
+        let (ny, nx) = self.frame;
+        tiles.sort_by(|p, q| q.span[0].l.cmp(&p.span[0].l).then(q.span[1].l.cmp(&p.span[1].l)));
+        let a_min_y = tiles.iter().map(|t| t.span[0].a).min().unwrap_or(0);
+        let extent_y = |t: &Tile| match g {
+            Some(g) => t.span[0].t + g,
+            None => (t.span[0].l - a_min_y).max(t.span[0].b),
+        };
+        let mut frames: Vec<Vec<Tile>> = Vec::new();
+        let mut cur: Vec<Tile> = Vec::new();
+        // Current shelf: its top, its height so far, index of its first tile in `cur`.
+        let (mut shelf_y, mut shelf_h, mut shelf_first) = (0usize, 0usize, 0usize);
+        for mut tile in tiles {
+            let ey = extent_y(&tile);
+            let self_x = spacing(&tile.span[1], &tile.span[1], g);
+            if ey > ny || self_x > nx {
+                return Err(SimError::invalid(
+                    "guard",
+                    g.map_or("auto".to_string(), |g| g.to_string()),
+                    format!(
+                        "a tile of {:?} samples with this guard needs {}×{} samples, more than the {}×{} frame",
+                        tile.size(),
+                        ey,
+                        self_x,
+                        ny,
+                        nx
+                    ),
+                ));
+            }
+            // Try the current shelf.
+            if cur.len() > shelf_first {
+                let last = &cur[cur.len() - 1];
+                let first = &cur[shelf_first];
+                let x = last.pos[1] + spacing(&last.span[1], &tile.span[1], g);
+                let wraps = x + spacing(&tile.span[1], &first.span[1], g) <= nx;
+                if wraps && shelf_y + shelf_h.max(ey) <= ny {
+                    tile.pos = [shelf_y, x];
+                    shelf_h = shelf_h.max(ey);
+                    cur.push(tile);
+                    continue;
+                }
+                // A new shelf below.
+                shelf_y += shelf_h;
+                shelf_first = cur.len();
+            }
+            if shelf_y + ey > ny {
+                frames.push(std::mem::take(&mut cur));
+                shelf_y = 0;
+                shelf_first = 0;
+            }
+            tile.pos = [shelf_y, 0];
+            shelf_h = ey;
+            cur.push(tile);
+        }
+        if !cur.is_empty() {
+            frames.push(cur);
+        }
+        Ok(frames)
+    }
+}
+
+fn kernel_tile(index: usize, job: &ConvJob) -> Tile {
+    let (n, k) = (job.input.dim(), job.kernel.dim());
+    let span = |n: usize, k: usize| {
+        let (a, b) = job.mode.window(n, k);
+        Span { t: k, l: n + k - 1, a, b }
+    };
+    Tile {
+        job: index,
+        src: [0, 0],
+        pos: [0, 0],
+        out: [0, 0],
+        span: [span(n.0, k.0), span(n.1, k.1)],
+    }
+}
+
+fn check_array(job: usize, what: &'static str, a: &ndarray::ArrayView2<f64>) -> Result<(), SimError> {
+    if a.is_empty() {
+        return Err(SimError::Empty {
+            job,
+            what,
+            shape: a.dim(),
+        });
+    }
+    if let Some((index, &value)) = a.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(SimError::NotFinite { job, what, value, index });
+    }
+    Ok(())
+}
+
+impl Plan {
+    /// Number of frames.
+    pub fn frame_count(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Frame shape the plan was made for.
+    pub fn frame_shape(&self) -> (usize, usize) {
+        self.frame
+    }
+
+    /// Counts and fill factor.
+    pub fn stats(&self) -> PlanStats {
+        let tiles = self.frames.iter().map(|f| f.tiles.len()).sum();
+        let filters = self.kernels.len()
+            + self
+                .frames
+                .iter()
+                .filter(|f| matches!(f.layout, Layout::KernelTiling { .. }))
+                .count();
+        let carried: usize = self
+            .frames
+            .iter()
+            .map(|f| match f.layout {
+                Layout::InputTiling { .. } => f.tiles.iter().map(|t| t.size()[0] * t.size()[1]).sum(),
+                Layout::KernelTiling { input_job } => {
+                    let (n, _) = self.job_shapes[input_job];
+                    n.0 * n.1
+                }
+            })
+            .sum();
+        let area = (self.frame.0 * self.frame.1 * self.frames.len()).max(1);
+        PlanStats {
+            frames: self.frames.len(),
+            tiles,
+            filters,
+            utilisation: carried as f64 / area as f64,
+        }
+    }
+
+    fn check_jobs(&self, jobs: &[ConvJob]) {
+        assert_eq!(jobs.len(), self.job_shapes.len(), "Plan: executed with a different number of jobs");
+        for (i, j) in jobs.iter().enumerate() {
+            assert_eq!(
+                (j.input.dim(), j.kernel.dim()),
+                self.job_shapes[i],
+                "Plan: job {i} differs from the one planned"
+            );
+        }
+    }
+
+    /// The input plane (physical order) and kernel plane (FFT order) of frame
+    /// `index`.
+    ///
+    /// # Panics
+    /// If `jobs` are not the ones planned or `index` is out of range.
+    pub fn frame_planes(&self, index: usize, jobs: &[ConvJob]) -> (Array2<C64>, Array2<f64>) {
+        self.check_jobs(jobs);
+        let frame = &self.frames[index];
+        let mut input = Array2::<C64>::zeros(self.frame);
+        let mut kernel = Array2::<f64>::zeros(self.frame);
+        match frame.layout {
+            Layout::InputTiling { kernel: k } => {
+                let kk = &self.kernels[k];
+                kernel.slice_mut(s![..kk.nrows(), ..kk.ncols()]).assign(kk);
+                for t in &frame.tiles {
+                    let [h, w] = t.size();
+                    let src = jobs[t.job].input.slice(s![t.src[0]..t.src[0] + h, t.src[1]..t.src[1] + w]);
+                    input
+                        .slice_mut(s![t.pos[0]..t.pos[0] + h, t.pos[1]..t.pos[1] + w])
+                        .zip_mut_with(&src, |d, &v| *d = C64::new(v, 0.0));
+                }
+            }
+            Layout::KernelTiling { input_job } => {
+                let x = &jobs[input_job].input;
+                input
+                    .slice_mut(s![..x.nrows(), ..x.ncols()])
+                    .zip_mut_with(x, |d, &v| *d = C64::new(v, 0.0));
+                for t in &frame.tiles {
+                    let k = jobs[t.job].effective_kernel();
+                    kernel
+                        .slice_mut(s![t.pos[0]..t.pos[0] + k.nrows(), t.pos[1]..t.pos[1] + k.ncols()])
+                        .assign(&k);
+                }
+            }
+        }
+        (input, kernel)
+    }
+
+    /// Runs every frame on `machine` and returns one output per job.
+    ///
+    /// # Panics
+    /// If `jobs` are not the ones planned or the machine's frame shape differs.
+    pub fn execute(&self, machine: &FourF, jobs: &[ConvJob]) -> Vec<Array2<f64>> {
+        self.check_jobs(jobs);
+        assert_eq!(machine.frame_shape(), self.frame, "Plan::execute: machine frame shape");
+        let mut outputs: Vec<Array2<f64>> = self.output_shapes.iter().map(|&s| Array2::zeros(s)).collect();
+        let small = self.frame.0 * self.frame.1 <= SMALL_FRAME;
+        // Frames of one input-tiling group share their filter, programmed once.
+        let mut start = 0;
+        while start < self.frames.len() {
+            let mut end = start + 1;
+            let shared = match self.frames[start].layout {
+                Layout::InputTiling { .. } => {
+                    while end < self.frames.len() && self.frames[end].layout == self.frames[start].layout {
+                        end += 1;
+                    }
+                    let (_, kplane) = self.frame_planes(start, jobs);
+                    Some(machine.program(kplane.view()))
+                }
+                Layout::KernelTiling { .. } => {
+                    while end < self.frames.len() && matches!(self.frames[end].layout, Layout::KernelTiling { .. }) {
+                        end += 1;
+                    }
+                    None
+                }
+            };
+            let run = |scratch: &mut crate::machine::FrameScratch, f: usize| {
+                let (input, kplane) = self.frame_planes(f, jobs);
+                let own;
+                let mask = match &shared {
+                    Some(m) => m,
+                    None => {
+                        own = machine.program(kplane.view());
+                        &own
+                    }
+                };
+                machine.run_frame(input.as_slice().expect("standard layout"), mask, scratch);
+                self.frames[f]
+                    .tiles
+                    .iter()
+                    .map(|t| (t.clone(), read_tile(machine, mask, scratch, t)))
+                    .collect::<Vec<_>>()
+            };
+            let results: Vec<Vec<(Tile, Array2<f64>)>> = if small {
+                (start..end)
+                    .into_par_iter()
+                    .map_init(|| machine.make_scratch(false), |s, f| run(s, f))
+                    .collect()
+            } else {
+                let mut s = machine.make_scratch(true);
+                (start..end).map(|f| run(&mut s, f)).collect()
+            };
+            for (t, vals) in results.into_iter().flatten() {
+                let [h, w] = t.kept();
+                outputs[t.job]
+                    .slice_mut(s![t.out[0]..t.out[0] + h, t.out[1]..t.out[1] + w])
+                    .assign(&vals);
+            }
+            start = end;
+        }
+        outputs
+    }
+}
+
+fn read_tile(machine: &FourF, mask: &Mask, scratch: &crate::machine::FrameScratch, t: &Tile) -> Array2<f64> {
+    let [sy, sx] = t.span;
+    Array2::from_shape_fn((sy.b - sy.a, sx.b - sx.a), |(i, j)| {
+        scratch.conv_value(machine, mask, t.pos[0] + sy.a + i, t.pos[1] + sx.a + j)
+    })
+}
+
+/// Plans and executes `jobs` on `machine` with the default planner; returns the
+/// outputs and the plan (for its frame count).
+pub fn convolve(machine: &FourF, jobs: &[ConvJob]) -> Result<(Vec<Array2<f64>>, Plan), SimError> {
+    let plan = Planner::new(machine.frame_shape(), PlannerConfig::default()).plan(jobs)?;
+    let out = plan.execute(machine, jobs);
+    Ok((out, plan))
+}
