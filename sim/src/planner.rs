@@ -318,66 +318,120 @@ impl Planner {
     }
 
     /// Shelf packing: tiles sorted by height, rows of tiles left to right, shelves
-    /// top to bottom, a new frame when the next shelf does not fit.
+    /// top to bottom, a new frame when the next shelf does not fit. Every spacing
+    /// (within a shelf, between shelves, and across the periodic edges) follows the
+    /// rule in the module docs.
     fn pack(&self, mut tiles: Vec<Tile>) -> Result<Vec<Vec<Tile>>, SimError> {
         let g = self.config.guard;
         let (ny, nx) = self.frame;
         tiles.sort_by(|p, q| q.span[0].l.cmp(&p.span[0].l).then(q.span[1].l.cmp(&p.span[1].l)));
-        let a_min_y = tiles.iter().map(|t| t.span[0].a).min().unwrap_or(0);
-        let extent_y = |t: &Tile| match g {
-            Some(g) => t.span[0].t + g,
-            None => (t.span[0].l - a_min_y).max(t.span[0].b),
-        };
         let mut frames: Vec<Vec<Tile>> = Vec::new();
         let mut cur: Vec<Tile> = Vec::new();
-        // Current shelf: its top, its height so far, index of its first tile in `cur`.
-        let (mut shelf_y, mut shelf_h, mut shelf_first) = (0usize, 0usize, 0usize);
+        // Shelves of the current frame: first is the top one, `last` the open one.
+        let mut first = Shelf::default();
+        let mut prev: Option<Shelf> = None;
+        let mut last = Shelf::default();
         for mut tile in tiles {
-            let ey = extent_y(&tile);
-            let self_x = spacing(&tile.span[1], &tile.span[1], g);
-            if ey > ny || self_x > nx {
+            let (vy, vx) = (tile.span[0], tile.span[1]);
+            if spacing(&vy, &vy, g) > ny || spacing(&vx, &vx, g) > nx {
                 return Err(SimError::invalid(
                     "guard",
                     g.map_or("auto".to_string(), |g| g.to_string()),
                     format!(
                         "a tile of {:?} samples with this guard needs {}×{} samples, more than the {}×{} frame",
                         tile.size(),
-                        ey,
-                        self_x,
+                        spacing(&vy, &vy, g),
+                        spacing(&vx, &vx, g),
                         ny,
                         nx
                     ),
                 ));
             }
-            // Try the current shelf.
-            if cur.len() > shelf_first {
-                let last = &cur[cur.len() - 1];
-                let first = &cur[shelf_first];
-                let x = last.pos[1] + spacing(&last.span[1], &tile.span[1], g);
-                let wraps = x + spacing(&tile.span[1], &first.span[1], g) <= nx;
-                if wraps && shelf_y + shelf_h.max(ey) <= ny {
-                    tile.pos = [shelf_y, x];
-                    shelf_h = shelf_h.max(ey);
+            if !cur.is_empty() {
+                // Join the open shelf?
+                let l_tile = &cur[cur.len() - 1];
+                let x = l_tile.pos[1] + spacing(&l_tile.span[1], &vx, g);
+                let row_wraps = x + spacing(&vx, &cur[last.first].span[1], g) <= nx;
+                let joined = last.with(&vy);
+                let top = if prev.is_none() { joined } else { first };
+                let above_ok = prev.is_none_or(|p| last.y - p.y >= p.gap_to(vy.a, g));
+                if row_wraps && above_ok && last.y + joined.gap_to(top.min_a, g) <= ny {
+                    tile.pos = [last.y, x];
+                    last = Shelf { y: last.y, ..joined };
+                    if prev.is_none() {
+                        first = last;
+                    }
                     cur.push(tile);
                     continue;
                 }
-                // A new shelf below.
-                shelf_y += shelf_h;
-                shelf_first = cur.len();
-            }
-            if shelf_y + ey > ny {
+                // Open a shelf below?
+                let y = last.y + last.gap_to(vy.a, g);
+                let single = Shelf::default().with(&vy);
+                if y + single.gap_to(first.min_a, g) <= ny {
+                    prev = Some(last);
+                    last = Shelf { y, first: cur.len(), ..single };
+                    tile.pos = [y, 0];
+                    cur.push(tile);
+                    continue;
+                }
                 frames.push(std::mem::take(&mut cur));
-                shelf_y = 0;
-                shelf_first = 0;
             }
-            tile.pos = [shelf_y, 0];
-            shelf_h = ey;
+            first = Shelf::default().with(&vy);
+            last = first;
+            prev = None;
+            tile.pos = [0, 0];
             cur.push(tile);
         }
         if !cur.is_empty() {
             frames.push(cur);
         }
         Ok(frames)
+    }
+}
+
+/// A row of tiles: its top, its first tile and the vertical spans it holds.
+#[derive(Debug, Clone, Copy)]
+struct Shelf {
+    y: usize,
+    first: usize,
+    /// Largest `t`, `l` and `b`, smallest `a` of the tiles' vertical spans.
+    max_t: usize,
+    max_l: usize,
+    max_b: usize,
+    min_a: usize,
+}
+
+impl Default for Shelf {
+    fn default() -> Self {
+        Self {
+            y: 0,
+            first: 0,
+            max_t: 0,
+            max_l: 0,
+            max_b: 0,
+            min_a: usize::MAX,
+        }
+    }
+}
+
+impl Shelf {
+    fn with(&self, v: &Span) -> Shelf {
+        Shelf {
+            max_t: self.max_t.max(v.t),
+            max_l: self.max_l.max(v.l),
+            max_b: self.max_b.max(v.b),
+            min_a: self.min_a.min(v.a),
+            ..*self
+        }
+    }
+
+    /// Least distance from this shelf's top to a shelf below whose tiles keep
+    /// windows starting at `a` or later: the largest pairwise spacing.
+    fn gap_to(&self, a: usize, guard: Option<usize>) -> usize {
+        match guard {
+            Some(g) => self.max_t + g,
+            None => (self.max_l - a.min(self.max_l)).max(self.max_b),
+        }
     }
 }
 
