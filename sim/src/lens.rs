@@ -28,7 +28,7 @@ pub fn fourier_pitch_m(shape: (usize, usize), pitch_m: [f64; 2], wavelength_m: f
 pub fn centred_fft(plan: &Fft2, data: &mut [C64], scratch: &mut Fft2Scratch, inverse: bool) {
     let (ny, nx) = plan.shape();
     assert!(ny % 2 == 0 && nx % 2 == 0, "centred_fft: sides {ny}×{nx} must be even");
-    let mut tmp = std::mem::take(&mut scratch.transposed);
+    let mut tmp = vec![C64::new(0.0, 0.0); data.len()];
     shift_half(data, &mut tmp, ny, nx);
     if inverse {
         plan.inverse(&mut tmp, scratch);
@@ -36,7 +36,6 @@ pub fn centred_fft(plan: &Fft2, data: &mut [C64], scratch: &mut Fft2Scratch, inv
         plan.forward(&mut tmp, scratch);
     }
     shift_half(&tmp, data, ny, nx);
-    scratch.transposed = tmp;
 }
 
 /// Propagates `field` from the front to the back focal plane of a thin lens of
