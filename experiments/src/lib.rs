@@ -1,1 +1,38 @@
-//! placeholder
+//! # fourf-experiments — the `fourf` commands and the files they read and write
+//!
+//! The CLI only parses arguments; everything a command does lives here.
+//!
+//! ## Files
+//! - [`conv_cmd`]: `fourf conv` — convolve `.npy` maps on a simulated machine, and
+//!   `fourf presets`.
+//! - [`machine_file`]: a machine from a preset name or a TOML file, with
+//!   `--set path=value` overrides.
+//! - [`npy`]: NumPy `.npy` reader and writer (float32/float64, 2-D maps or 3-D stacks).
+//! - [`images`]: PNG pictures of planes (colormaps, linear or dB scaling).
+//! - [`atomic`]: write-to-temp-then-rename, so a failed command leaves no
+//!   half-written file.
+
+#![warn(missing_docs)]
+
+pub mod atomic;
+pub mod conv_cmd;
+pub mod images;
+pub mod machine_file;
+pub mod npy;
+
+pub use conv_cmd::{presets_table, run_conv, ConvArgs, ConvReport};
+pub use fourf_sim::{Mode, Op};
+pub use machine_file::{load_machine, MachineFileError};
+pub use npy::{read_npy, write_npy, Dtype, MapStack, NpyError};
+
+/// A fresh, empty directory under the system temp dir for one test.
+#[cfg(test)]
+pub(crate) fn test_dir(tag: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("fourf-exp-{}-{tag}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create test dir");
+    dir
+}

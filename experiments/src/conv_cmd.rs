@@ -1,0 +1,283 @@
+//! `fourf conv`: convolve `.npy` maps on a simulated 4f machine, and `fourf presets`.
+//!
+//! Operands: the input is a 2-D map or a 3-D stack of maps; the kernel is a 2-D
+//! kernel (applied to every map), a 3-D stack with one kernel per map, or — for a
+//! 2-D input — a 3-D stack of kernels all applied to that one input. The output
+//! is 3-D when either operand is, and is written in the input's dtype.
+//!
+//! Nothing is written until the convolution has succeeded; then the plane
+//! pictures, and the output last, each file atomically, so that an output file
+//! means a finished run.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use fourf_sim::planner::{self, PlanStats};
+use fourf_sim::{presets, ConvJob, Field, FourF, Mode, Op};
+use ndarray::{Array2, Axis};
+use serde::Serialize;
+
+use crate::images::{write_png, Colormap, Scale, DB60};
+use crate::machine_file::load_machine;
+use crate::npy::{read_npy, write_npy, MapStack};
+
+/// What `fourf conv` was asked to do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvArgs {
+    /// Input `.npy`: a 2-D map or a 3-D stack of maps.
+    pub input: PathBuf,
+    /// Kernel `.npy`: a 2-D kernel or a 3-D stack of kernels.
+    pub kernel: PathBuf,
+    /// Which outputs to keep.
+    pub mode: Mode,
+    /// Correlate instead of convolving.
+    pub correlate: bool,
+    /// Machine preset name or `.toml` file.
+    pub machine: String,
+    /// `path=value` overrides of the machine configuration.
+    pub sets: Vec<String>,
+    /// Seed of the machine's random processes (recorded; the ideal machine is
+    /// noiseless).
+    pub seed: u64,
+    /// Output `.npy`.
+    pub out: PathBuf,
+    /// Directory for PNG pictures of the planes of frame 0, if wanted.
+    pub planes: Option<PathBuf>,
+}
+
+/// What `fourf conv` did (printed as JSON with `--json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ConvReport {
+    /// The output file.
+    pub output: PathBuf,
+    /// Input shape as in its file.
+    pub input_shape: Vec<usize>,
+    /// Kernel shape as in its file.
+    pub kernel_shape: Vec<usize>,
+    /// Output shape as written.
+    pub output_shape: Vec<usize>,
+    /// Which outputs were kept.
+    pub mode: Mode,
+    /// Convolution or correlation.
+    pub op: Op,
+    /// The machine's name.
+    pub machine: String,
+    /// The machine's frame `[ny, nx]` in SLM pixels.
+    pub frame_shape: [usize; 2],
+    /// Frames, tiles, filters and fill factor of the plan.
+    pub plan: PlanStats,
+    /// Seconds spent planning and executing the frames.
+    pub wall_s: f64,
+    /// The seed.
+    pub seed: u64,
+    /// Directory of the plane pictures, if written.
+    pub planes: Option<PathBuf>,
+}
+
+impl ConvReport {
+    /// A short human summary (a few lines).
+    pub fn summary(&self) -> String {
+        let p = &self.plan;
+        format!(
+            "wrote {} ({}) — {} {} on `{}`\n{} frame(s) of {}×{}, {} tile(s), {} filter(s), {:.1} % utilisation, {:.3} s",
+            self.output.display(),
+            shape_str(&self.output_shape),
+            self.mode,
+            match self.op {
+                Op::Convolution => "convolution",
+                Op::Correlation => "correlation",
+            },
+            self.machine,
+            p.frames,
+            self.frame_shape[0],
+            self.frame_shape[1],
+            p.tiles,
+            p.filters,
+            100.0 * p.utilisation,
+            self.wall_s,
+        )
+    }
+
+    /// The report as one line of JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a report serialises")
+    }
+}
+
+fn shape_str(s: &[usize]) -> String {
+    s.iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("×")
+}
+
+/// Runs `fourf conv`.
+pub fn run_conv(args: &ConvArgs) -> anyhow::Result<ConvReport> {
+    let input = read_npy(&args.input)?;
+    let kernel = read_npy(&args.kernel)?;
+    let machine = FourF::new(load_machine(&args.machine, &args.sets)?)?;
+    let name = &machine.config().name;
+    let op = if args.correlate {
+        Op::Correlation
+    } else {
+        Op::Convolution
+    };
+
+    let (n_in, n_k) = (input.data.len_of(Axis(0)), kernel.data.len_of(Axis(0)));
+    let pairs: Vec<(usize, usize)> = match (input.stacked, kernel.stacked) {
+        (false, _) => (0..n_k).map(|k| (0, k)).collect(),
+        (true, false) => (0..n_in).map(|i| (i, 0)).collect(),
+        (true, true) if n_in == n_k => (0..n_in).map(|i| (i, i)).collect(),
+        (true, true) => bail!(
+            "{} holds {n_in} maps but {} holds {n_k} kernels; give one 2-D kernel, or a stack of {n_in} kernels (one per map)",
+            args.input.display(),
+            args.kernel.display()
+        ),
+    };
+    if pairs.is_empty() {
+        let empty = if input.data.is_empty() {
+            &args.input
+        } else {
+            &args.kernel
+        };
+        bail!(
+            "{}: the stack is empty; give at least one map and one kernel",
+            empty.display()
+        );
+    }
+    let jobs: Vec<ConvJob> = pairs
+        .iter()
+        .map(|&(i, k)| {
+            ConvJob::new(
+                input.data.index_axis(Axis(0), i),
+                kernel.data.index_axis(Axis(0), k),
+                args.mode,
+                op,
+            )
+        })
+        .collect();
+
+    let start = Instant::now();
+    let (outputs, plan) = planner::convolve(&machine, &jobs).with_context(|| {
+        format!(
+            "{} with kernel {} on machine `{}`",
+            args.input.display(),
+            args.kernel.display(),
+            name
+        )
+    })?;
+    let wall_s = start.elapsed().as_secs_f64();
+
+    let views: Vec<_> = outputs.iter().map(|o| o.view()).collect();
+    let out = MapStack {
+        data: ndarray::stack(Axis(0), &views).expect("all outputs share a shape"),
+        stacked: input.stacked || kernel.stacked,
+        dtype: input.dtype,
+    };
+    if let Some(dir) = &args.planes {
+        let (field, kplane) = plan.frame_planes(0, &jobs);
+        let pictures = plane_pictures(&machine, field, kplane);
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("{}: cannot create the planes directory", dir.display()))?;
+        for (file, data, scale, cmap) in &pictures {
+            write_png(&dir.join(file), data.view(), *scale, *cmap)?;
+        }
+    }
+    write_npy(&args.out, &out)?;
+
+    let frame = machine.frame_shape();
+    Ok(ConvReport {
+        output: args.out.clone(),
+        input_shape: input.file_shape(),
+        kernel_shape: kernel.file_shape(),
+        output_shape: out.file_shape(),
+        mode: args.mode,
+        op,
+        machine: name.clone(),
+        frame_shape: [frame.0, frame.1],
+        plan: plan.stats(),
+        wall_s,
+        seed: args.seed,
+        planes: args.planes.clone(),
+    })
+}
+
+/// A picture to write: file name, data, scaling, colormap.
+type Picture = (&'static str, Array2<f64>, Scale, Colormap);
+
+/// Pictures of one frame traced through the machine: the input field's
+/// amplitude, the Fourier-plane power after the filter and the filter's power
+/// transmission (both in dB), the output field's amplitude and the detected
+/// intensity.
+fn plane_pictures(
+    machine: &FourF,
+    input: Array2<num_complex::Complex64>,
+    kernel_plane: Array2<f64>,
+) -> Vec<Picture> {
+    let mask = machine.program(kernel_plane.view());
+    let field = Field::new(
+        input,
+        machine.input_pitch_m(),
+        machine.config().wavelength_m,
+    );
+    let [input, _, after, output] = machine.trace_planes(&field, &mask);
+    let t = machine.transmission(&mask);
+    vec![
+        (
+            "input_plane.png",
+            input.data.mapv(|v| v.norm()),
+            Scale::Linear,
+            Colormap::Gray,
+        ),
+        (
+            "fourier_plane.png",
+            after.intensity(),
+            DB60,
+            Colormap::Inferno,
+        ),
+        (
+            "filter.png",
+            t.mapv(|v| v.norm_sqr()),
+            DB60,
+            Colormap::Inferno,
+        ),
+        (
+            "output_field.png",
+            output.data.mapv(|v| v.norm()),
+            Scale::Linear,
+            Colormap::Inferno,
+        ),
+        (
+            "detected.png",
+            output.intensity(),
+            Scale::Linear,
+            Colormap::Inferno,
+        ),
+    ]
+}
+
+/// `fourf presets`: every machine preset with its description and key numbers.
+pub fn presets_table() -> String {
+    let mut out = String::new();
+    for (name, description) in presets::MACHINES {
+        let m = presets::machine(name).expect("listed presets exist");
+        let s = &m.input_slm;
+        out.push_str(&format!(
+            "{name}\n    {description}\n    frame {}×{} px, pitch {} µm, wavelength {} nm, f1 {} mm, f2 {} mm\n",
+            s.pixels_y,
+            s.pixels_x,
+            num(s.pitch_m * 1e6),
+            num(m.wavelength_m * 1e9),
+            num(m.lens1.focal_length_m * 1e3),
+            num(m.lens2.focal_length_m * 1e3),
+        ));
+    }
+    out
+}
+
+/// `v` with at most 6 decimals and no trailing zeros (`8`, not `7.999999999999999`).
+fn num(v: f64) -> String {
+    let s = format!("{v:.6}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
