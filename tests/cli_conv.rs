@@ -42,15 +42,7 @@ fn random(shape: (usize, usize, usize), seed: u64) -> Array3<f64> {
 
 fn save(dir: &Path, name: &str, data: Array3<f64>, stacked: bool, dtype: Dtype) -> String {
     let p = dir.join(name);
-    write_npy(
-        &p,
-        &MapStack {
-            data,
-            stacked,
-            dtype,
-        },
-    )
-    .unwrap();
+    write_npy(&p, &MapStack { data, stacked, dtype }).unwrap();
     p.to_str().unwrap().to_string()
 }
 
@@ -62,10 +54,7 @@ fn s(p: &Path) -> &str {
 fn rel_err(a: &Array2<f64>, b: &Array2<f64>) -> f64 {
     assert_eq!(a.dim(), b.dim());
     let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    a.iter()
-        .zip(b)
-        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()))
-        / scale
+    a.iter().zip(b).fold(0.0f64, |m, (x, y)| m.max((x - y).abs())) / scale
 }
 
 fn parse_json(stdout: &str) -> serde_json::Value {
@@ -85,16 +74,7 @@ fn matches_direct_convolution_in_every_mode() {
         for op in [Op::Convolution, Op::Correlation] {
             let out = dir.join(format!("y-{mode}-{op:?}.npy"));
             let m = mode.to_string();
-            let mut args = vec![
-                "--input",
-                &xp,
-                "--kernel",
-                &kp,
-                "--mode",
-                &m,
-                "--out",
-                s(&out),
-            ];
+            let mut args = vec!["--input", &xp, "--kernel", &kp, "--mode", &m, "--out", s(&out)];
             if op == Op::Correlation {
                 args.push("--correlate");
             }
@@ -119,16 +99,7 @@ fn float32_in_float32_out() {
     let xp = save(&dir, "x.npy", x.clone(), false, Dtype::F32);
     let kp = save(&dir, "k.npy", k.clone(), false, Dtype::F32);
     let out = dir.join("y.npy");
-    conv_ok(&[
-        "--input",
-        &xp,
-        "--kernel",
-        &kp,
-        "--mode",
-        "same",
-        "--out",
-        s(&out),
-    ]);
+    conv_ok(&["--input", &xp, "--kernel", &kp, "--mode", "same", "--out", s(&out)]);
     let y = read_npy(&out).unwrap();
     assert_eq!(y.dtype, Dtype::F32);
     let want = direct_conv(
@@ -201,16 +172,7 @@ fn kernel_stacks_pair_with_maps_or_share_one_input() {
     let k3p = save(&dir, "k3.npy", k3.clone(), true, Dtype::F64);
     for (xp, x, shared) in [(&x3p, &x3, false), (&x2p, &x2, true)] {
         let out = dir.join(format!("y-{shared}.npy"));
-        conv_ok(&[
-            "--input",
-            xp,
-            "--kernel",
-            &k3p,
-            "--mode",
-            "full",
-            "--out",
-            s(&out),
-        ]);
+        conv_ok(&["--input", xp, "--kernel", &k3p, "--mode", "full", "--out", s(&out)]);
         let y = read_npy(&out).unwrap();
         assert!(y.stacked);
         assert_eq!(y.data.dim(), (4, 24, 24));
@@ -254,9 +216,7 @@ fn planes_are_written_as_pngs() {
         "detected.png",
     ] {
         let file = std::fs::File::open(planes.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let mut reader = png::Decoder::new(std::io::BufReader::new(file))
-            .read_info()
-            .unwrap();
+        let mut reader = png::Decoder::new(std::io::BufReader::new(file)).read_info().unwrap();
         let mut buf = vec![0; reader.output_buffer_size().unwrap()];
         let info = reader.next_frame(&mut buf).unwrap();
         assert_eq!((info.width, info.height), (512, 512), "{name}");
@@ -328,13 +288,7 @@ fn user_errors_name_the_culprit_and_write_nothing() {
         &["rank1.npy", "1-D", "2-D map"],
     );
 
-    let big = save(
-        &dir,
-        "big.npy",
-        Array3::zeros((1, 600, 600)),
-        false,
-        Dtype::F32,
-    );
+    let big = save(&dir, "big.npy", Array3::zeros((1, 600, 600)), false, Dtype::F32);
     conv_fails(
         &["--input", &xp, "--kernel", &big, "--mode", "full"],
         &out,
@@ -349,13 +303,7 @@ fn user_errors_name_the_culprit_and_write_nothing() {
         &["3 maps", "2 kernels"],
     );
 
-    let empty = save(
-        &dir,
-        "empty.npy",
-        Array3::zeros((0, 8, 8)),
-        true,
-        Dtype::F64,
-    );
+    let empty = save(&dir, "empty.npy", Array3::zeros((0, 8, 8)), true, Dtype::F64);
     conv_fails(
         &[&["--input", empty.as_str()], &ok[..]].concat(),
         &out,
@@ -390,11 +338,7 @@ fn user_errors_name_the_culprit_and_write_nothing() {
         &out,
         &["input_slm.pitch_m", "> 0"],
     );
-    conv_fails(
-        &with_x(&["--set", "lens1"]),
-        &out,
-        &["--set lens1", "path=value"],
-    );
+    conv_fails(&with_x(&["--set", "lens1"]), &out, &["--set lens1", "path=value"]);
 
     // A bad flag value is a usage error (exit 2, from clap).
     let o = fourf(&[
@@ -408,12 +352,7 @@ fn user_errors_name_the_culprit_and_write_nothing() {
         "--out",
         s(&out),
     ]);
-    assert_eq!(
-        o.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("circular"));
     assert!(!out.exists());
 }
@@ -510,8 +449,5 @@ fn presets_lists_every_machine() {
     for (name, _) in fourf_sim::presets::MACHINES {
         assert!(text.lines().any(|l| l == *name), "{name} listed: {text}");
     }
-    assert!(
-        text.contains("frame 512×512 px") && text.contains("532 nm"),
-        "{text}"
-    );
+    assert!(text.contains("frame 512×512 px") && text.contains("532 nm"), "{text}");
 }

@@ -106,10 +106,7 @@ impl ConvReport {
 }
 
 fn shape_str(s: &[usize]) -> String {
-    s.iter()
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join("×")
+    s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("×")
 }
 
 /// Runs `fourf conv`.
@@ -210,17 +207,9 @@ type Picture = (&'static str, Array2<f64>, Scale, Colormap);
 /// amplitude, the Fourier-plane power after the filter and the filter's power
 /// transmission (both in dB), the output field's amplitude and the detected
 /// intensity.
-fn plane_pictures(
-    machine: &FourF,
-    input: Array2<num_complex::Complex64>,
-    kernel_plane: Array2<f64>,
-) -> Vec<Picture> {
+fn plane_pictures(machine: &FourF, input: Array2<num_complex::Complex64>, kernel_plane: Array2<f64>) -> Vec<Picture> {
     let mask = machine.program(kernel_plane.view());
-    let field = Field::new(
-        input,
-        machine.input_pitch_m(),
-        machine.config().wavelength_m,
-    );
+    let field = Field::new(input, machine.input_pitch_m(), machine.config().wavelength_m);
     let [input, _, after, output] = machine.trace_planes(&field, &mask);
     let t = machine.transmission(&mask);
     vec![
@@ -230,30 +219,15 @@ fn plane_pictures(
             Scale::Linear,
             Colormap::Gray,
         ),
-        (
-            "fourier_plane.png",
-            after.intensity(),
-            DB60,
-            Colormap::Inferno,
-        ),
-        (
-            "filter.png",
-            t.mapv(|v| v.norm_sqr()),
-            DB60,
-            Colormap::Inferno,
-        ),
+        ("fourier_plane.png", after.intensity(), DB60, Colormap::Inferno),
+        ("filter.png", t.mapv(|v| v.norm_sqr()), DB60, Colormap::Inferno),
         (
             "output_field.png",
             output.data.mapv(|v| v.norm()),
             Scale::Linear,
             Colormap::Inferno,
         ),
-        (
-            "detected.png",
-            output.intensity(),
-            Scale::Linear,
-            Colormap::Inferno,
-        ),
+        ("detected.png", output.intensity(), Scale::Linear, Colormap::Inferno),
     ]
 }
 

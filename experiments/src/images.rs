@@ -71,9 +71,7 @@ impl Colormap {
                 let i = (x.floor() as usize).min(INFERNO.len() - 2);
                 let f = x - i as f64;
                 let (a, b) = (INFERNO[i], INFERNO[i + 1]);
-                std::array::from_fn(|c| {
-                    (a[c] as f64 + f * (b[c] as f64 - a[c] as f64)).round() as u8
-                })
+                std::array::from_fn(|c| (a[c] as f64 + f * (b[c] as f64 - a[c] as f64)).round() as u8)
             }
         }
     }
@@ -91,13 +89,7 @@ impl Scale {
                 let min = finite().fold(f64::INFINITY, f64::min);
                 let span = max - min;
                 data.iter()
-                    .map(|&v| {
-                        if span > 0.0 {
-                            (norm(v) - min) / span
-                        } else {
-                            0.0
-                        }
-                    })
+                    .map(|&v| if span > 0.0 { (norm(v) - min) / span } else { 0.0 })
                     .collect()
             }
             Scale::Decibel { floor_db } => data
@@ -116,12 +108,7 @@ impl Scale {
 }
 
 /// Writes `data` (`[y, x]`) as an 8-bit PNG, atomically.
-pub fn write_png(
-    path: &Path,
-    data: ArrayView2<f64>,
-    scale: Scale,
-    colormap: Colormap,
-) -> Result<(), ImageError> {
+pub fn write_png(path: &Path, data: ArrayView2<f64>, scale: Scale, colormap: Colormap) -> Result<(), ImageError> {
     let (h, w) = data.dim();
     let t = scale.normalise(data);
     let (color, pixels): (png::ColorType, Vec<u8>) = match colormap {
@@ -129,10 +116,7 @@ pub fn write_png(
             png::ColorType::Grayscale,
             t.iter().map(|&t| colormap.rgb(t)[0]).collect(),
         ),
-        Colormap::Inferno => (
-            png::ColorType::Rgb,
-            t.iter().flat_map(|&t| colormap.rgb(t)).collect(),
-        ),
+        Colormap::Inferno => (png::ColorType::Rgb, t.iter().flat_map(|&t| colormap.rgb(t)).collect()),
     };
     let io = |error| ImageError {
         path: path.into(),
@@ -178,17 +162,11 @@ mod tests {
     fn scales() {
         let a = array![[1.0, 3.0], [5.0, 5.0]];
         assert_eq!(Scale::Linear.normalise(a.view()), vec![0.0, 0.5, 1.0, 1.0]);
-        assert_eq!(
-            Scale::Linear.normalise(Array2::ones((2, 2)).view()),
-            vec![0.0; 4]
-        );
+        assert_eq!(Scale::Linear.normalise(Array2::ones((2, 2)).view()), vec![0.0; 4]);
         let p = array![[1.0, 1e-3, 1e-9, 0.0]];
         let t = DB60.normalise(p.view());
         let want = [1.0, 0.5, 0.0, 0.0];
-        assert!(
-            t.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-12),
-            "{t:?}"
-        );
+        assert!(t.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-12), "{t:?}");
     }
 
     #[test]

@@ -84,10 +84,7 @@ struct Override<'a> {
 /// missing from its table (an unset optional, e.g. `pupil.radius_m`), but not one
 /// the table does not have. A file without a `name` is named after its stem.
 pub fn load_machine(spec: &str, sets: &[String]) -> Result<MachineConfig, MachineFileError> {
-    let overrides = sets
-        .iter()
-        .map(|s| parse_set(s))
-        .collect::<Result<Vec<_>, _>>()?;
+    let overrides = sets.iter().map(|s| parse_set(s)).collect::<Result<Vec<_>, _>>()?;
     let (base, file) = base_tree(spec)?;
     let mut tree = base.clone();
     for o in &overrides {
@@ -110,8 +107,7 @@ fn base_tree(spec: &str) -> Result<(Table, Option<(PathBuf, String)>), MachineFi
         return Ok((t, None));
     }
     let path = Path::new(spec);
-    let looks_like_file =
-        spec.ends_with(".toml") || spec.contains(std::path::MAIN_SEPARATOR) || path.exists();
+    let looks_like_file = spec.ends_with(".toml") || spec.contains(std::path::MAIN_SEPARATOR) || path.exists();
     if !looks_like_file {
         let valid: Vec<&str> = presets::MACHINES.iter().map(|(n, _)| *n).collect();
         return Err(MachineFileError::UnknownPreset {
@@ -128,18 +124,13 @@ fn base_tree(spec: &str) -> Result<(Table, Option<(PathBuf, String)>), MachineFi
     })?;
     let mut t: Table = toml::from_str(&text).map_err(|e| file_error(path, &text, &e))?;
     if let (false, Some(stem)) = (t.contains_key("name"), path.file_stem()) {
-        t.insert(
-            "name".into(),
-            Value::String(stem.to_string_lossy().into_owned()),
-        );
+        t.insert("name".into(), Value::String(stem.to_string_lossy().into_owned()));
     }
     Ok((t, Some((path.to_path_buf(), text))))
 }
 
 fn parse_set(raw: &str) -> Result<Override<'_>, MachineFileError> {
-    let syntax = || MachineFileError::SetSyntax {
-        set: raw.to_string(),
-    };
+    let syntax = || MachineFileError::SetSyntax { set: raw.to_string() };
     let (path, value) = raw.split_once('=').ok_or_else(syntax)?;
     let path: Vec<&str> = path.trim().split('.').map(str::trim).collect();
     if path.iter().any(|k| k.is_empty()) {
@@ -163,10 +154,7 @@ fn apply(tree: &mut Table, o: &Override) -> Result<(), MachineFileError> {
             .or_insert_with(|| Value::Table(Table::new()));
         table = entry.as_table_mut().ok_or_else(|| MachineFileError::Set {
             set: o.raw.to_string(),
-            message: format!(
-                "`{}` is a value, not a table of settings",
-                o.path[..=depth].join(".")
-            ),
+            message: format!("`{}` is a value, not a table of settings", o.path[..=depth].join(".")),
         })?;
     }
     table.insert(leaf.to_string(), o.value.clone());
@@ -181,23 +169,14 @@ fn deserialize(tree: &Table) -> Result<MachineConfig, String> {
 
 /// The error of the first stage (base, then each override in turn) at which the
 /// final deserialisation error `message` appears.
-fn blame(
-    base: &Table,
-    file: Option<(PathBuf, String)>,
-    overrides: &[Override],
-    message: String,
-) -> MachineFileError {
+fn blame(base: &Table, file: Option<(PathBuf, String)>, overrides: &[Override], message: String) -> MachineFileError {
     let mut tree = base.clone();
     if deserialize(&tree).err().as_ref() == Some(&message) {
         return match file {
             Some((path, text)) => match toml::from_str::<MachineConfig>(&text) {
                 Err(e) => file_error(&path, &text, &e),
                 // Only the inserted `name` differs; without a span, say line 1.
-                Ok(_) => MachineFileError::File {
-                    path,
-                    line: 1,
-                    message,
-                },
+                Ok(_) => MachineFileError::File { path, line: 1, message },
             },
             None => unreachable!("presets deserialise: {message}"),
         };
@@ -215,9 +194,9 @@ fn blame(
 }
 
 fn file_error(path: &Path, text: &str, e: &toml::de::Error) -> MachineFileError {
-    let line = e.span().map_or(1, |s| {
-        text[..s.start.min(text.len())].matches('\n').count() + 1
-    });
+    let line = e
+        .span()
+        .map_or(1, |s| text[..s.start.min(text.len())].matches('\n').count() + 1);
     MachineFileError::File {
         path: path.to_path_buf(),
         line,
@@ -240,10 +219,7 @@ mod tests {
     #[test]
     fn presets_load_unchanged() {
         for (name, _) in presets::MACHINES {
-            assert_eq!(
-                load_machine(name, &[]).unwrap(),
-                presets::machine(name).unwrap()
-            );
+            assert_eq!(load_machine(name, &[]).unwrap(), presets::machine(name).unwrap());
         }
     }
 
@@ -268,10 +244,7 @@ mod tests {
         assert_eq!(m.filter_slm.pixels_x, Some(256));
         assert_eq!(m.name, "bench");
         // A bare word is a string.
-        assert_eq!(
-            load_machine("ideal", &sets(&["name=bench2"])).unwrap().name,
-            "bench2"
-        );
+        assert_eq!(load_machine("ideal", &sets(&["name=bench2"])).unwrap().name, "bench2");
     }
 
     #[test]
@@ -283,20 +256,14 @@ mod tests {
         let mut text = toml::to_string(&cfg).unwrap();
         text = text.replace("name = \"ideal\"\n", "");
         std::fs::write(&p, text).unwrap();
-        let m = load_machine(
-            p.to_str().unwrap(),
-            &sets(&["misalignment.input_defocus_m=1e-4"]),
-        )
-        .unwrap();
+        let m = load_machine(p.to_str().unwrap(), &sets(&["misalignment.input_defocus_m=1e-4"])).unwrap();
         assert_eq!(m.name, "bench");
         assert_eq!(m.pupil.radius_m, Some(2e-3));
         assert_eq!(m.misalignment.input_defocus_m, 1e-4);
         // A set may fill a required key the file lacks.
         std::fs::write(
             &p,
-            toml::to_string(&cfg)
-                .unwrap()
-                .replace("wavelength_m = 5.32e-7\n", ""),
+            toml::to_string(&cfg).unwrap().replace("wavelength_m = 5.32e-7\n", ""),
         )
         .unwrap();
         let m = load_machine(p.to_str().unwrap(), &sets(&["wavelength_m=633e-9"])).unwrap();
@@ -329,17 +296,10 @@ mod tests {
         text = text.replace("[lens1]\nfocal_length_m", "[lens1]\nfocal_length");
         let p = dir.join("unknown.toml");
         std::fs::write(&p, &text).unwrap();
-        let line = text
-            .lines()
-            .position(|l| l.starts_with("focal_length ="))
-            .unwrap()
-            + 1;
+        let line = text.lines().position(|l| l.starts_with("focal_length =")).unwrap() + 1;
         let e = err(p.to_str().unwrap(), &[]);
         assert!(e.contains(&format!("unknown.toml: line {line}:")), "{e}");
-        assert!(
-            e.contains("`focal_length`") && e.contains("`focal_length_m`"),
-            "{e}"
-        );
+        assert!(e.contains("`focal_length`") && e.contains("`focal_length_m`"), "{e}");
     }
 
     #[test]
@@ -363,27 +323,15 @@ mod tests {
         assert!(e.contains("path=value"), "{e}");
         let e = err("ideal", &["wavelength_m.x=1"]);
         assert!(e.contains("`wavelength_m` is a value"), "{e}");
-        let e = err(
-            "ideal",
-            &["lens1.focal_length_m=0.1", "input_slm.pixels_x=abc"],
-        );
-        assert!(
-            e.contains("--set input_slm.pixels_x=abc") && e.contains("abc"),
-            "{e}"
-        );
+        let e = err("ideal", &["lens1.focal_length_m=0.1", "input_slm.pixels_x=abc"]);
+        assert!(e.contains("--set input_slm.pixels_x=abc") && e.contains("abc"), "{e}");
     }
 
     #[test]
     fn invalid_values_say_what_is_valid() {
         let e = err("ideal", &["input_slm.pitch_m=-1"]);
-        assert!(
-            e.contains("`input_slm.pitch_m`") && e.contains("> 0"),
-            "{e}"
-        );
+        assert!(e.contains("`input_slm.pitch_m`") && e.contains("> 0"), "{e}");
         let e = err("ideal", &["input_slm.pixels_x=511"]);
-        assert!(
-            e.contains("`input_slm.pixels_x`") && e.contains("even"),
-            "{e}"
-        );
+        assert!(e.contains("`input_slm.pixels_x`") && e.contains("even"), "{e}");
     }
 }

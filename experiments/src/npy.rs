@@ -209,13 +209,9 @@ fn parse(bytes: &[u8]) -> Result<MapStack, ParseError> {
     let start = 8 + len_bytes;
     let short = || ParseError::BadHeader("the file ends inside the header".into());
     let len_field = bytes.get(8..start).ok_or_else(short)?;
-    let header_len = len_field
-        .iter()
-        .rev()
-        .fold(0usize, |acc, &b| acc << 8 | b as usize);
+    let header_len = len_field.iter().rev().fold(0usize, |acc, &b| acc << 8 | b as usize);
     let header = bytes.get(start..start + header_len).ok_or_else(short)?;
-    let header = std::str::from_utf8(header)
-        .map_err(|_| ParseError::BadHeader("header is not text".into()))?;
+    let header = std::str::from_utf8(header).map_err(|_| ParseError::BadHeader("header is not text".into()))?;
     let h = Header::parse(header).map_err(ParseError::BadHeader)?;
 
     let (dtype, big_endian) = match h.descr.as_str() {
@@ -261,11 +257,7 @@ fn parse(bytes: &[u8]) -> Result<MapStack, ParseError> {
         .expect("rank checked")
         .as_standard_layout()
         .into_owned();
-    Ok(MapStack {
-        data,
-        stacked,
-        dtype,
-    })
+    Ok(MapStack { data, stacked, dtype })
 }
 
 fn decode<const N: usize>(data: &[u8], len: usize, f: impl Fn([u8; N]) -> f64) -> Vec<f64> {
@@ -349,9 +341,7 @@ impl Header {
                 ("descr", PyValue::Str(s)) => descr = Some(s),
                 ("fortran_order", PyValue::Bool(b)) => fortran = Some(b),
                 ("shape", PyValue::Tuple(t)) => shape = Some(t),
-                ("descr" | "fortran_order" | "shape", _) => {
-                    return Err(format!("'{key}' has the wrong type"))
-                }
+                ("descr" | "fortran_order" | "shape", _) => return Err(format!("'{key}' has the wrong type")),
                 _ => {} // NumPy writes no other keys; tolerate them.
             }
             p.skip_ws();
@@ -400,8 +390,7 @@ impl Cursor<'_> {
     }
     fn string(&mut self) -> Result<String, String> {
         let q = self.peek().filter(|&c| c == '\'' || c == '"');
-        let q =
-            q.ok_or_else(|| format!("expected a quoted string at byte {} of the header", self.i))?;
+        let q = q.ok_or_else(|| format!("expected a quoted string at byte {} of the header", self.i))?;
         self.i += 1;
         let len = self.s[self.i..]
             .find(q)
@@ -426,10 +415,7 @@ impl Cursor<'_> {
             if self.eat(')') {
                 return Ok(PyValue::Tuple(dims));
             }
-            let digits = self.s[self.i..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .count();
+            let digits = self.s[self.i..].chars().take_while(char::is_ascii_digit).count();
             let n = self.s[self.i..self.i + digits]
                 .parse()
                 .map_err(|_| format!("expected a dimension at byte {} of the header", self.i))?;
@@ -461,10 +447,7 @@ mod tests {
     fn npy_bytes(version: u8, dict: &str, data: &[u8]) -> Vec<u8> {
         let len_bytes = if version == 1 { 2 } else { 4 };
         let unpadded = 8 + len_bytes + dict.len() + 1;
-        let header = format!(
-            "{dict}{}\n",
-            " ".repeat(unpadded.next_multiple_of(64) - unpadded)
-        );
+        let header = format!("{dict}{}\n", " ".repeat(unpadded.next_multiple_of(64) - unpadded));
         let mut out = b"\x93NUMPY".to_vec();
         out.extend_from_slice(&[version, 0]);
         out.extend_from_slice(&(header.len() as u32).to_le_bytes()[..len_bytes]);
@@ -474,19 +457,13 @@ mod tests {
     }
 
     fn stack(data: Array3<f64>, stacked: bool, dtype: Dtype) -> MapStack {
-        MapStack {
-            data,
-            stacked,
-            dtype,
-        }
+        MapStack { data, stacked, dtype }
     }
 
     #[test]
     fn round_trip_f64_and_f32() {
         let dir = crate::test_dir("npy-rt");
-        let a = Array3::from_shape_fn((3, 4, 5), |(k, i, j)| {
-            (k * 100 + i * 10 + j) as f64 * 0.37 - 20.0
-        });
+        let a = Array3::from_shape_fn((3, 4, 5), |(k, i, j)| (k * 100 + i * 10 + j) as f64 * 0.37 - 20.0);
         for (dtype, tol) in [(Dtype::F64, 0.0), (Dtype::F32, 1e-6)] {
             for stacked in [true, false] {
                 let data = if stacked {
@@ -566,17 +543,13 @@ mod tests {
     #[test]
     fn errors_name_the_file_and_what_is_valid() {
         let dir = crate::test_dir("npy-err");
-        let err =
-            |name: &str, bytes: &[u8]| read_npy(&file(&dir, name, bytes)).unwrap_err().to_string();
+        let err = |name: &str, bytes: &[u8]| read_npy(&file(&dir, name, bytes)).unwrap_err().to_string();
 
         let e = read_npy(&dir.join("missing.npy")).unwrap_err().to_string();
         assert!(e.contains("missing.npy") && e.contains("not found"), "{e}");
 
         let e = err("text.npy", b"hello, world");
-        assert!(
-            e.contains("text.npy") && e.contains("not a NumPy .npy file"),
-            "{e}"
-        );
+        assert!(e.contains("text.npy") && e.contains("not a NumPy .npy file"), "{e}");
 
         let ints = npy_bytes(
             1,
@@ -589,11 +562,7 @@ mod tests {
             "{e}"
         );
 
-        let rank1 = npy_bytes(
-            1,
-            "{'descr': '<f8', 'fortran_order': False, 'shape': (4,), }",
-            &[0; 32],
-        );
+        let rank1 = npy_bytes(1, "{'descr': '<f8', 'fortran_order': False, 'shape': (4,), }", &[0; 32]);
         let e = err("rank1.npy", &rank1);
         assert!(
             e.contains("rank1.npy") && e.contains("1-D") && e.contains("2-D map or a 3-D stack"),
@@ -624,11 +593,9 @@ mod tests {
 
     #[test]
     fn header_parser_accepts_numpy_variants() {
-        let h = Header::parse("{\"descr\":\"<f8\",\"fortran_order\":False,\"shape\":(1,2,3)}  \n")
-            .unwrap();
+        let h = Header::parse("{\"descr\":\"<f8\",\"fortran_order\":False,\"shape\":(1,2,3)}  \n").unwrap();
         assert_eq!(h.shape, vec![1, 2, 3]);
-        let h =
-            Header::parse("{'descr': '<f4', 'fortran_order': True, 'shape': (7, 8,), }").unwrap();
+        let h = Header::parse("{'descr': '<f4', 'fortran_order': True, 'shape': (7, 8,), }").unwrap();
         assert_eq!(
             h,
             Header {

@@ -235,9 +235,7 @@ pub fn transpose(src: &[C64], dst: &mut [C64], rows: usize, cols: usize, paralle
             .enumerate()
             .for_each(|(bi, d)| do_block(bi, d));
     } else {
-        dst.chunks_mut(b * rows)
-            .enumerate()
-            .for_each(|(bi, d)| do_block(bi, d));
+        dst.chunks_mut(b * rows).enumerate().for_each(|(bi, d)| do_block(bi, d));
     }
 }
 

@@ -83,7 +83,8 @@ pub struct FilterSlmConfig {
     pub pixels_x: Option<usize>,
     /// Pixel rows; unset: the input SLM's.
     pub pixels_y: Option<usize>,
-    /// Pixel pitch in metres; unset: the Fourier-plane pitch `λf1/(NΔx)`.
+    /// Pixel pitch in metres (square pixels); unset: the Fourier-plane pitch
+    /// `λf1/(NΔx)` of each axis (rectangular pixels when the frame is not square).
     pub pitch_m: Option<f64>,
 }
 
@@ -132,7 +133,7 @@ fn finite(key: &str, v: f64) -> Result<(), SimError> {
 }
 
 fn even_pixels(key: &str, v: usize) -> Result<(), SimError> {
-    if v >= 2 && v % 2 == 0 && v <= 1 << 15 {
+    if v >= 2 && v.is_multiple_of(2) && v <= 1 << 15 {
         Ok(())
     } else {
         Err(SimError::invalid(key, v, "must be an even pixel count in 2..=32768"))
@@ -256,6 +257,7 @@ impl Mask {
 #[derive(Debug, Clone)]
 pub struct FrameScratch {
     a: Vec<C64>,
+    input: Vec<C64>,
     fft: Fft2Scratch,
 }
 
@@ -268,9 +270,9 @@ pub struct FourF {
     fourier_pitch_m: [f64; 2],
     output_pitch_m: [f64; 2],
     fft: Fft2,
-    /// The filter SLM: `(ny, nx)` pixels and pitch.
+    /// The filter SLM: `(ny, nx)` pixels and pitch `[y, x]`.
     filter_shape: (usize, usize),
-    filter_pitch_m: f64,
+    filter_pitch_m: [f64; 2],
     /// `None` when the filter pixels coincide with the Fourier samples.
     resampling: Option<[AxisResampling; 2]>,
     /// Pupil × aberrations × defocus in FFT order, transposed, times the frame
@@ -295,19 +297,19 @@ impl FourF {
             config.filter_slm.pixels_x.unwrap_or(nx),
         );
         // A non-square input grid has different Fourier pitches per axis; an unset
-        // filter pitch matches the x axis.
-        let filter_pitch_m = config.filter_slm.pitch_m.unwrap_or(fourier[1]);
+        // filter pitch matches each.
+        let filter_pitch_m = config.filter_slm.pitch_m.map_or(fourier, |p| [p, p]);
         let m = &config.misalignment;
         let exact = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b;
         let matched = filter_shape == shape
-            && exact(filter_pitch_m, fourier[0])
-            && exact(filter_pitch_m, fourier[1])
+            && exact(filter_pitch_m[0], fourier[0])
+            && exact(filter_pitch_m[1], fourier[1])
             && m.filter_shift_x_m == 0.0
             && m.filter_shift_y_m == 0.0;
         let resampling = (!matched).then(|| {
             [
-                AxisResampling::new(ny, fourier[0], filter_shape.0, filter_pitch_m, m.filter_shift_y_m),
-                AxisResampling::new(nx, fourier[1], filter_shape.1, filter_pitch_m, m.filter_shift_x_m),
+                AxisResampling::new(ny, fourier[0], filter_shape.0, filter_pitch_m[0], m.filter_shift_y_m),
+                AxisResampling::new(nx, fourier[1], filter_shape.1, filter_pitch_m[1], m.filter_shift_x_m),
             ]
         });
         let mut fourf = FourF {
@@ -351,8 +353,8 @@ impl FourF {
         self.output_pitch_m
     }
 
-    /// Filter SLM shape `(ny, nx)` and pitch in metres.
-    pub fn filter_slm(&self) -> ((usize, usize), f64) {
+    /// Filter SLM shape `(ny, nx)` and pitch `[y, x]` in metres.
+    pub fn filter_slm(&self) -> ((usize, usize), [f64; 2]) {
         (self.filter_shape, self.filter_pitch_m)
     }
 
@@ -362,8 +364,7 @@ impl FourF {
     }
 
     fn frame_scale(&self) -> f64 {
-        -(self.config.lens1.focal_length_m / self.config.lens2.focal_length_m)
-            / (self.shape.0 * self.shape.1) as f64
+        -(self.config.lens1.focal_length_m / self.config.lens2.focal_length_m) / (self.shape.0 * self.shape.1) as f64
     }
 
     /// Fourier-plane sample position `[y, x]` in metres of FFT-order index `(ky, kx)`.
@@ -428,18 +429,47 @@ impl FourF {
     /// # Panics
     /// If `kernel` is not frame-sized.
     pub fn program(&self, kernel: ArrayView2<f64>) -> Mask {
+        self.program_in(kernel, &mut self.make_scratch(true))
+    }
+
+    /// [`FourF::program`] with caller-owned working memory (no allocation but the
+    /// mask itself).
+    ///
+    /// # Panics
+    /// If `kernel` is not frame-sized.
+    pub fn program_in(&self, kernel: ArrayView2<f64>, scratch: &mut FrameScratch) -> Mask {
         let (ny, nx) = self.shape;
-        assert_eq!(kernel.dim(), self.shape, "FourF::program: kernel plane must be frame-sized");
+        assert_eq!(
+            kernel.dim(),
+            self.shape,
+            "FourF::program: kernel plane must be frame-sized"
+        );
         let mut t = vec![C64::new(0.0, 0.0); ny * nx];
         let gain;
         match &self.resampling {
             None => {
                 // Matched filter: the transfer function at the Fourier samples is the DFT.
-                let mut h: Vec<C64> = kernel.iter().map(|&v| C64::new(v, 0.0)).collect();
-                let mut scratch = self.fft.make_scratch(true);
-                self.fft.row_pass(&mut h, true, FftDirection::Forward, &mut scratch, |_, _| {}, |_, _| {});
-                transpose(&h, &mut t, ny, nx, true);
-                self.fft.row_pass(&mut t, false, FftDirection::Forward, &mut scratch, |_, _| {}, |_, _| {});
+                let h = &mut scratch.a;
+                h.iter_mut()
+                    .zip(kernel.iter())
+                    .for_each(|(d, &v)| *d = C64::new(v, 0.0));
+                // Kernels are small: only the rows they occupy need a row FFT.
+                let row = self.fft.plan_1d(true, FftDirection::Forward);
+                self.fft.row_pass_with(h, true, &mut scratch.fft, |r, v, s| {
+                    if kernel.row(r).iter().any(|&k| k != 0.0) {
+                        row.process_with_scratch(v, s);
+                    }
+                });
+                let parallel = scratch.fft.chunks() > 1;
+                transpose(h, &mut t, ny, nx, parallel);
+                self.fft.row_pass(
+                    &mut t,
+                    false,
+                    FftDirection::Forward,
+                    &mut scratch.fft,
+                    |_, _| {},
+                    |_, _| {},
+                );
                 gain = passive_gain(&t);
                 t.iter_mut().for_each(|v| *v /= gain);
             }
@@ -479,14 +509,16 @@ impl FourF {
         let (ny, nx) = self.shape;
         let (fy, fx) = self.filter_shape;
         let wl_f = self.config.wavelength_m * self.config.lens1.focal_length_m;
-        let pf = self.filter_pitch_m;
+        let [pfy, pfx] = self.filter_pitch_m;
         let signed = |m: usize, n: usize| if m < n / 2 { m as f64 } else { m as f64 - n as f64 };
         let rows: Vec<usize> = (0..ny).filter(|&r| kernel.row(r).iter().any(|&v| v != 0.0)).collect();
-        let cols: Vec<usize> = (0..nx).filter(|&c| kernel.column(c).iter().any(|&v| v != 0.0)).collect();
+        let cols: Vec<usize> = (0..nx)
+            .filter(|&c| kernel.column(c).iter().any(|&v| v != 0.0))
+            .collect();
         let two_pi = 2.0 * std::f64::consts::PI;
         // Step 1: along x, for every occupied row: T[r][jx].
-        let nu_x: Vec<f64> = (0..fx).map(|j| (j as f64 - (fx / 2) as f64) * pf / wl_f).collect();
-        let nu_y: Vec<f64> = (0..fy).map(|j| (j as f64 - (fy / 2) as f64) * pf / wl_f).collect();
+        let nu_x: Vec<f64> = (0..fx).map(|j| (j as f64 - (fx / 2) as f64) * pfx / wl_f).collect();
+        let nu_y: Vec<f64> = (0..fy).map(|j| (j as f64 - (fy / 2) as f64) * pfy / wl_f).collect();
         let dx = self.input_pitch_m[1];
         let dy = self.input_pitch_m[0];
         let t: Vec<Vec<C64>> = rows
@@ -515,6 +547,7 @@ impl FourF {
     pub fn make_scratch(&self, parallel: bool) -> FrameScratch {
         FrameScratch {
             a: vec![C64::new(0.0, 0.0); self.shape.0 * self.shape.1],
+            input: vec![C64::new(0.0, 0.0); self.shape.0 * self.shape.1],
             fft: self.fft.make_scratch(parallel),
         }
     }
@@ -529,14 +562,26 @@ impl FourF {
     pub fn run_frame(&self, input: &[C64], mask: &Mask, scratch: &mut FrameScratch) {
         let (ny, nx) = self.shape;
         assert_eq!(input.len(), ny * nx, "FourF::run_frame: input must be {ny}×{nx}");
+        self.execute(input, mask, &mut scratch.a, &mut scratch.fft);
+    }
+
+    /// [`FourF::run_frame`] on the input plane written into
+    /// [`FrameScratch::input_mut`].
+    pub fn run_loaded(&self, mask: &Mask, scratch: &mut FrameScratch) {
+        let FrameScratch { a, input, fft } = scratch;
+        self.execute(input, mask, a, fft);
+    }
+
+    fn execute(&self, input: &[C64], mask: &Mask, a: &mut [C64], fft: &mut Fft2Scratch) {
+        let (ny, nx) = self.shape;
         let (hy, hx) = (ny / 2, nx / 2);
         let fwd = FftDirection::Forward;
         // Lens 1, row pass: load each row already shifted into FFT order.
         self.fft.row_pass(
-            &mut scratch.a,
+            a,
             true,
             fwd,
-            &mut scratch.fft,
+            fft,
             |r, row| {
                 let src = &input[((r + hy) % ny) * nx..][..nx];
                 row[..nx - hx].copy_from_slice(&src[hx..]);
@@ -544,20 +589,22 @@ impl FourF {
             },
             |_, _| {},
         );
-        let mut b = std::mem::take(&mut scratch.fft.transposed);
-        let parallel = scratch.fft.chunks() > 1;
-        transpose(&scratch.a, &mut b, ny, nx, parallel);
+        let mut b = std::mem::take(&mut fft.transposed);
+        let parallel = fft.chunks() > 1;
+        transpose(a, &mut b, ny, nx, parallel);
         // Lens 1 column pass, the Fourier-plane mask, lens 2 column pass.
         let col = self.fft.plan_1d(false, fwd);
-        self.fft.row_pass_with(&mut b, false, &mut scratch.fft, |c, row, s| {
+        self.fft.row_pass_with(&mut b, false, fft, |c, row, s| {
             col.process_with_scratch(row, s);
-            row.iter_mut().zip(&mask.transposed[c * ny..(c + 1) * ny]).for_each(|(v, m)| *v *= m);
+            row.iter_mut()
+                .zip(&mask.transposed[c * ny..(c + 1) * ny])
+                .for_each(|(v, m)| *v *= m);
             col.process_with_scratch(row, s);
         });
-        transpose(&b, &mut scratch.a, nx, ny, parallel);
-        scratch.fft.transposed = b;
+        transpose(&b, a, nx, ny, parallel);
+        fft.transposed = b;
         // Lens 2 row pass; the output stays in FFT order.
-        self.fft.row_pass(&mut scratch.a, true, fwd, &mut scratch.fft, |_, _| {}, |_, _| {});
+        self.fft.row_pass(a, true, fwd, fft, |_, _| {}, |_, _| {});
     }
 
     /// The output field of the last frame run in `scratch`, in physical order with
@@ -575,7 +622,9 @@ impl FourF {
         let (ny, nx) = self.shape;
         let (hy, hx) = (ny / 2, nx / 2);
         let s = self.frame_scale();
-        Array2::from_shape_fn(self.shape, |(m, n)| mask.transposed[((n + hx) % nx) * ny + (m + hy) % ny] / s)
+        Array2::from_shape_fn(self.shape, |(m, n)| {
+            mask.transposed[((n + hx) % nx) * ny + (m + hy) % ny] / s
+        })
     }
 
     /// The planes of one frame by the plain physical path (lens transform, mask,
@@ -596,6 +645,12 @@ impl FourF {
 }
 
 impl FrameScratch {
+    /// The input-plane buffer (physical order, row-major, frame-sized) read by
+    /// [`FourF::run_loaded`].
+    pub fn input_mut(&mut self) -> &mut [C64] {
+        &mut self.input
+    }
+
     /// The convolution value at index `(ny_, nx_)` of the input-plane grid (the
     /// sum over the input plane of `input[p]·kernel[n − p]`, circular over the
     /// frame), read from the point-reflected output and scaled back by the mask's

@@ -205,7 +205,11 @@ impl Planner {
         let mut kernel_groups: Vec<Vec<usize>> = Vec::new();
         let mut singles = Vec::new();
         for first in kernel_order {
-            let key = (eff[first].nrows(), eff[first].ncols(), eff[first].iter().map(|v| v.to_bits()).collect());
+            let key = (
+                eff[first].nrows(),
+                eff[first].ncols(),
+                eff[first].iter().map(|v| v.to_bits()).collect(),
+            );
             let g = by_kernel.remove(&key).expect("grouped");
             if g.len() > 1 || !self.config.kernel_tiling {
                 kernel_groups.push(g);
@@ -369,7 +373,11 @@ impl Planner {
                 let single = Shelf::default().with(&vy);
                 if y + single.gap_to(first.min_a, g) <= ny {
                     prev = Some(last);
-                    last = Shelf { y, first: cur.len(), ..single };
+                    last = Shelf {
+                        y,
+                        first: cur.len(),
+                        ..single
+                    };
                     tile.pos = [y, 0];
                     cur.push(tile);
                     continue;
@@ -439,7 +447,12 @@ fn kernel_tile(index: usize, job: &ConvJob) -> Tile {
     let (n, k) = (job.input.dim(), job.kernel.dim());
     let span = |n: usize, k: usize| {
         let (a, b) = job.mode.window(n, k);
-        Span { t: k, l: n + k - 1, a, b }
+        Span {
+            t: k,
+            l: n + k - 1,
+            a,
+            b,
+        }
     };
     Tile {
         job: index,
@@ -459,7 +472,12 @@ fn check_array(job: usize, what: &'static str, a: &ndarray::ArrayView2<f64>) -> 
         });
     }
     if let Some((index, &value)) = a.indexed_iter().find(|(_, v)| !v.is_finite()) {
-        return Err(SimError::NotFinite { job, what, value, index });
+        return Err(SimError::NotFinite {
+            job,
+            what,
+            value,
+            index,
+        });
     }
     Ok(())
 }
@@ -505,7 +523,11 @@ impl Plan {
     }
 
     fn check_jobs(&self, jobs: &[ConvJob]) {
-        assert_eq!(jobs.len(), self.job_shapes.len(), "Plan: executed with a different number of jobs");
+        assert_eq!(
+            jobs.len(),
+            self.job_shapes.len(),
+            "Plan: executed with a different number of jobs"
+        );
         for (i, j) in jobs.iter().enumerate() {
             assert_eq!(
                 (j.input.dim(), j.kernel.dim()),
@@ -522,35 +544,59 @@ impl Plan {
     /// If `jobs` are not the ones planned or `index` is out of range.
     pub fn frame_planes(&self, index: usize, jobs: &[ConvJob]) -> (Array2<C64>, Array2<f64>) {
         self.check_jobs(jobs);
-        let frame = &self.frames[index];
+        (self.frame_input(index, jobs), self.frame_kernel(index, jobs))
+    }
+
+    fn frame_input(&self, index: usize, jobs: &[ConvJob]) -> Array2<C64> {
         let mut input = Array2::<C64>::zeros(self.frame);
-        let mut kernel = Array2::<f64>::zeros(self.frame);
+        self.write_input(index, jobs, input.as_slice_mut().expect("standard layout"));
+        input
+    }
+
+    /// Writes the input plane of frame `index` into `buf` (frame-sized, zeroed first).
+    fn write_input(&self, index: usize, jobs: &[ConvJob], buf: &mut [C64]) {
+        let frame = &self.frames[index];
+        buf.fill(C64::new(0.0, 0.0));
+        let mut input = ndarray::ArrayViewMut2::from_shape(self.frame, buf).expect("frame-sized buffer");
+        let mut put = |pos: [usize; 2], src: ndarray::ArrayView2<f64>| {
+            let (h, w) = src.dim();
+            input
+                .slice_mut(s![pos[0]..pos[0] + h, pos[1]..pos[1] + w])
+                .zip_mut_with(&src, |d, &v| *d = C64::new(v, 0.0));
+        };
         match frame.layout {
-            Layout::InputTiling { kernel: k } => {
-                let kk = &self.kernels[k];
-                kernel.slice_mut(s![..kk.nrows(), ..kk.ncols()]).assign(kk);
+            Layout::InputTiling { .. } => {
                 for t in &frame.tiles {
                     let [h, w] = t.size();
-                    let src = jobs[t.job].input.slice(s![t.src[0]..t.src[0] + h, t.src[1]..t.src[1] + w]);
-                    input
-                        .slice_mut(s![t.pos[0]..t.pos[0] + h, t.pos[1]..t.pos[1] + w])
-                        .zip_mut_with(&src, |d, &v| *d = C64::new(v, 0.0));
+                    put(
+                        t.pos,
+                        jobs[t.job]
+                            .input
+                            .slice(s![t.src[0]..t.src[0] + h, t.src[1]..t.src[1] + w]),
+                    );
                 }
             }
-            Layout::KernelTiling { input_job } => {
-                let x = &jobs[input_job].input;
-                input
-                    .slice_mut(s![..x.nrows(), ..x.ncols()])
-                    .zip_mut_with(x, |d, &v| *d = C64::new(v, 0.0));
+            Layout::KernelTiling { input_job } => put([0, 0], jobs[input_job].input.view()),
+        }
+    }
+
+    fn frame_kernel(&self, index: usize, jobs: &[ConvJob]) -> Array2<f64> {
+        let frame = &self.frames[index];
+        let mut kernel = Array2::<f64>::zeros(self.frame);
+        let mut put = |pos: [usize; 2], k: &Array2<f64>| {
+            kernel
+                .slice_mut(s![pos[0]..pos[0] + k.nrows(), pos[1]..pos[1] + k.ncols()])
+                .assign(k)
+        };
+        match frame.layout {
+            Layout::InputTiling { kernel: k } => put([0, 0], &self.kernels[k]),
+            Layout::KernelTiling { .. } => {
                 for t in &frame.tiles {
-                    let k = jobs[t.job].effective_kernel();
-                    kernel
-                        .slice_mut(s![t.pos[0]..t.pos[0] + k.nrows(), t.pos[1]..t.pos[1] + k.ncols()])
-                        .assign(&k);
+                    put(t.pos, &jobs[t.job].effective_kernel());
                 }
             }
         }
-        (input, kernel)
+        kernel
     }
 
     /// Runs every frame on `machine` and returns one output per job.
@@ -562,6 +608,8 @@ impl Plan {
         assert_eq!(machine.frame_shape(), self.frame, "Plan::execute: machine frame shape");
         let mut outputs: Vec<Array2<f64>> = self.output_shapes.iter().map(|&s| Array2::zeros(s)).collect();
         let small = self.frame.0 * self.frame.1 <= SMALL_FRAME;
+        // Working memory for the big-frame path, reused by every group.
+        let mut big_scratch = (!small).then(|| machine.make_scratch(true));
         // Frames of one input-tiling group share their filter, programmed once.
         let mut start = 0;
         while start < self.frames.len() {
@@ -571,8 +619,11 @@ impl Plan {
                     while end < self.frames.len() && self.frames[end].layout == self.frames[start].layout {
                         end += 1;
                     }
-                    let (_, kplane) = self.frame_planes(start, jobs);
-                    Some(machine.program(kplane.view()))
+                    let kernel = self.frame_kernel(start, jobs);
+                    Some(match big_scratch.as_mut() {
+                        Some(s) => machine.program_in(kernel.view(), s),
+                        None => machine.program(kernel.view()),
+                    })
                 }
                 Layout::KernelTiling { .. } => {
                     while end < self.frames.len() && matches!(self.frames[end].layout, Layout::KernelTiling { .. }) {
@@ -582,16 +633,16 @@ impl Plan {
                 }
             };
             let run = |scratch: &mut crate::machine::FrameScratch, f: usize| {
-                let (input, kplane) = self.frame_planes(f, jobs);
                 let own;
                 let mask = match &shared {
                     Some(m) => m,
                     None => {
-                        own = machine.program(kplane.view());
+                        own = machine.program_in(self.frame_kernel(f, jobs).view(), scratch);
                         &own
                     }
                 };
-                machine.run_frame(input.as_slice().expect("standard layout"), mask, scratch);
+                self.write_input(f, jobs, scratch.input_mut());
+                machine.run_loaded(mask, scratch);
                 self.frames[f]
                     .tiles
                     .iter()
@@ -604,8 +655,8 @@ impl Plan {
                     .map_init(|| machine.make_scratch(false), |s, f| run(s, f))
                     .collect()
             } else {
-                let mut s = machine.make_scratch(true);
-                (start..end).map(|f| run(&mut s, f)).collect()
+                let s = big_scratch.as_mut().expect("big-frame scratch");
+                (start..end).map(|f| run(s, f)).collect()
             };
             for (t, vals) in results.into_iter().flatten() {
                 let [h, w] = t.kept();

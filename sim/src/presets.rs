@@ -4,8 +4,14 @@ use crate::machine::MachineConfig;
 
 /// Names and one-line descriptions of every machine preset.
 pub const MACHINES: &[(&str, &str)] = &[
-    ("ideal", "noiseless 512×512 4f machine, 8 µm pixels, 532 nm, f = 100 mm, matched filter"),
-    ("ideal-2k", "noiseless 2048×2048 4f machine, 8 µm pixels, 532 nm, f = 100 mm, matched filter"),
+    (
+        "ideal",
+        "noiseless 512×512 4f machine, 8 µm pixels, 532 nm, f = 100 mm, matched filter",
+    ),
+    (
+        "ideal-2k",
+        "noiseless 2048×2048 4f machine, 8 µm pixels, 532 nm, f = 100 mm, matched filter",
+    ),
 ];
 
 /// The machine preset called `name`, if there is one.

@@ -41,7 +41,11 @@ pub fn band_limit(extent_m: [f64; 2], wavelength_m: f64, z_m: f64) -> [f64; 2] {
 
 /// Signed frequency of FFT bin `k` of `n` at sample pitch `pitch_m`.
 pub fn fft_frequency(k: usize, n: usize, pitch_m: f64) -> f64 {
-    let k = if k < n.div_ceil(2) { k as f64 } else { k as f64 - n as f64 };
+    let k = if k < n.div_ceil(2) {
+        k as f64
+    } else {
+        k as f64 - n as f64
+    };
     k / (n as f64 * pitch_m)
 }
 
@@ -100,7 +104,10 @@ impl AngularSpectrum {
     pub fn apply(&self, field: &Field, scratch: &mut Fft2Scratch) -> Field {
         assert_eq!(field.shape(), self.shape, "AngularSpectrum::apply: shape");
         assert_eq!(field.pitch_m, self.pitch_m, "AngularSpectrum::apply: pitch");
-        assert_eq!(field.wavelength_m, self.wavelength_m, "AngularSpectrum::apply: wavelength");
+        assert_eq!(
+            field.wavelength_m, self.wavelength_m,
+            "AngularSpectrum::apply: wavelength"
+        );
         let (ny, nx) = self.shape;
         // The field sits in the centre of the padded window, keeping the optical
         // axis at (N/2, N/2) of both grids.

@@ -145,7 +145,11 @@ mod tests {
             spherical: 0.12,
         };
         let rms = disk_mean(|x, y| z.wavefront_waves(x, y).powi(2)).sqrt();
-        assert!((rms - z.rms_waves()).abs() < 2e-3 * z.rms_waves(), "{rms} vs {}", z.rms_waves());
+        assert!(
+            (rms - z.rms_waves()).abs() < 2e-3 * z.rms_waves(),
+            "{rms} vs {}",
+            z.rms_waves()
+        );
     }
 
     #[test]

@@ -60,7 +60,10 @@ fn shared_kernel_jobs_are_input_tiled() {
     let maps: Vec<Array2<f64>> = (0..65).map(|_| random(&mut rng, (16, 16))).collect();
     let k = random(&mut rng, (5, 5));
     for mode in [Mode::Valid, Mode::Same, Mode::Full] {
-        let jobs: Vec<ConvJob> = maps.iter().map(|m| ConvJob::new(m.view(), k.view(), mode, Op::Convolution)).collect();
+        let jobs: Vec<ConvJob> = maps
+            .iter()
+            .map(|m| ConvJob::new(m.view(), k.view(), mode, Op::Convolution))
+            .collect();
         let frames = check(&machine, &jobs);
         // 128/16 = 8 tiles per row in valid mode (no guard needed), 128/20 = 6 in
         // full mode (guard K−1 = 4), 128/18 = 7 in same mode (guard 2).
@@ -83,11 +86,21 @@ fn shared_input_jobs_are_kernel_tiled() {
         let jobs: Vec<ConvJob> = kernels
             .iter()
             .enumerate()
-            .map(|(i, k)| ConvJob::new(x.view(), k.view(), mode, if i % 2 == 0 { Op::Convolution } else { Op::Correlation }))
+            .map(|(i, k)| {
+                ConvJob::new(
+                    x.view(),
+                    k.view(),
+                    mode,
+                    if i % 2 == 0 { Op::Convolution } else { Op::Correlation },
+                )
+            })
             .collect();
         let frames = check(&machine, &jobs);
         let plan = Planner::new((64, 64), PlannerConfig::default()).plan(&jobs).unwrap();
-        assert!(plan.frames.iter().all(|f| matches!(f.layout, Layout::KernelTiling { .. })));
+        assert!(plan
+            .frames
+            .iter()
+            .all(|f| matches!(f.layout, Layout::KernelTiling { .. })));
         assert!(frames < jobs.len(), "{mode:?}: {frames} frames for {} jobs", jobs.len());
     }
 }
@@ -135,19 +148,30 @@ fn magnifying_non_square_machine() {
     let mut cfg = MachineConfig::ideal(64);
     cfg.input_slm.pixels_y = 48;
     cfg.lens2.focal_length_m = 0.25;
-    let machine = FourF::new(cfg).unwrap();
-    // A non-square grid has unequal Fourier pitches per axis, so a square-pixel
-    // filter SLM cannot match both: the machine says so.
-    assert!(!machine.filter_matched());
+    let machine = FourF::new(cfg.clone()).unwrap();
+    // A non-square grid has unequal Fourier pitches per axis: an unset filter
+    // pitch matches both, a square-pixel filter SLM cannot.
+    assert!(machine.filter_matched());
+    let mut rng = StdRng::seed_from_u64(6);
+    let x = random(&mut rng, (30, 20));
+    let k = random(&mut rng, (5, 6));
+    check(
+        &machine,
+        &[ConvJob::new(x.view(), k.view(), Mode::Same, Op::Convolution)],
+    );
+    cfg.filter_slm.pitch_m = Some(machine.fourier_pitch_m()[1]);
+    assert!(!FourF::new(cfg).unwrap().filter_matched());
     let mut cfg = MachineConfig::ideal(64);
     cfg.lens2.focal_length_m = 0.25;
     let machine = FourF::new(cfg).unwrap();
     assert!(machine.filter_matched());
     assert!((machine.output_pitch_m()[0] - 2.5 * 8e-6).abs() < 1e-15);
-    let mut rng = StdRng::seed_from_u64(6);
     let x = random(&mut rng, (30, 20));
     let k = random(&mut rng, (5, 6));
-    check(&machine, &[ConvJob::new(x.view(), k.view(), Mode::Full, Op::Convolution)]);
+    check(
+        &machine,
+        &[ConvJob::new(x.view(), k.view(), Mode::Full, Op::Convolution)],
+    );
 }
 
 #[test]
@@ -156,6 +180,9 @@ fn large_frames_run_the_parallel_path() {
     let mut rng = StdRng::seed_from_u64(7);
     let maps: Vec<Array2<f64>> = (0..5).map(|_| random(&mut rng, (300, 200))).collect();
     let k = random(&mut rng, (9, 9));
-    let jobs: Vec<ConvJob> = maps.iter().map(|m| ConvJob::new(m.view(), k.view(), Mode::Same, Op::Convolution)).collect();
+    let jobs: Vec<ConvJob> = maps
+        .iter()
+        .map(|m| ConvJob::new(m.view(), k.view(), Mode::Same, Op::Convolution))
+        .collect();
     check(&machine, &jobs);
 }

@@ -47,11 +47,18 @@ fn guard_below_the_mode_minimum_leaks_and_at_it_does_not() {
                 .collect();
             let (ok, frames) = worst_error(&machine, &jobs, minimum);
             eprintln!("K = {k}, {mode}: guard {minimum} → error {ok:.1e} in {frames} frames");
-            assert!(ok <= 1e-10, "K = {k}, {mode}: guard {minimum} should be exact, error {ok:e}");
+            assert!(
+                ok <= 1e-10,
+                "K = {k}, {mode}: guard {minimum} should be exact, error {ok:e}"
+            );
             if minimum > 0 {
                 let (leak, _) = worst_error(&machine, &jobs, minimum - 1);
                 eprintln!("K = {k}, {mode}: guard {} → error {leak:.1e}", minimum - 1);
-                assert!(leak > 1e-3, "K = {k}, {mode}: guard {} should leak, error {leak:e}", minimum - 1);
+                assert!(
+                    leak > 1e-3,
+                    "K = {k}, {mode}: guard {} should leak, error {leak:e}",
+                    minimum - 1
+                );
             }
         }
     }
@@ -66,7 +73,10 @@ fn automatic_guards_use_the_fewest_frames_that_stay_exact() {
         .collect();
     let kernel = Array2::from_shape_fn((5, 5), |_| rng.random::<f64>());
     for (mode, guard) in [(Mode::Full, 4), (Mode::Same, 2), (Mode::Valid, 0)] {
-        let jobs: Vec<ConvJob> = maps.iter().map(|m| ConvJob::new(m.view(), kernel.view(), mode, Op::Correlation)).collect();
+        let jobs: Vec<ConvJob> = maps
+            .iter()
+            .map(|m| ConvJob::new(m.view(), kernel.view(), mode, Op::Correlation))
+            .collect();
         let auto = Planner::new((64, 64), PlannerConfig::default()).plan(&jobs).unwrap();
         let per_side = 64 / (10 + guard);
         assert_eq!(auto.frame_count(), 50usize.div_ceil(per_side * per_side), "{mode}");

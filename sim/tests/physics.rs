@@ -17,7 +17,9 @@ const AIRY_FIRST_ZERO: f64 = 3.831_705_970_207_512 / PI;
 
 fn random_field(n: usize, seed: u64) -> Array2<C64> {
     let mut rng = StdRng::seed_from_u64(seed);
-    Array2::from_shape_fn((n, n), |_| C64::new(rng.random::<f64>() - 0.5, rng.random::<f64>() - 0.5))
+    Array2::from_shape_fn((n, n), |_| {
+        C64::new(rng.random::<f64>() - 0.5, rng.random::<f64>() - 0.5)
+    })
 }
 
 /// A frame-sized kernel plane holding a unit impulse at the origin: the all-pass filter.
@@ -100,8 +102,14 @@ fn parseval_through_lens_mask_and_propagation() {
     let band = Field::new(spec, [8e-6, 8e-6], 532e-9);
     let prop = AngularSpectrum::new((n, n), [8e-6, 8e-6], 532e-9, 3e-3, false);
     let moved = prop.apply(&band, &mut prop.make_scratch());
-    assert!((moved.power() - band.power()).abs() < 1e-10 * band.power(), "angular spectrum");
-    assert!((&moved.data - &band.data).iter().map(|v| v.norm()).sum::<f64>() > 1e-3, "it did propagate");
+    assert!(
+        (moved.power() - band.power()).abs() < 1e-10 * band.power(),
+        "angular spectrum"
+    );
+    assert!(
+        (&moved.data - &band.data).iter().map(|v| v.norm()).sum::<f64>() > 1e-3,
+        "it did propagate"
+    );
 }
 
 /// Radius of the first zero crossing of `line` (a real profile from the centre
@@ -134,7 +142,10 @@ fn airy_first_dark_ring_at_1_22_lambda_f_over_d() {
             let r0 = first_zero(&line) * out.pitch_m[0];
             let rel = (r0 - want).abs() / want;
             eprintln!("Airy: a = {radius_samples} Δu, f2 = {f2}: first zero {r0:.4e} m, 1.2197λf/D = {want:.4e} m, rel. error {rel:.2e}");
-            assert!(rel < 0.01, "a = {radius_samples} du, f2 = {f2}: zero at {r0:e} m, Airy {want:e} m ({rel:.4})");
+            assert!(
+                rel < 0.01,
+                "a = {radius_samples} du, f2 = {f2}: zero at {r0:e} m, Airy {want:e} m ({rel:.4})"
+            );
         }
     }
 }
@@ -160,9 +171,17 @@ fn coherent_cutoff_passes_a_grating_just_inside_and_removes_one_just_outside() {
             let pout: f64 = out.data.iter().map(|v| v.norm_sqr()).sum();
             let ratio = pout / pin;
             if passes {
-                assert!(nu < cutoff && (ratio - 1.0).abs() < 1e-9, "ν = {:.3} cutoff: ratio {ratio}", nu / cutoff);
+                assert!(
+                    nu < cutoff && (ratio - 1.0).abs() < 1e-9,
+                    "ν = {:.3} cutoff: ratio {ratio}",
+                    nu / cutoff
+                );
             } else {
-                assert!(nu > cutoff && ratio < 1e-20, "ν = {:.3} cutoff: ratio {ratio}", nu / cutoff);
+                assert!(
+                    nu > cutoff && ratio < 1e-20,
+                    "ν = {:.3} cutoff: ratio {ratio}",
+                    nu / cutoff
+                );
             }
         }
     }
@@ -259,7 +278,10 @@ fn defocus_on_axis_intensity_follows_the_fresnel_number() {
         let fresnel = 4.0 * (PI * nf / 2.0).sin().powi(2);
         assert!((exact - fresnel).abs() < 0.01, "oracle consistency at N_F {nf}");
         eprintln!("Fresnel: N_F = {nf}: on-axis intensity {got:.4}, Rayleigh–Sommerfeld {exact:.4}");
-        assert!((got - exact).abs() < 0.04, "N_F = {nf}: on-axis intensity {got:.4}, expected {exact:.4}");
+        assert!(
+            (got - exact).abs() < 0.04,
+            "N_F = {nf}: on-axis intensity {got:.4}, expected {exact:.4}"
+        );
     }
 }
 
@@ -285,7 +307,10 @@ fn small_aberrations_follow_the_marechal_strehl_ratio() {
         let strehl = peak / peak0;
         let marechal = (-(2.0 * PI * rms).powi(2)).exp();
         eprintln!("Strehl: term {term}, {rms} waves RMS: {strehl:.4} (Maréchal {marechal:.4})");
-        assert!((strehl - marechal).abs() < 0.01, "term {term}, {rms} waves RMS: Strehl {strehl:.4}, Maréchal {marechal:.4}");
+        assert!(
+            (strehl - marechal).abs() < 0.01,
+            "term {term}, {rms} waves RMS: Strehl {strehl:.4}, Maréchal {marechal:.4}"
+        );
     }
 }
 
@@ -334,7 +359,11 @@ fn mismatched_filter_pitch_is_a_measurable_error_that_vanishes_when_matched() {
         let du = cfg.wavelength_m * cfg.lens1.focal_length_m / (n as f64 * cfg.input_slm.pitch_m);
         cfg.filter_slm.pitch_m = Some(ratio * du);
         let machine = FourF::new(cfg).unwrap();
-        let (out, _) = convolve(&machine, &[ConvJob::new(x.view(), k.view(), Mode::Full, Op::Convolution)]).unwrap();
+        let (out, _) = convolve(
+            &machine,
+            &[ConvJob::new(x.view(), k.view(), Mode::Full, Op::Convolution)],
+        )
+        .unwrap();
         let num = (&out[0] - &want).iter().map(|v| v.abs()).fold(0.0, f64::max);
         num / want.iter().map(|v| v.abs()).fold(0.0, f64::max)
     };
