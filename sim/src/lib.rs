@@ -38,6 +38,7 @@
 #![warn(missing_docs)]
 
 pub mod conv;
+pub mod devices;
 pub mod error;
 pub mod fft;
 pub mod field;

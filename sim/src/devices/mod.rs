@@ -1,0 +1,13 @@
+//! Real devices of the 4f machine and their non-idealities.
+//!
+//! ## Files
+//! - [`slm`]: spatial light modulators — modulation kind, bit depth or a measured
+//!   level table, fill factor (by oversampling), pixel crosstalk.
+//! - [`camera`]: the detector — photo-electrons, shot noise, dark current, read
+//!   noise, full well, conversion gain, bias, ADC, fixed-pattern non-uniformity.
+//!
+//! Every random draw takes an explicit `&mut R where R: rand::Rng`; nothing here
+//! owns a global generator.
+
+pub mod camera;
+pub mod slm;
