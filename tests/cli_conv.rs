@@ -395,6 +395,7 @@ fn machine_toml_file() {
     std::fs::write(
         &machine,
         r#"
+[laser]
 wavelength_m = 633e-9
 
 [input_slm]

@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use fourf_sim::planner::{self, PlanStats};
-use fourf_sim::{presets, ConvJob, Field, FourF, Mode, Op};
+use fourf_sim::planner::PlanStats;
+use fourf_sim::{presets, ConvJob, FourF, Mode, Op, Planner, PlannerConfig};
 use ndarray::{Array2, Axis};
 use serde::Serialize;
 
@@ -67,6 +67,10 @@ pub struct ConvReport {
     pub frame_shape: [usize; 2],
     /// Frames, tiles, filters and fill factor of the plan.
     pub plan: PlanStats,
+    /// Optical passes (frames × signed-input passes × bit planes).
+    pub passes: usize,
+    /// Camera exposures (passes × exposures per pass of the detection scheme).
+    pub exposures: usize,
     /// Seconds spent planning and executing the frames.
     pub wall_s: f64,
     /// The seed.
@@ -80,7 +84,7 @@ impl ConvReport {
     pub fn summary(&self) -> String {
         let p = &self.plan;
         format!(
-            "wrote {} ({}) — {} {} on `{}`\n{} frame(s) of {}×{}, {} tile(s), {} filter(s), {:.1} % utilisation, {:.3} s",
+            "wrote {} ({}) — {} {} on `{}`\n{} frame(s) of {}×{}, {} tile(s), {} filter(s), {:.1} % utilisation, {} pass(es), {} exposure(s), {:.3} s",
             self.output.display(),
             shape_str(&self.output_shape),
             self.mode,
@@ -95,6 +99,8 @@ impl ConvReport {
             p.tiles,
             p.filters,
             100.0 * p.utilisation,
+            self.passes,
+            self.exposures,
             self.wall_s,
         )
     }
@@ -156,15 +162,20 @@ pub fn run_conv(args: &ConvArgs) -> anyhow::Result<ConvReport> {
         .collect();
 
     let start = Instant::now();
-    let (outputs, plan) = planner::convolve(&machine, &jobs).with_context(|| {
+    let context = || {
         format!(
             "{} with kernel {} on machine `{}`",
             args.input.display(),
             args.kernel.display(),
             name
         )
-    })?;
+    };
+    let plan = Planner::new(machine.frame_shape(), PlannerConfig::default())
+        .plan(&jobs)
+        .with_context(context)?;
+    let run = plan.execute(&machine, &jobs, args.seed).with_context(context)?;
     let wall_s = start.elapsed().as_secs_f64();
+    let outputs = run.outputs;
 
     let views: Vec<_> = outputs.iter().map(|o| o.view()).collect();
     let out = MapStack {
@@ -194,6 +205,8 @@ pub fn run_conv(args: &ConvArgs) -> anyhow::Result<ConvReport> {
         machine: name.clone(),
         frame_shape: [frame.0, frame.1],
         plan: plan.stats(),
+        passes: run.passes,
+        exposures: run.exposures,
         wall_s,
         seed: args.seed,
         planes: args.planes.clone(),
@@ -207,9 +220,9 @@ type Picture = (&'static str, Array2<f64>, Scale, Colormap);
 /// amplitude, the Fourier-plane power after the filter and the filter's power
 /// transmission (both in dB), the output field's amplitude and the detected
 /// intensity.
-fn plane_pictures(machine: &FourF, input: Array2<num_complex::Complex64>, kernel_plane: Array2<f64>) -> Vec<Picture> {
+fn plane_pictures(machine: &FourF, input: Array2<f64>, kernel_plane: Array2<f64>) -> Vec<Picture> {
     let mask = machine.program(kernel_plane.view());
-    let field = Field::new(input, machine.input_pitch_m(), machine.config().wavelength_m);
+    let field = machine.input_field(input.view());
     let [input, _, after, output] = machine.trace_planes(&field, &mask);
     let t = machine.transmission(&mask);
     vec![
@@ -239,10 +252,10 @@ pub fn presets_table() -> String {
         let s = &m.input_slm;
         out.push_str(&format!(
             "{name}\n    {description}\n    frame {}×{} px, pitch {} µm, wavelength {} nm, f1 {} mm, f2 {} mm\n",
-            s.pixels_y,
-            s.pixels_x,
-            num(s.pitch_m * 1e6),
-            num(m.wavelength_m * 1e9),
+            s.pixels_y.unwrap_or(0),
+            s.pixels_x.unwrap_or(0),
+            num(s.pitch_m.unwrap_or(0.0) * 1e6),
+            num(m.wavelength_m() * 1e9),
             num(m.lens1.focal_length_m * 1e3),
             num(m.lens2.focal_length_m * 1e3),
         ));

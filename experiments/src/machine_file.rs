@@ -263,11 +263,13 @@ mod tests {
         // A set may fill a required key the file lacks.
         std::fs::write(
             &p,
-            toml::to_string(&cfg).unwrap().replace("wavelength_m = 5.32e-7\n", ""),
+            toml::to_string(&cfg)
+                .unwrap()
+                .replace("[laser]\nwavelength_m = 5.32e-7\n", ""),
         )
         .unwrap();
-        let m = load_machine(p.to_str().unwrap(), &sets(&["wavelength_m=633e-9"])).unwrap();
-        assert_eq!(m.wavelength_m, 633e-9);
+        let m = load_machine(p.to_str().unwrap(), &sets(&["laser.wavelength_m=633e-9"])).unwrap();
+        assert_eq!(m.wavelength_m(), 633e-9);
     }
 
     #[test]
@@ -287,9 +289,9 @@ mod tests {
         assert!(e.contains("missing.toml") && e.contains("not found"), "{e}");
 
         let p = dir.join("syntax.toml");
-        std::fs::write(&p, "wavelength_m = 532e-9\n[input_slm\npixels_x = 512\n").unwrap();
+        std::fs::write(&p, "[laser]\nwavelength_m = 532e-9\n[input_slm\npixels_x = 512\n").unwrap();
         let e = err(p.to_str().unwrap(), &[]);
-        assert!(e.contains("syntax.toml: line 2:"), "{e}");
+        assert!(e.contains("syntax.toml: line 3:"), "{e}");
         assert!(!e.contains('\n'), "one line: {e}");
 
         let mut text = toml::to_string(&presets::machine("ideal").unwrap()).unwrap();
@@ -321,8 +323,8 @@ mod tests {
         );
         let e = err("ideal", &["=3"]);
         assert!(e.contains("path=value"), "{e}");
-        let e = err("ideal", &["wavelength_m.x=1"]);
-        assert!(e.contains("`wavelength_m` is a value"), "{e}");
+        let e = err("ideal", &["laser.wavelength_m.x=1"]);
+        assert!(e.contains("`laser.wavelength_m` is a value"), "{e}");
         let e = err("ideal", &["lens1.focal_length_m=0.1", "input_slm.pixels_x=abc"]);
         assert!(e.contains("--set input_slm.pixels_x=abc") && e.contains("abc"), "{e}");
     }

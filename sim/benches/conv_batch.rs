@@ -25,7 +25,9 @@ fn batch(c: &mut Criterion) {
         });
         let plan = Planner::new((n, n), PlannerConfig::default()).plan(&jobs).unwrap();
         eprintln!("{n}×{n} machine: {} frame(s)", plan.frame_count());
-        group.bench_function(format!("4f_execute_{n}"), |b| b.iter(|| plan.execute(&machine, &jobs)));
+        group.bench_function(format!("4f_execute_{n}"), |b| {
+            b.iter(|| plan.execute(&machine, &jobs, 0).unwrap())
+        });
     }
     group.bench_function("direct", |b| {
         b.iter(|| {

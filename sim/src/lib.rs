@@ -12,6 +12,9 @@
 //! - [`pupil`]: circular stop and Zernike aberrations.
 //! - [`machine`]: [`MachineConfig`] and the planned machine [`FourF`].
 //! - [`conv`]: [`ConvJob`], modes, and the direct reference convolution.
+//! - [`readout`]: one frame through the devices: signed-input passes, the input
+//!   SLM, the optics, the camera and the detection scheme.
+//! - [`devices`]: SLM, camera, laser and detection models.
 //! - [`planner`]: packs jobs into frames with guard bands and unpacks outputs.
 //! - [`presets`]: named machines.
 //!
@@ -48,9 +51,10 @@ pub mod planner;
 pub mod presets;
 pub mod propagation;
 pub mod pupil;
+pub mod readout;
 
 pub use conv::{direct_conv, ConvJob, Mode, Op};
 pub use error::SimError;
 pub use field::Field;
 pub use machine::{FourF, FrameScratch, MachineConfig, Mask};
-pub use planner::{Plan, Planner, PlannerConfig};
+pub use planner::{Execution, Plan, Planner, PlannerConfig};

@@ -16,8 +16,12 @@ use num_complex::Complex64 as C64;
 use rustfft::FftDirection;
 use serde::{Deserialize, Serialize};
 
+use crate::devices::camera::{Camera, CameraConfig};
+use crate::devices::detection::DetectionConfig;
+use crate::devices::laser::LaserConfig;
+use crate::devices::slm::{Modulation, Slm, SlmConfig};
 use crate::error::SimError;
-use crate::fft::{transpose, Fft2, Fft2Scratch};
+use crate::fft::{shift_half, transpose, Fft2, Fft2Scratch};
 use crate::field::Field;
 use crate::lens::{fourier_pitch_m, lens_transform};
 use crate::propagation::{band_limit, transfer};
@@ -34,35 +38,50 @@ pub struct MachineConfig {
     /// Name shown in reports.
     #[serde(default = "default_name")]
     pub name: String,
-    /// Laser wavelength in metres.
-    pub wavelength_m: f64,
-    /// The input SLM; its pixels are the simulation grid of the input plane.
-    pub input_slm: InputSlmConfig,
+    /// The light source.
+    pub laser: LaserConfig,
+    /// Sampling of the simulation.
+    #[serde(default)]
+    pub simulation: SimulationConfig,
+    /// The input SLM; `pixels_x`, `pixels_y` and `pitch_m` are required and set the
+    /// frame.
+    pub input_slm: SlmConfig,
     /// First lens (input plane → Fourier plane).
     pub lens1: LensConfig,
     /// Second lens (Fourier plane → output plane).
     pub lens2: LensConfig,
-    /// The Fourier-plane filter SLM; unset fields match the Fourier grid.
+    /// The Fourier-plane filter SLM; unset pixel counts and pitch match the Fourier
+    /// grid (`pitch = λf1/(NΔx)` per axis, `N` input-SLM pixels).
     #[serde(default)]
-    pub filter_slm: FilterSlmConfig,
+    pub filter_slm: SlmConfig,
     /// The Fourier-plane stop and aberrations.
     #[serde(default)]
     pub pupil: PupilConfig,
     /// Alignment errors.
     #[serde(default)]
     pub misalignment: MisalignmentConfig,
+    /// The camera in the output plane.
+    #[serde(default)]
+    pub camera: CameraConfig,
+    /// How the output is detected and signed inputs are shown.
+    #[serde(default)]
+    pub detection: DetectionConfig,
 }
 
-/// The input SLM (square pixels).
+/// Sampling of the simulation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InputSlmConfig {
-    /// Pixel columns (even).
-    pub pixels_x: usize,
-    /// Pixel rows (even).
-    pub pixels_y: usize,
-    /// Pixel pitch in metres.
-    pub pitch_m: f64,
+#[serde(deny_unknown_fields, default)]
+pub struct SimulationConfig {
+    /// Simulation samples per SLM pixel along each axis (1..=16, default 1); above
+    /// 1 the pixel shape (fill factor, crosstalk) and camera pixel integration are
+    /// resolved.
+    pub oversampling: usize,
+}
+
+impl Default for SimulationConfig {
+    fn default() -> Self {
+        Self { oversampling: 1 }
+    }
 }
 
 /// A thin lens.
@@ -71,21 +90,6 @@ pub struct InputSlmConfig {
 pub struct LensConfig {
     /// Focal length in metres.
     pub focal_length_m: f64,
-}
-
-/// The filter SLM in the Fourier plane. Every unset field is matched to the
-/// Fourier grid of lens 1 (`pitch = λf1/(NΔx)`, same pixel count), in which case
-/// the programmed filter is sampled exactly where the spectrum is.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct FilterSlmConfig {
-    /// Pixel columns; unset: the input SLM's.
-    pub pixels_x: Option<usize>,
-    /// Pixel rows; unset: the input SLM's.
-    pub pixels_y: Option<usize>,
-    /// Pixel pitch in metres (square pixels); unset: the Fourier-plane pitch
-    /// `λf1/(NΔx)` of each axis (rectangular pixels when the frame is not square).
-    pub pitch_m: Option<f64>,
 }
 
 /// The Fourier-plane pupil.
@@ -132,51 +136,80 @@ fn finite(key: &str, v: f64) -> Result<(), SimError> {
     }
 }
 
-fn even_pixels(key: &str, v: usize) -> Result<(), SimError> {
-    if v >= 2 && v.is_multiple_of(2) && v <= 1 << 15 {
-        Ok(())
-    } else {
-        Err(SimError::invalid(key, v, "must be an even pixel count in 2..=32768"))
+fn even_pixels(key: &str, v: Option<usize>) -> Result<(), SimError> {
+    match v {
+        Some(v) if v >= 2 && v.is_multiple_of(2) && v <= 1 << 15 => Ok(()),
+        Some(v) => Err(SimError::invalid(key, v, "must be an even pixel count in 2..=32768")),
+        None => Ok(()),
     }
+}
+
+fn required<T: Copy>(key: &str, v: Option<T>) -> Result<T, SimError> {
+    v.ok_or_else(|| SimError::invalid(key, "unset", "is required for the input SLM (it sets the frame)"))
 }
 
 impl MachineConfig {
     /// An ideal noiseless machine with `n × n` pixels of 8 µm, 532 nm light and two
-    /// 100 mm lenses; the filter SLM is matched to the Fourier grid.
+    /// 100 mm lenses: ideal complex SLMs, the filter matched to the Fourier grid,
+    /// coherent (field) detection.
     pub fn ideal(n: usize) -> Self {
         MachineConfig {
             name: format!("ideal-{n}"),
-            wavelength_m: 532e-9,
-            input_slm: InputSlmConfig {
-                pixels_x: n,
-                pixels_y: n,
-                pitch_m: 8e-6,
+            laser: LaserConfig::ideal(532e-9),
+            simulation: SimulationConfig::default(),
+            input_slm: SlmConfig {
+                pixels_x: Some(n),
+                pixels_y: Some(n),
+                pitch_m: Some(8e-6),
+                ..SlmConfig::default()
             },
             lens1: LensConfig { focal_length_m: 0.1 },
             lens2: LensConfig { focal_length_m: 0.1 },
-            filter_slm: FilterSlmConfig::default(),
+            filter_slm: SlmConfig::default(),
             pupil: PupilConfig::default(),
             misalignment: MisalignmentConfig::default(),
+            camera: CameraConfig::default(),
+            detection: DetectionConfig::default(),
         }
+    }
+
+    /// Vacuum wavelength, metres.
+    pub fn wavelength_m(&self) -> f64 {
+        self.laser.wavelength_m
     }
 
     /// Checks every value; the error names the key and its valid range.
     pub fn validate(&self) -> Result<(), SimError> {
-        positive("wavelength_m", self.wavelength_m)?;
+        self.laser.validate()?;
+        let s = self.simulation.oversampling;
+        if !(1..=16).contains(&s) {
+            return Err(SimError::invalid(
+                "simulation.oversampling",
+                s,
+                "must be an integer in 1..=16",
+            ));
+        }
+        required("input_slm.pixels_x", self.input_slm.pixels_x)?;
+        required("input_slm.pixels_y", self.input_slm.pixels_y)?;
+        positive(
+            "input_slm.pitch_m",
+            required("input_slm.pitch_m", self.input_slm.pitch_m)?,
+        )?;
         even_pixels("input_slm.pixels_x", self.input_slm.pixels_x)?;
         even_pixels("input_slm.pixels_y", self.input_slm.pixels_y)?;
-        positive("input_slm.pitch_m", self.input_slm.pitch_m)?;
+        self.input_slm.validate("input_slm")?;
+        if self.input_slm.modulation == Modulation::Phase {
+            return Err(SimError::invalid(
+                "input_slm.modulation",
+                "\"phase\"",
+                "a phase-only input SLM cannot show the amplitudes of a linear convolution; use amplitude, complex, two_slm or binary",
+            ));
+        }
         positive("lens1.focal_length_m", self.lens1.focal_length_m)?;
         positive("lens2.focal_length_m", self.lens2.focal_length_m)?;
-        if let Some(p) = self.filter_slm.pixels_x {
-            even_pixels("filter_slm.pixels_x", p)?;
-        }
-        if let Some(p) = self.filter_slm.pixels_y {
-            even_pixels("filter_slm.pixels_y", p)?;
-        }
-        if let Some(p) = self.filter_slm.pitch_m {
-            positive("filter_slm.pitch_m", p)?;
-        }
+        even_pixels("filter_slm.pixels_x", self.filter_slm.pixels_x)?;
+        even_pixels("filter_slm.pixels_y", self.filter_slm.pixels_y)?;
+        self.filter_slm.validate("filter_slm")?;
         if let Some(r) = self.pupil.radius_m {
             positive("pupil.radius_m", r)?;
         }
@@ -191,6 +224,8 @@ impl MachineConfig {
         finite("misalignment.filter_shift_y_m", m.filter_shift_y_m)?;
         finite("misalignment.input_defocus_m", m.input_defocus_m)?;
         finite("misalignment.output_defocus_m", m.output_defocus_m)?;
+        self.camera.validate("camera")?;
+        self.detection.validate()?;
         Ok(())
     }
 }
@@ -238,10 +273,11 @@ impl AxisResampling {
 pub struct Mask {
     /// Transmission in FFT order, transposed (`nx × ny`), times `−(f1/f2)/(ny·nx)`.
     transposed: Vec<C64>,
-    /// `−(f2/f1)·gain`: the convolution is `Re(output · readout)`.
+    /// `−(f2/f1)·gain·s²`: the convolution of the pixel values is
+    /// `Re(ȳ · readout)`, `ȳ` the output field averaged over a camera pixel.
     readout: C64,
-    /// `max|H|` of the kernel's transfer function, divided out so that the filter
-    /// is passive (`|t| ≤ 1`).
+    /// `max|H|` of the (compensated) transfer function, divided out so that the
+    /// filter is passive (`|t| ≤ 1`).
     gain: f64,
 }
 
@@ -250,6 +286,12 @@ impl Mask {
     /// the programmed filter is passive.
     pub fn gain(&self) -> f64 {
         self.gain
+    }
+
+    /// The factor that turns a camera-pixel average of the output field into the
+    /// convolution value: `Re(ȳ · readout)`.
+    pub fn readout(&self) -> C64 {
+        self.readout
     }
 }
 
@@ -261,67 +303,170 @@ pub struct FrameScratch {
     fft: Fft2Scratch,
 }
 
+/// Where the filter SLM's pixels land on the Fourier grid.
+#[derive(Debug, Clone)]
+enum Placement {
+    /// Pixel `(jy, jx)` is Fourier sample `(jy + oy, jx + ox)` (physical order).
+    Direct { oy: usize, ox: usize },
+    /// Area-weighted resampling (shifted, differently pitched or oversized filter).
+    Resampled(Box<[AxisResampling; 2]>),
+}
+
 /// A planned 4f machine.
 #[derive(Debug, Clone)]
 pub struct FourF {
     config: MachineConfig,
+    /// Input-SLM pixels `(ny, nx)`: the frame the planner packs.
+    pixel_shape: (usize, usize),
+    /// Simulation samples per pixel per axis.
+    s: usize,
+    /// Simulation grid `(s·ny, s·nx)`.
     shape: (usize, usize),
+    pixel_pitch_m: f64,
     input_pitch_m: [f64; 2],
     fourier_pitch_m: [f64; 2],
     output_pitch_m: [f64; 2],
     fft: Fft2,
+    /// Plan of the pixel-level DFT that gives a matched filter's transfer function.
+    pixel_fft: Fft2,
     /// The filter SLM: `(ny, nx)` pixels and pitch `[y, x]`.
     filter_shape: (usize, usize),
     filter_pitch_m: [f64; 2],
-    /// `None` when the filter pixels coincide with the Fourier samples.
-    resampling: Option<[AxisResampling; 2]>,
+    /// True when the filter pixels sit exactly on the pixel-level DFT frequencies.
+    filter_on_dft: bool,
+    placement: Placement,
+    /// Per-axis factors `[y, x]` at the filter pixels' frequencies that undo the
+    /// SLM and camera pixel apertures (or only their alignment).
+    compensation: [Vec<C64>; 2],
     /// Pupil × aberrations × defocus in FFT order, transposed, times the frame
     /// scale `−(f1/f2)/(ny·nx)`.
     envelope_t: Vec<C64>,
+    input_slm: Slm,
+    filter_slm: Slm,
+    camera: Camera,
+    /// Expected photons per camera pixel from a flat full-scale field, if known.
+    photons_full_scale: Option<f64>,
 }
 
 impl FourF {
     /// Validates `config` and plans the machine.
     pub fn new(config: MachineConfig) -> Result<Self, SimError> {
         config.validate()?;
-        let shape = (config.input_slm.pixels_y, config.input_slm.pixels_x);
+        let s = config.simulation.oversampling;
+        let pixel_shape = (
+            config.input_slm.pixels_y.expect("validated"),
+            config.input_slm.pixels_x.expect("validated"),
+        );
+        let shape = (pixel_shape.0 * s, pixel_shape.1 * s);
         let (ny, nx) = shape;
-        let wl = config.wavelength_m;
+        let wl = config.wavelength_m();
         let (f1, f2) = (config.lens1.focal_length_m, config.lens2.focal_length_m);
-        let dx = config.input_slm.pitch_m;
+        let pixel_pitch_m = config.input_slm.pitch_m.expect("validated");
+        let dx = pixel_pitch_m / s as f64;
         let input_pitch_m = [dx, dx];
         let fourier = fourier_pitch_m(shape, input_pitch_m, wl, f1);
         let output_pitch_m = [dx * f2 / f1, dx * f2 / f1];
         let filter_shape = (
-            config.filter_slm.pixels_y.unwrap_or(ny),
-            config.filter_slm.pixels_x.unwrap_or(nx),
+            config.filter_slm.pixels_y.unwrap_or(pixel_shape.0),
+            config.filter_slm.pixels_x.unwrap_or(pixel_shape.1),
         );
         // A non-square input grid has different Fourier pitches per axis; an unset
         // filter pitch matches each.
         let filter_pitch_m = config.filter_slm.pitch_m.map_or(fourier, |p| [p, p]);
         let m = &config.misalignment;
         let exact = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b;
-        let matched = filter_shape == shape
-            && exact(filter_pitch_m[0], fourier[0])
-            && exact(filter_pitch_m[1], fourier[1])
+        let same_pitch = exact(filter_pitch_m[0], fourier[0]) && exact(filter_pitch_m[1], fourier[1]);
+        let filter_on_dft = same_pitch && filter_shape == pixel_shape;
+        let placement = if same_pitch
             && m.filter_shift_x_m == 0.0
-            && m.filter_shift_y_m == 0.0;
-        let resampling = (!matched).then(|| {
-            [
+            && m.filter_shift_y_m == 0.0
+            && filter_shape.0 <= ny
+            && filter_shape.1 <= nx
+        {
+            Placement::Direct {
+                oy: ny / 2 - filter_shape.0 / 2,
+                ox: nx / 2 - filter_shape.1 / 2,
+            }
+        } else {
+            Placement::Resampled(Box::new([
                 AxisResampling::new(ny, fourier[0], filter_shape.0, filter_pitch_m[0], m.filter_shift_y_m),
                 AxisResampling::new(nx, fourier[1], filter_shape.1, filter_pitch_m[1], m.filter_shift_x_m),
-            ]
+            ]))
+        };
+        let input_slm = Slm::new(config.input_slm.clone(), "input_slm")?;
+        let filter_slm = Slm::new(config.filter_slm.clone(), "filter_slm")?;
+        let cam = &config.camera;
+        let image_pitch = pixel_pitch_m * f2 / f1;
+        if let Some(p) = cam.pitch_m {
+            if (p - image_pitch).abs() > 1e-6 * image_pitch {
+                return Err(SimError::invalid(
+                    "camera.pitch_m",
+                    p,
+                    format!(
+                        "must equal the image of an input-SLM pixel, pitch·f2/f1 = {image_pitch:e} m (choose lens2.focal_length_m = {:e} m to match this camera); other pitches are not modelled yet",
+                        cam_focal(p, pixel_pitch_m, f1)
+                    ),
+                ));
+            }
+        }
+        for (key, have, need) in [
+            ("camera.pixels_y", cam.pixels_y, pixel_shape.0),
+            ("camera.pixels_x", cam.pixels_x, pixel_shape.1),
+        ] {
+            if let Some(h) = have {
+                if h < need {
+                    return Err(SimError::invalid(
+                        key,
+                        h,
+                        format!("the camera must cover the {need} pixel images of the frame; give at least {need} or leave it unset"),
+                    ));
+                }
+            }
+        }
+        let photons_full_scale = cam.full_scale_e.map(|e| e / cam.quantum_efficiency).or_else(|| {
+            config
+                .laser
+                .power_w
+                .map(|p| p * cam.exposure_s / config.laser.photon_energy_j() / (pixel_shape.0 * pixel_shape.1) as f64)
+        });
+        if photons_full_scale.is_none() && !cam.is_noiseless() {
+            return Err(SimError::invalid(
+                "camera",
+                "noise without a photon budget",
+                "camera noise needs a photon budget: set camera.full_scale_e or laser.power_w",
+            ));
+        }
+        let camera = Camera::new(config.camera.clone(), pixel_shape, "camera")?;
+        let w = (s as f64 * input_slm.effective_fill_factor(s).sqrt()).round() as usize;
+        let compensation = [0, 1].map(|ax| {
+            let nf = [filter_shape.0, filter_shape.1][ax];
+            (0..nf)
+                .map(|j| {
+                    let nu = (j as f64 - (nf / 2) as f64) * filter_pitch_m[ax] / (wl * f1);
+                    aperture_compensation(nu, dx, s, w, config.detection.pixel_compensation)
+                })
+                .collect()
         });
         let mut fourf = FourF {
+            pixel_shape,
+            s,
             shape,
+            pixel_pitch_m,
             input_pitch_m,
             fourier_pitch_m: fourier,
             output_pitch_m,
             fft: Fft2::new(ny, nx),
+            pixel_fft: Fft2::new(pixel_shape.0, pixel_shape.1),
             filter_shape,
             filter_pitch_m,
-            resampling,
+            filter_on_dft,
+            placement,
+            compensation,
             envelope_t: Vec::new(),
+            input_slm,
+            filter_slm,
+            camera,
+            photons_full_scale,
             config,
         };
         fourf.envelope_t = fourf.build_envelope();
@@ -333,12 +478,27 @@ impl FourF {
         &self.config
     }
 
-    /// Frame shape `(ny, nx)` in SLM pixels (= simulation samples).
+    /// Frame shape `(ny, nx)` in input-SLM pixels: what the planner packs.
     pub fn frame_shape(&self) -> (usize, usize) {
+        self.pixel_shape
+    }
+
+    /// Simulation grid `(ny, nx)`: the frame times the oversampling.
+    pub fn grid_shape(&self) -> (usize, usize) {
         self.shape
     }
 
-    /// Input-plane sample pitch `[y, x]`, metres.
+    /// Simulation samples per SLM pixel along each axis.
+    pub fn oversampling(&self) -> usize {
+        self.s
+    }
+
+    /// Input-SLM pixel pitch, metres.
+    pub fn pixel_pitch_m(&self) -> f64 {
+        self.pixel_pitch_m
+    }
+
+    /// Input-plane simulation sample pitch `[y, x]`, metres.
     pub fn input_pitch_m(&self) -> [f64; 2] {
         self.input_pitch_m
     }
@@ -348,7 +508,7 @@ impl FourF {
         self.fourier_pitch_m
     }
 
-    /// Output-plane sample pitch `[y, x]`, `Δx·f2/f1`, metres.
+    /// Output-plane simulation sample pitch `[y, x]`, `Δx·f2/f1`, metres.
     pub fn output_pitch_m(&self) -> [f64; 2] {
         self.output_pitch_m
     }
@@ -358,9 +518,25 @@ impl FourF {
         (self.filter_shape, self.filter_pitch_m)
     }
 
-    /// True when the filter SLM pixels coincide with the Fourier samples.
+    /// True when the filter SLM pixels sit exactly on Fourier samples, unshifted.
     pub fn filter_matched(&self) -> bool {
-        self.resampling.is_none()
+        matches!(self.placement, Placement::Direct { .. })
+    }
+
+    /// The input SLM model.
+    pub fn input_slm(&self) -> &Slm {
+        &self.input_slm
+    }
+
+    /// The camera model.
+    pub fn camera(&self) -> &Camera {
+        &self.camera
+    }
+
+    /// Expected photons per camera pixel from a flat full-scale field (the photon
+    /// budget), if the machine has one.
+    pub fn photons_full_scale(&self) -> Option<f64> {
+        self.photons_full_scale
     }
 
     fn frame_scale(&self) -> f64 {
@@ -381,7 +557,7 @@ impl FourF {
     fn build_envelope(&self) -> Vec<C64> {
         let (ny, nx) = self.shape;
         let c = &self.config;
-        let wl = c.wavelength_m;
+        let wl = c.wavelength_m();
         let (f1, f2) = (c.lens1.focal_length_m, c.lens2.focal_length_m);
         let [duy, dux] = self.fourier_pitch_m;
         let half_window = 0.5 * (ny as f64 * duy).min(nx as f64 * dux);
@@ -418,11 +594,14 @@ impl FourF {
         out
     }
 
-    /// Programs the filter for the kernel plane `kernel` (frame-sized, FFT order:
-    /// a kernel placed at index `(0, 0)` convolves without shifting).
+    /// Programs the filter for the kernel plane `kernel` (frame-sized in input-SLM
+    /// pixels, FFT order: a kernel placed at index `(0, 0)` convolves without
+    /// shifting).
     ///
     /// The controller computes the kernel's transfer function at the centre of every
-    /// filter pixel, scales it to be passive, and the filter's pixels are resampled
+    /// filter pixel (divided by the pixel-aperture transfer functions, see
+    /// [`DetectionConfig::pixel_compensation`]), scales it to be passive, and the
+    /// filter SLM shows the nearest levels it can; its pixels are then resampled
     /// onto the Fourier grid (exact when matched; an area-weighted overlap of
     /// shifted or differently pitched pixels otherwise).
     ///
@@ -432,8 +611,7 @@ impl FourF {
         self.program_in(kernel, &mut self.make_scratch(true))
     }
 
-    /// [`FourF::program`] with caller-owned working memory (no allocation but the
-    /// mask itself).
+    /// [`FourF::program`] with caller-owned working memory.
     ///
     /// # Panics
     /// If `kernel` is not frame-sized.
@@ -441,74 +619,94 @@ impl FourF {
         let (ny, nx) = self.shape;
         assert_eq!(
             kernel.dim(),
-            self.shape,
+            self.pixel_shape,
             "FourF::program: kernel plane must be frame-sized"
         );
+        // 1. The desired transfer function on the filter pixels (physical order).
+        let mut h = if self.filter_on_dft {
+            self.pixel_dft(kernel, scratch)
+        } else {
+            self.filter_transfer(kernel)
+        };
+        let [cy, cx] = &self.compensation;
+        h.indexed_iter_mut().for_each(|((jy, jx), v)| *v *= cy[jy] * cx[jx]);
+        // 2. Passive, as the filter SLM shows it.
+        let gain = passive_gain(h.as_slice().expect("standard layout"));
+        h.mapv_inplace(|v| v / gain);
+        let zero_order = self.config.filter_slm.fill_factor;
+        let shown = self.filter_slm.render(h.view(), 1).mapv(|v| v * zero_order);
+        // 3. Onto the Fourier grid, in the executor's layout.
         let mut t = vec![C64::new(0.0, 0.0); ny * nx];
-        let gain;
-        match &self.resampling {
-            None => {
-                // Matched filter: the transfer function at the Fourier samples is the DFT.
-                let h = &mut scratch.a;
-                h.iter_mut()
-                    .zip(kernel.iter())
-                    .for_each(|(d, &v)| *d = C64::new(v, 0.0));
-                // Kernels are small: only the rows they occupy need a row FFT.
-                let row = self.fft.plan_1d(true, FftDirection::Forward);
-                self.fft.row_pass_with(h, true, &mut scratch.fft, |r, v, s| {
-                    if kernel.row(r).iter().any(|&k| k != 0.0) {
-                        row.process_with_scratch(v, s);
-                    }
-                });
-                let parallel = scratch.fft.chunks() > 1;
-                transpose(h, &mut t, ny, nx, parallel);
-                self.fft.row_pass(
-                    &mut t,
-                    false,
-                    FftDirection::Forward,
-                    &mut scratch.fft,
-                    |_, _| {},
-                    |_, _| {},
-                );
-                gain = passive_gain(&t);
-                t.iter_mut().for_each(|v| *v /= gain);
+        let (hy, hx) = (ny / 2, nx / 2);
+        match &self.placement {
+            Placement::Direct { oy, ox } => {
+                for ((jy, jx), v) in shown.indexed_iter() {
+                    // FFT-order index of physical Fourier sample k is (k + n/2) % n.
+                    let (ky, kx) = ((jy + oy + hy) % ny, (jx + ox + hx) % nx);
+                    t[kx * ny + ky] = *v;
+                }
             }
-            Some([ry, rx]) => {
-                let h = self.filter_transfer(kernel);
-                gain = passive_gain(h.as_slice().expect("standard layout"));
-                let (hy, hx) = (ny / 2, nx / 2);
+            Placement::Resampled(r) => {
+                let [ry, rx] = r.as_ref();
                 for ky in 0..ny {
-                    // Physical Fourier index of FFT-order `ky` is `(ky + n/2) % n`.
                     let wy = &ry.weights[(ky + hy) % ny];
                     for kx in 0..nx {
                         let wx = &rx.weights[(kx + hx) % nx];
                         let mut acc = C64::new(0.0, 0.0);
                         for &(jy, a) in wy {
                             for &(jx, b) in wx {
-                                acc += h[[jy, jx]] * (a * b);
+                                acc += shown[[jy, jx]] * (a * b);
                             }
                         }
-                        t[kx * ny + ky] = acc / gain;
+                        t[kx * ny + ky] = acc;
                     }
                 }
             }
         }
         t.iter_mut().zip(&self.envelope_t).for_each(|(v, e)| *v *= e);
         let (f1, f2) = (self.config.lens1.focal_length_m, self.config.lens2.focal_length_m);
+        let s2 = (self.s * self.s) as f64;
         Mask {
             transposed: t,
-            readout: C64::new(-(f2 / f1) * gain, 0.0),
+            readout: C64::new(-(f2 / f1) * gain * s2, 0.0),
             gain,
         }
     }
 
+    /// DFT of the pixel-level kernel plane, in physical (centred) order.
+    fn pixel_dft(&self, kernel: ArrayView2<f64>, scratch: &mut FrameScratch) -> Array2<C64> {
+        let (py, px) = self.pixel_shape;
+        let n = py * px;
+        let mut t = vec![C64::new(0.0, 0.0); n];
+        let h = &mut scratch.a[..n];
+        h.iter_mut()
+            .zip(kernel.iter())
+            .for_each(|(d, &v)| *d = C64::new(v, 0.0));
+        let mut fs = self.pixel_fft.make_scratch(scratch.fft.chunks() > 1);
+        // Kernels are small: only the rows they occupy need a row FFT.
+        let row = self.pixel_fft.plan_1d(true, FftDirection::Forward);
+        self.pixel_fft.row_pass_with(h, true, &mut fs, |r, v, s| {
+            if kernel.row(r).iter().any(|&k| k != 0.0) {
+                row.process_with_scratch(v, s);
+            }
+        });
+        let parallel = fs.chunks() > 1;
+        transpose(h, &mut t, py, px, parallel);
+        self.pixel_fft
+            .row_pass(&mut t, false, FftDirection::Forward, &mut fs, |_, _| {}, |_, _| {});
+        transpose(&t, h, px, py, parallel);
+        shift_half(h, &mut t, py, px);
+        Array2::from_shape_vec(self.pixel_shape, t).expect("frame-sized")
+    }
+
     /// The kernel's transfer function at the filter pixel centres (physical order),
-    /// `H(ν) = Σ κ[m] exp(−i2π ν·x_m)` with `ν = (j − nf/2)·pf/(λf1)`, evaluated
-    /// separably over the rows and columns the kernel occupies.
+    /// `H(ν) = Σ κ[m] exp(−i2π ν·x_m)` with `ν = (j − nf/2)·pf/(λf1)` and `x_m` the
+    /// pixel positions, evaluated separably over the rows and columns the kernel
+    /// occupies.
     fn filter_transfer(&self, kernel: ArrayView2<f64>) -> Array2<C64> {
-        let (ny, nx) = self.shape;
+        let (ny, nx) = self.pixel_shape;
         let (fy, fx) = self.filter_shape;
-        let wl_f = self.config.wavelength_m * self.config.lens1.focal_length_m;
+        let wl_f = self.config.wavelength_m() * self.config.lens1.focal_length_m;
         let [pfy, pfx] = self.filter_pitch_m;
         let signed = |m: usize, n: usize| if m < n / 2 { m as f64 } else { m as f64 - n as f64 };
         let rows: Vec<usize> = (0..ny).filter(|&r| kernel.row(r).iter().any(|&v| v != 0.0)).collect();
@@ -519,15 +717,14 @@ impl FourF {
         // Step 1: along x, for every occupied row: T[r][jx].
         let nu_x: Vec<f64> = (0..fx).map(|j| (j as f64 - (fx / 2) as f64) * pfx / wl_f).collect();
         let nu_y: Vec<f64> = (0..fy).map(|j| (j as f64 - (fy / 2) as f64) * pfy / wl_f).collect();
-        let dx = self.input_pitch_m[1];
-        let dy = self.input_pitch_m[0];
+        let d = self.pixel_pitch_m;
         let t: Vec<Vec<C64>> = rows
             .iter()
             .map(|&r| {
                 nu_x.iter()
                     .map(|&nu| {
                         cols.iter()
-                            .map(|&c| kernel[[r, c]] * C64::from_polar(1.0, -two_pi * nu * signed(c, nx) * dx))
+                            .map(|&c| kernel[[r, c]] * C64::from_polar(1.0, -two_pi * nu * signed(c, nx) * d))
                             .sum()
                     })
                     .collect()
@@ -536,7 +733,7 @@ impl FourF {
         Array2::from_shape_fn((fy, fx), |(jy, jx)| {
             rows.iter()
                 .zip(&t)
-                .map(|(&r, tr)| tr[jx] * C64::from_polar(1.0, -two_pi * nu_y[jy] * signed(r, ny) * dy))
+                .map(|(&r, tr)| tr[jx] * C64::from_polar(1.0, -two_pi * nu_y[jy] * signed(r, ny) * d))
                 .sum()
         })
     }
@@ -613,7 +810,7 @@ impl FourF {
         let (ny, nx) = self.shape;
         let (hy, hx) = (ny / 2, nx / 2);
         let data = Array2::from_shape_fn(self.shape, |(m, n)| scratch.a[((m + hy) % ny) * nx + (n + hx) % nx]);
-        Field::new(data, self.output_pitch_m, self.config.wavelength_m)
+        Field::new(data, self.output_pitch_m, self.config.wavelength_m())
     }
 
     /// The physical Fourier-plane transmission of `mask` (centred, as the light
@@ -651,16 +848,48 @@ impl FrameScratch {
         &mut self.input
     }
 
-    /// The convolution value at index `(ny_, nx_)` of the input-plane grid (the
+    /// The convolution value at index `(n_y, n_x)` of the simulation grid (the
     /// sum over the input plane of `input[p]·kernel[n − p]`, circular over the
     /// frame), read from the point-reflected output and scaled back by the mask's
-    /// gain: `Re(E_out[−n] · readout)`.
+    /// gain: `Re(E_out[−n] · readout)`. Exact for the ideal machine (one sample per
+    /// pixel); with oversampling average over the pixel's samples
+    /// ([`FourF::detect_frame`] does).
     #[inline]
     pub fn conv_value(&self, machine: &FourF, mask: &Mask, n_y: usize, n_x: usize) -> f64 {
+        (self.field_at_conv_index(machine, n_y, n_x) * mask.readout).re
+    }
+
+    /// The output field sample that holds convolution index `(n_y, n_x)` of the
+    /// simulation grid (the point reflection `n ↦ −n` about the axis).
+    #[inline]
+    pub fn field_at_conv_index(&self, machine: &FourF, n_y: usize, n_x: usize) -> C64 {
         let (ny, nx) = machine.shape;
         let iy = (ny / 2 + ny - n_y % ny) % ny;
         let ix = (nx / 2 + nx - n_x % nx) % nx;
-        (self.a[iy * nx + ix] * mask.readout).re
+        self.a[iy * nx + ix]
+    }
+}
+
+/// Cameras matched to the image of an SLM pixel of `pixel_m` need `f2 = f1·p/pixel`.
+fn cam_focal(camera_pitch_m: f64, pixel_m: f64, f1: f64) -> f64 {
+    f1 * camera_pitch_m / pixel_m
+}
+
+/// The factor that undoes, at spatial frequency `nu`, the transfer function of
+/// the input-SLM pixel aperture (`w` of the `s` samples of a pixel transmit,
+/// centred) times the camera pixel's average over the `s` samples of a pixel
+/// image; `full = false` undoes only their linear phase (the alignment) and the
+/// DC level. Along one axis, `dx` the simulation sample pitch.
+fn aperture_compensation(nu: f64, dx: f64, s: usize, w: usize, full: bool) -> C64 {
+    let o = (s - w) / 2;
+    let arg = |k: f64| C64::from_polar(1.0, -2.0 * std::f64::consts::PI * nu * k * dx);
+    let b_in: C64 = (o..o + w).map(|i| arg(i as f64)).sum();
+    let b_cam: C64 = (0..s).map(|j| arg(-(j as f64))).sum::<C64>() / s as f64;
+    let b = b_in * b_cam;
+    if full {
+        1.0 / b
+    } else {
+        b.conj() / (b.norm() * w as f64)
     }
 }
 

@@ -25,12 +25,14 @@
 use std::collections::HashMap;
 
 use ndarray::{s, Array2};
-use num_complex::Complex64 as C64;
 use rayon::prelude::*;
 
 use crate::conv::{ConvJob, Mode};
 use crate::error::SimError;
-use crate::machine::{FourF, Mask};
+use crate::machine::{FourF, FrameScratch};
+use crate::readout::Rect;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 
 /// Frames at or below this many samples run in parallel with each other rather
 /// than each being split over threads.
@@ -537,32 +539,28 @@ impl Plan {
         }
     }
 
-    /// The input plane (physical order) and kernel plane (FFT order) of frame
-    /// `index`.
+    /// The input plane (pixel values, physical order) and kernel plane (FFT order)
+    /// of frame `index`.
     ///
     /// # Panics
     /// If `jobs` are not the ones planned or `index` is out of range.
-    pub fn frame_planes(&self, index: usize, jobs: &[ConvJob]) -> (Array2<C64>, Array2<f64>) {
+    pub fn frame_planes(&self, index: usize, jobs: &[ConvJob]) -> (Array2<f64>, Array2<f64>) {
         self.check_jobs(jobs);
-        (self.frame_input(index, jobs), self.frame_kernel(index, jobs))
+        let mut input = Array2::<f64>::zeros(self.frame);
+        self.write_input(index, jobs, &mut input);
+        (input, self.frame_kernel(index, jobs))
     }
 
-    fn frame_input(&self, index: usize, jobs: &[ConvJob]) -> Array2<C64> {
-        let mut input = Array2::<C64>::zeros(self.frame);
-        self.write_input(index, jobs, input.as_slice_mut().expect("standard layout"));
-        input
-    }
-
-    /// Writes the input plane of frame `index` into `buf` (frame-sized, zeroed first).
-    fn write_input(&self, index: usize, jobs: &[ConvJob], buf: &mut [C64]) {
+    /// Writes the input plane of frame `index` into `input` (frame-sized, zeroed
+    /// first) and returns the rectangles that carry data.
+    fn write_input(&self, index: usize, jobs: &[ConvJob], input: &mut Array2<f64>) -> Vec<Rect> {
         let frame = &self.frames[index];
-        buf.fill(C64::new(0.0, 0.0));
-        let mut input = ndarray::ArrayViewMut2::from_shape(self.frame, buf).expect("frame-sized buffer");
+        input.fill(0.0);
+        let mut support = Vec::with_capacity(frame.tiles.len());
         let mut put = |pos: [usize; 2], src: ndarray::ArrayView2<f64>| {
             let (h, w) = src.dim();
-            input
-                .slice_mut(s![pos[0]..pos[0] + h, pos[1]..pos[1] + w])
-                .zip_mut_with(&src, |d, &v| *d = C64::new(v, 0.0));
+            input.slice_mut(s![pos[0]..pos[0] + h, pos[1]..pos[1] + w]).assign(&src);
+            support.push([pos[0], pos[1], h, w]);
         };
         match frame.layout {
             Layout::InputTiling { .. } => {
@@ -578,6 +576,7 @@ impl Plan {
             }
             Layout::KernelTiling { input_job } => put([0, 0], jobs[input_job].input.view()),
         }
+        support
     }
 
     fn frame_kernel(&self, index: usize, jobs: &[ConvJob]) -> Array2<f64> {
@@ -599,17 +598,23 @@ impl Plan {
         kernel
     }
 
-    /// Runs every frame on `machine` and returns one output per job.
+    /// Runs every frame on `machine` and returns one output per job. Frame `f`
+    /// draws its noise from a generator seeded by `(seed, f)`, so results do not
+    /// depend on how frames are spread over threads.
+    ///
+    /// Errors when the machine's detection cannot represent the inputs.
     ///
     /// # Panics
     /// If `jobs` are not the ones planned or the machine's frame shape differs.
-    pub fn execute(&self, machine: &FourF, jobs: &[ConvJob]) -> Vec<Array2<f64>> {
+    pub fn execute(&self, machine: &FourF, jobs: &[ConvJob], seed: u64) -> Result<Execution, SimError> {
         self.check_jobs(jobs);
         assert_eq!(machine.frame_shape(), self.frame, "Plan::execute: machine frame shape");
         let mut outputs: Vec<Array2<f64>> = self.output_shapes.iter().map(|&s| Array2::zeros(s)).collect();
-        let small = self.frame.0 * self.frame.1 <= SMALL_FRAME;
+        let (gy, gx) = machine.grid_shape();
+        let small = gy * gx <= SMALL_FRAME;
         // Working memory for the big-frame path, reused by every group.
         let mut big_scratch = (!small).then(|| machine.make_scratch(true));
+        let (mut passes, mut exposures) = (0, 0);
         // Frames of one input-tiling group share their filter, programmed once.
         let mut start = 0;
         while start < self.frames.len() {
@@ -632,7 +637,7 @@ impl Plan {
                     None
                 }
             };
-            let run = |scratch: &mut crate::machine::FrameScratch, f: usize| {
+            let run = |(scratch, plane): &mut (FrameScratch, Array2<f64>), f: usize| -> Result<_, SimError> {
                 let own;
                 let mask = match &shared {
                     Some(m) => m,
@@ -641,39 +646,75 @@ impl Plan {
                         &own
                     }
                 };
-                self.write_input(f, jobs, scratch.input_mut());
-                machine.run_loaded(mask, scratch);
-                self.frames[f]
+                let support = self.write_input(f, jobs, plane);
+                let mut rng = StdRng::seed_from_u64(frame_seed(seed, f));
+                let det = machine.detect_frame(plane.view(), &support, mask, scratch, &mut rng)?;
+                let tiles = self.frames[f]
                     .tiles
                     .iter()
-                    .map(|t| (t.clone(), read_tile(machine, mask, scratch, t)))
-                    .collect::<Vec<_>>()
+                    .map(|t| (t.clone(), read_tile(&det.values, t)))
+                    .collect::<Vec<_>>();
+                Ok((tiles, det.passes, det.exposures))
             };
-            let results: Vec<Vec<(Tile, Array2<f64>)>> = if small {
+            let new_plane = || Array2::<f64>::zeros(self.frame);
+            let results: Vec<_> = if small {
                 (start..end)
                     .into_par_iter()
-                    .map_init(|| machine.make_scratch(false), |s, f| run(s, f))
-                    .collect()
+                    .map_init(|| (machine.make_scratch(false), new_plane()), run)
+                    .collect::<Result<_, _>>()?
             } else {
-                let s = big_scratch.as_mut().expect("big-frame scratch");
-                (start..end).map(|f| run(s, f)).collect()
+                let mut state = (big_scratch.take().expect("big-frame scratch"), new_plane());
+                let r = (start..end).map(|f| run(&mut state, f)).collect::<Result<_, _>>();
+                big_scratch = Some(state.0);
+                r?
             };
-            for (t, vals) in results.into_iter().flatten() {
-                let [h, w] = t.kept();
-                outputs[t.job]
-                    .slice_mut(s![t.out[0]..t.out[0] + h, t.out[1]..t.out[1] + w])
-                    .assign(&vals);
+            for (tiles, p, e) in results {
+                passes += p;
+                exposures += e;
+                for (t, vals) in tiles {
+                    let [h, w] = t.kept();
+                    outputs[t.job]
+                        .slice_mut(s![t.out[0]..t.out[0] + h, t.out[1]..t.out[1] + w])
+                        .assign(&vals);
+                }
             }
             start = end;
         }
-        outputs
+        Ok(Execution {
+            outputs,
+            frames: self.frames.len(),
+            passes,
+            exposures,
+        })
     }
 }
 
-fn read_tile(machine: &FourF, mask: &Mask, scratch: &crate::machine::FrameScratch, t: &Tile) -> Array2<f64> {
+/// The outputs of an executed plan and what they cost.
+#[derive(Debug, Clone)]
+pub struct Execution {
+    /// One output per job.
+    pub outputs: Vec<Array2<f64>>,
+    /// Frames (distinct layouts of the input SLM).
+    pub frames: usize,
+    /// Optical passes (frames × signed-input passes × bit planes).
+    pub passes: usize,
+    /// Camera exposures (passes × exposures per pass of the detection scheme).
+    pub exposures: usize,
+}
+
+/// Seed of frame `f`'s generator: SplitMix64 of the run seed and the index.
+fn frame_seed(seed: u64, f: usize) -> u64 {
+    let mut z = seed ^ (f as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn read_tile(values: &Array2<f64>, t: &Tile) -> Array2<f64> {
     let [sy, sx] = t.span;
+    let (ny, nx) = values.dim();
     Array2::from_shape_fn((sy.b - sy.a, sx.b - sx.a), |(i, j)| {
-        scratch.conv_value(machine, mask, t.pos[0] + sy.a + i, t.pos[1] + sx.a + j)
+        values[[(t.pos[0] + sy.a + i) % ny, (t.pos[1] + sx.a + j) % nx]]
     })
 }
 
@@ -681,6 +722,6 @@ fn read_tile(machine: &FourF, mask: &Mask, scratch: &crate::machine::FrameScratc
 /// outputs and the plan (for its frame count).
 pub fn convolve(machine: &FourF, jobs: &[ConvJob]) -> Result<(Vec<Array2<f64>>, Plan), SimError> {
     let plan = Planner::new(machine.frame_shape(), PlannerConfig::default()).plan(jobs)?;
-    let out = plan.execute(machine, jobs);
-    Ok((out, plan))
+    let out = plan.execute(machine, jobs, 0)?;
+    Ok((out.outputs, plan))
 }

@@ -146,7 +146,7 @@ fn mixed_batches_of_many_shapes() {
 #[test]
 fn magnifying_non_square_machine() {
     let mut cfg = MachineConfig::ideal(64);
-    cfg.input_slm.pixels_y = 48;
+    cfg.input_slm.pixels_y = Some(48);
     cfg.lens2.focal_length_m = 0.25;
     let machine = FourF::new(cfg.clone()).unwrap();
     // A non-square grid has unequal Fourier pitches per axis: an unset filter

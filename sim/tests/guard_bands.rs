@@ -16,7 +16,7 @@ fn worst_error(machine: &FourF, jobs: &[ConvJob], guard: usize) -> (f64, usize) 
         },
     );
     let plan = planner.plan(jobs).unwrap();
-    let out = plan.execute(machine, jobs);
+    let out = plan.execute(machine, jobs, 0).unwrap().outputs;
     let worst = jobs
         .iter()
         .zip(&out)

@@ -51,7 +51,7 @@ fn all_pass_4f_returns_the_point_reflected_input_with_power_conserved() {
         cfg.lens2.focal_length_m = f2;
         let machine = FourF::new(cfg.clone()).unwrap();
         let x = random_field(n, 1);
-        let input = Field::new(x.clone(), machine.input_pitch_m(), cfg.wavelength_m);
+        let input = Field::new(x.clone(), machine.input_pitch_m(), cfg.wavelength_m());
         let out = run(&machine, &x, &impulse_kernel(n));
         let m = -cfg.lens1.focal_length_m / f2;
         let mut err: f64 = 0.0;
@@ -73,7 +73,7 @@ fn parseval_through_lens_mask_and_propagation() {
     let cfg = MachineConfig::ideal(n);
     let plan = Fft2::new(n, n);
     let mut s = plan.make_scratch(true);
-    let u = Field::new(random_field(n, 2), [8e-6, 8e-6], cfg.wavelength_m);
+    let u = Field::new(random_field(n, 2), [8e-6, 8e-6], cfg.wavelength_m());
     let f = lens_transform(&u, 0.1, &plan, &mut s);
     assert!((f.pitch_m[0] - 532e-9 * 0.1 / (n as f64 * 8e-6)).abs() < 1e-18);
     assert!((f.power() - u.power()).abs() < 1e-12 * u.power(), "lens");
@@ -130,13 +130,13 @@ fn airy_first_dark_ring_at_1_22_lambda_f_over_d() {
     for (radius_samples, f2) in [(20.3, 0.1), (13.7, 0.1), (20.3, 0.15)] {
         let mut cfg = MachineConfig::ideal(n);
         cfg.lens2.focal_length_m = f2;
-        let du = cfg.wavelength_m * cfg.lens1.focal_length_m / (n as f64 * cfg.input_slm.pitch_m);
+        let du = cfg.wavelength_m() * cfg.lens1.focal_length_m / (n as f64 * cfg.input_slm.pitch_m.unwrap());
         let a = radius_samples * du;
         cfg.pupil.radius_m = Some(a);
         let machine = FourF::new(cfg.clone()).unwrap();
         let out = run(&machine, &point_input(n), &impulse_kernel(n));
         let c = n / 2;
-        let want = AIRY_FIRST_ZERO * cfg.wavelength_m * f2 / (2.0 * a);
+        let want = AIRY_FIRST_ZERO * cfg.wavelength_m() * f2 / (2.0 * a);
         for (dy, dx) in [(0, 1), (1, 0)] {
             let line: Vec<f64> = (0..n / 4).map(|r| out.data[[c + r * dy, c + r * dx]].re).collect();
             let r0 = first_zero(&line) * out.pitch_m[0];
@@ -154,7 +154,11 @@ fn airy_first_dark_ring_at_1_22_lambda_f_over_d() {
 fn coherent_cutoff_passes_a_grating_just_inside_and_removes_one_just_outside() {
     let n = 256;
     let mut cfg = MachineConfig::ideal(n);
-    let (wl, f, dx) = (cfg.wavelength_m, cfg.lens1.focal_length_m, cfg.input_slm.pitch_m);
+    let (wl, f, dx) = (
+        cfg.wavelength_m(),
+        cfg.lens1.focal_length_m,
+        cfg.input_slm.pitch_m.unwrap(),
+    );
     let a = 30.5 * wl * f / (n as f64 * dx);
     cfg.pupil.radius_m = Some(a);
     let machine = FourF::new(cfg).unwrap();
@@ -207,7 +211,7 @@ fn lateral_filter_shift_tilts_the_output_by_d_over_f() {
     // so that after a further distance z the light has moved by −d·z/f2.
     let n = 256;
     let base = MachineConfig::ideal(n);
-    let du = base.wavelength_m * base.lens1.focal_length_m / (n as f64 * base.input_slm.pitch_m);
+    let du = base.wavelength_m() * base.lens1.focal_length_m / (n as f64 * base.input_slm.pitch_m.unwrap());
     // σ = 3 samples: the transfer function falls to e⁻⁴⁴ at the filter's edge, so
     // no light is lost or gained off the edge of the shifted filter.
     let sigma = 3.0; // samples
@@ -226,7 +230,8 @@ fn lateral_filter_shift_tilts_the_output_by_d_over_f() {
         let f2 = cfg.lens2.focal_length_m;
         let mut err: f64 = 0.0;
         for ((i, j), v) in out.data.indexed_iter() {
-            let ph = -2.0 * PI * (sx * du * out.coord_m(1, j) + sy * du * out.coord_m(0, i)) / (cfg.wavelength_m * f2);
+            let ph =
+                -2.0 * PI * (sx * du * out.coord_m(1, j) + sy * du * out.coord_m(0, i)) / (cfg.wavelength_m() * f2);
             err = err.max((v - reference.data[[i, j]] * C64::from_polar(1.0, ph)).norm());
         }
         let peak = reference.data.iter().map(|v| v.norm()).fold(0.0, f64::max);
@@ -237,7 +242,7 @@ fn lateral_filter_shift_tilts_the_output_by_d_over_f() {
         let mut cfg_z = cfg.clone();
         cfg_z.misalignment.output_defocus_m = z;
         let moved = run(&FourF::new(cfg_z).unwrap(), &point_input(n), &kernel);
-        let prop = AngularSpectrum::new((n, n), out.pitch_m, cfg.wavelength_m, z, true);
+        let prop = AngularSpectrum::new((n, n), out.pitch_m, cfg.wavelength_m(), z, true);
         let moved_as = prop.apply(&out, &mut prop.make_scratch());
         let c0 = centroid(&reference);
         for m in [&moved, &moved_as] {
@@ -289,7 +294,7 @@ fn defocus_on_axis_intensity_follows_the_fresnel_number() {
 fn small_aberrations_follow_the_marechal_strehl_ratio() {
     let n = 256;
     let mut cfg = MachineConfig::ideal(n);
-    let du = cfg.wavelength_m * cfg.lens1.focal_length_m / (n as f64 * cfg.input_slm.pitch_m);
+    let du = cfg.wavelength_m() * cfg.lens1.focal_length_m / (n as f64 * cfg.input_slm.pitch_m.unwrap());
     cfg.pupil.radius_m = Some(40.0 * du);
     let ideal = run(&FourF::new(cfg.clone()).unwrap(), &point_input(n), &impulse_kernel(n));
     let peak0 = ideal.data[[n / 2, n / 2]].norm_sqr();
@@ -318,7 +323,7 @@ fn small_aberrations_follow_the_marechal_strehl_ratio() {
 fn fast_frame_matches_the_plain_physical_path_with_every_effect_on() {
     let n = 128;
     let mut cfg = MachineConfig::ideal(n);
-    let du = cfg.wavelength_m * cfg.lens1.focal_length_m / (n as f64 * cfg.input_slm.pitch_m);
+    let du = cfg.wavelength_m() * cfg.lens1.focal_length_m / (n as f64 * cfg.input_slm.pitch_m.unwrap());
     cfg.lens2.focal_length_m = 0.17;
     cfg.pupil.radius_m = Some(35.0 * du);
     cfg.pupil.zernike_waves.coma_y = 0.1;
@@ -338,7 +343,7 @@ fn fast_frame_matches_the_plain_physical_path_with_every_effect_on() {
     let x = random_field(n, 10);
     let fast = run(&machine, &x, &kernel);
     let mask = machine.program(kernel.view());
-    let [_, _, _, slow] = machine.trace_planes(&Field::new(x, machine.input_pitch_m(), cfg.wavelength_m), &mask);
+    let [_, _, _, slow] = machine.trace_planes(&Field::new(x, machine.input_pitch_m(), cfg.wavelength_m()), &mask);
     let peak = slow.data.iter().map(|v| v.norm()).fold(0.0, f64::max);
     let err = (&fast.data - &slow.data).iter().map(|v| v.norm()).fold(0.0, f64::max);
     assert!(err < 1e-10 * peak, "fast vs physical path: {err:e}");
@@ -356,7 +361,7 @@ fn mismatched_filter_pitch_is_a_measurable_error_that_vanishes_when_matched() {
     let want = direct_conv(x.view(), k.view(), Mode::Full, Op::Convolution);
     let err_at = |ratio: f64| {
         let mut cfg = MachineConfig::ideal(n);
-        let du = cfg.wavelength_m * cfg.lens1.focal_length_m / (n as f64 * cfg.input_slm.pitch_m);
+        let du = cfg.wavelength_m() * cfg.lens1.focal_length_m / (n as f64 * cfg.input_slm.pitch_m.unwrap());
         cfg.filter_slm.pitch_m = Some(ratio * du);
         let machine = FourF::new(cfg).unwrap();
         let (out, _) = convolve(

@@ -3,6 +3,9 @@
 //! ## Files
 //! - [`slm`]: spatial light modulators — modulation kind, bit depth or a measured
 //!   level table, fill factor (by oversampling), pixel crosstalk.
+//! - [`laser`]: wavelength, power, relative intensity noise.
+//! - [`detection`]: detection schemes and signed-input encodings, with their
+//!   exposure counts.
 //! - [`camera`]: the detector — photo-electrons, shot noise, dark current, read
 //!   noise, full well, conversion gain, bias, ADC, fixed-pattern non-uniformity.
 //!
@@ -10,4 +13,6 @@
 //! owns a global generator.
 
 pub mod camera;
+pub mod detection;
+pub mod laser;
 pub mod slm;

@@ -1,0 +1,284 @@
+//! One frame through the whole machine: the input SLM shows the planner's pixel
+//! values (with the signed-input encoding and bit planes its modulation needs),
+//! the optics filter them, the camera integrates every pixel image and the
+//! detection scheme turns intensities back into the signed convolution.
+//!
+//! The optical core ([`FourF::run_loaded`]) is linear in the field, so the two
+//! exposures of balanced homodyne detection share one optical computation; what
+//! differs between them — the reference's sign, the laser's intensity noise, the
+//! camera's noise — is applied per exposure.
+
+use ndarray::{Array2, ArrayView2};
+use num_complex::Complex64 as C64;
+use rand::{Rng, RngExt};
+use rand_distr::StandardNormal;
+use rayon::prelude::*;
+
+use crate::devices::detection::{Scheme, SignedInputs};
+use crate::devices::slm::Modulation;
+use crate::error::SimError;
+use crate::field::Field;
+use crate::machine::{FourF, FrameScratch, Mask};
+
+/// The detected result of one frame.
+#[derive(Debug, Clone)]
+pub struct Detected {
+    /// Convolution value at every pixel index of the frame `[y, x]` (the index of
+    /// the input plane the result belongs to, reflection undone).
+    pub values: Array2<f64>,
+    /// Optical passes (signed-input encoding × bit planes).
+    pub passes: usize,
+    /// Camera exposures (passes × exposures per pass of the scheme).
+    pub exposures: usize,
+}
+
+/// A rectangle `[y, x, height, width]` of the input plane that carries data.
+pub type Rect = [usize; 4];
+
+/// One optical pass: the pixel values shown and the weight of its result.
+struct Pass {
+    values: Array2<f64>,
+    weight: f64,
+}
+
+impl FourF {
+    /// Runs one frame of pixel values `x` (the planner's input plane, physical
+    /// order, frame-sized) whose data lies in the rectangles `support`, through the
+    /// whole machine with the programmed filter `mask`.
+    ///
+    /// Errors when the detection cannot represent the input: intensity detection
+    /// of signed values on an amplitude or binary input SLM.
+    ///
+    /// # Panics
+    /// If `x` is not frame-sized.
+    pub fn detect_frame<R: Rng + ?Sized>(
+        &self,
+        x: ArrayView2<f64>,
+        support: &[Rect],
+        mask: &Mask,
+        scratch: &mut FrameScratch,
+        rng: &mut R,
+    ) -> Result<Detected, SimError> {
+        assert_eq!(
+            x.dim(),
+            self.frame_shape(),
+            "detect_frame: input plane must be frame-sized"
+        );
+        let det = &self.config().detection;
+        let per_pass = det.exposures_per_pass();
+        let scale = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        if scale == 0.0 {
+            return Ok(Detected {
+                values: Array2::zeros(x.dim()),
+                passes: 1,
+                exposures: per_pass,
+            });
+        }
+        let passes = self.passes(x, scale, support)?;
+        let mut values = Array2::<f64>::zeros(x.dim());
+        for pass in &passes {
+            self.load(pass.values.view(), scratch);
+            self.run_loaded(mask, scratch);
+            let v = self.detect(mask, scratch, rng);
+            values.zip_mut_with(&v, |a, b| *a += pass.weight * scale * b);
+        }
+        Ok(Detected {
+            values,
+            passes: passes.len(),
+            exposures: passes.len() * per_pass,
+        })
+    }
+
+    /// The field the input SLM shows for the pixel values `x` in its first pass
+    /// (normalised by `max|x|`; the positive part or offset when signed inputs need
+    /// more passes), on the simulation grid: for pictures.
+    pub fn input_field(&self, x: ArrayView2<f64>) -> Field {
+        let mut scratch = self.make_scratch(true);
+        let scale = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        if scale > 0.0 {
+            let support = [[0, 0, x.nrows(), x.ncols()]];
+            let first = match self.passes(x, scale, &support) {
+                Ok(p) => p.into_iter().next().map(|p| p.values),
+                // Intensity detection of signed inputs: show the positive part.
+                Err(_) => Some(x.mapv(|v| (v / scale).max(0.0))),
+            };
+            if let Some(v) = first {
+                self.load(v.view(), &mut scratch);
+            }
+        }
+        let data = Array2::from_shape_vec(self.grid_shape(), scratch.input_mut().to_vec()).expect("grid-sized");
+        Field::new(data, self.input_pitch_m(), self.config().wavelength_m())
+    }
+
+    /// The passes that show `x / scale` on the input SLM.
+    fn passes(&self, x: ArrayView2<f64>, scale: f64, support: &[Rect]) -> Result<Vec<Pass>, SimError> {
+        let det = &self.config().detection;
+        let modulation = self.config().input_slm.modulation;
+        let xs = x.mapv(|v| v / scale);
+        let signed_ok = matches!(modulation, Modulation::Complex | Modulation::TwoSlm);
+        let negative = xs.iter().any(|&v| v < 0.0);
+        let passes = if signed_ok || !negative {
+            vec![Pass {
+                values: xs,
+                weight: 1.0,
+            }]
+        } else {
+            if det.scheme == Scheme::Intensity {
+                return Err(SimError::invalid(
+                    "detection.scheme",
+                    "\"intensity\"",
+                    "intensity detection cannot subtract the passes of signed inputs on an amplitude or binary input SLM; use coherent or balanced_homodyne, a complex input SLM, or non-negative inputs",
+                ));
+            }
+            match det.signed_inputs {
+                SignedInputs::Split => vec![
+                    Pass {
+                        values: xs.mapv(|v| v.max(0.0)),
+                        weight: 1.0,
+                    },
+                    Pass {
+                        values: xs.mapv(|v| (-v).max(0.0)),
+                        weight: -1.0,
+                    },
+                ],
+                SignedInputs::Offset => {
+                    let mut shifted = Array2::<f64>::zeros(xs.dim());
+                    let mut half = Array2::<f64>::zeros(xs.dim());
+                    for &[y, x0, h, w] in support {
+                        for i in y..y + h {
+                            for j in x0..x0 + w {
+                                shifted[[i, j]] = 0.5 * (xs[[i, j]] + 1.0);
+                                half[[i, j]] = 0.5;
+                            }
+                        }
+                    }
+                    vec![
+                        Pass {
+                            values: shifted,
+                            weight: 2.0,
+                        },
+                        Pass {
+                            values: half,
+                            weight: -2.0,
+                        },
+                    ]
+                }
+            }
+        };
+        if modulation != Modulation::Binary {
+            return Ok(passes);
+        }
+        // A DMD shows b-bit grey levels as b binary bit planes.
+        let bits = self.config().input_slm.bits.unwrap_or(1);
+        let top = ((1u64 << bits) - 1) as f64;
+        let mut planes = Vec::with_capacity(passes.len() * bits as usize);
+        for p in passes {
+            let q = p.values.mapv(|v| (v.clamp(0.0, 1.0) * top).round() as u64);
+            for k in 0..bits {
+                planes.push(Pass {
+                    values: q.mapv(|v| ((v >> k) & 1) as f64),
+                    weight: p.weight * (1u64 << k) as f64 / top,
+                });
+            }
+        }
+        Ok(planes)
+    }
+
+    /// Shows the pixel values on the input SLM: writes the simulation-grid field
+    /// into the scratch's input buffer.
+    fn load(&self, values: ArrayView2<f64>, scratch: &mut FrameScratch) {
+        let slm = self.input_slm();
+        let c = &self.config().input_slm;
+        let s = self.oversampling();
+        let buf = scratch.input_mut();
+        let ideal = s == 1 && c.modulation == Modulation::Complex && c.crosstalk_px == 0.0;
+        if ideal {
+            buf.iter_mut()
+                .zip(values.iter())
+                .for_each(|(d, &v)| *d = C64::new(v, 0.0));
+        } else {
+            let targets = values.mapv(|v| C64::new(v, 0.0));
+            let field = slm.render(targets.view(), s);
+            buf.iter_mut().zip(field.iter()).for_each(|(d, v)| *d = *v);
+        }
+    }
+
+    /// Detects the output field left in `scratch` by one pass: the convolution
+    /// value (of the normalised input) at every pixel index.
+    fn detect<R: Rng + ?Sized>(&self, mask: &Mask, scratch: &FrameScratch, rng: &mut R) -> Array2<f64> {
+        let (py, px) = self.frame_shape();
+        let s = self.oversampling();
+        let norm = 1.0 / (s * s) as f64;
+        // Field average ȳ and mean intensity over the image of every pixel.
+        let mut z = Array2::<C64>::zeros((py, px));
+        let mut m2 = Array2::<f64>::zeros((py, px));
+        z.axis_iter_mut(ndarray::Axis(0))
+            .into_par_iter()
+            .zip(m2.axis_iter_mut(ndarray::Axis(0)).into_par_iter())
+            .enumerate()
+            .for_each(|(ny, (mut zr, mut mr))| {
+                for nx in 0..px {
+                    let (mut acc, mut pow) = (C64::new(0.0, 0.0), 0.0);
+                    for jy in 0..s {
+                        for jx in 0..s {
+                            let v = scratch.field_at_conv_index(self, s * ny + jy, s * nx + jx);
+                            acc += v;
+                            pow += v.norm_sqr();
+                        }
+                    }
+                    zr[nx] = acc * norm;
+                    mr[nx] = pow * norm;
+                }
+            });
+        let cfg = self.config();
+        let r_out = mask.readout();
+        let (f1, f2) = (cfg.lens1.focal_length_m, cfg.lens2.focal_length_m);
+        // Amplitude of the flat full-scale output field.
+        let a_fs = f1 / f2;
+        let sigma = cfg.laser.rin_sigma(cfg.camera.exposure_s);
+        let laser = |rng: &mut R| 1.0 + sigma * rng.sample::<f64, _>(StandardNormal);
+        match cfg.detection.scheme {
+            Scheme::Coherent => {
+                let k = laser(rng).max(0.0).sqrt();
+                z.mapv(|v| (v * r_out).re * k)
+            }
+            Scheme::BalancedHomodyne => {
+                // Reference in phase with the read-out: Re(r̄·ȳ)/|r| = Re(ȳ·e^{i arg R}).
+                let b = cfg.detection.reference_amplitude * a_fs;
+                let r = C64::from_polar(b, -r_out.arg());
+                let mut diff = Array2::<f64>::zeros((py, px));
+                for sign in [1.0, -1.0] {
+                    let k = laser(rng);
+                    let intensity = ndarray::Zip::from(&z)
+                        .and(&m2)
+                        .map_collect(|zv, mv| k * (b * b + sign * 2.0 * (r.conj() * zv).re + mv));
+                    let e = self.expose(intensity.view(), a_fs, rng);
+                    diff.zip_mut_with(&e, |d, e| *d += sign * e);
+                }
+                diff.mapv(|d| d / (4.0 * b) * r_out.norm())
+            }
+            Scheme::Intensity => {
+                let k = laser(rng);
+                let intensity = m2.mapv(|v| k * v);
+                self.expose(intensity.view(), a_fs, rng).mapv(|v| v * r_out.norm_sqr())
+            }
+        }
+    }
+
+    /// One camera exposure of the pixel intensities `intensity` (field units):
+    /// returns the calibrated intensity estimate in the same units. Without a
+    /// photon budget the camera is not simulated and the intensities are exact.
+    fn expose<R: Rng + ?Sized>(&self, intensity: ArrayView2<f64>, a_fs: f64, rng: &mut R) -> Array2<f64> {
+        let Some(phi) = self.photons_full_scale() else {
+            return intensity.to_owned();
+        };
+        let qe = self.config().camera.quantum_efficiency;
+        let to_photons = phi / (a_fs * a_fs);
+        let photons = intensity.mapv(|v| v.max(0.0) * to_photons);
+        let adu = self.camera().expose(photons.view(), true, rng);
+        // Signal electrons back to intensity: electrons = QE·photons.
+        self.camera()
+            .signal_electrons(adu.view())
+            .mapv(|e| e / (qe * to_photons))
+    }
+}
