@@ -80,7 +80,12 @@ impl FourF {
             self.load(pass.values.view(), scratch);
             self.run_loaded(mask, scratch);
             let v = self.detect(mask, scratch, rng);
-            values.zip_mut_with(&v, |a, b| *a += pass.weight * scale * b);
+            // Square-law results scale with the square of the input.
+            let k = match det.scheme {
+                Scheme::Intensity => scale * scale,
+                Scheme::Coherent | Scheme::BalancedHomodyne => scale,
+            };
+            values.zip_mut_with(&v, |a, b| *a += pass.weight * k * b);
         }
         Ok(Detected {
             values,

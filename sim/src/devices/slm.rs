@@ -73,7 +73,8 @@ pub enum Modulation {
     Complex,
     /// Amplitude SLM imaged onto a phase SLM: `|t|` and `arg t` quantised separately.
     TwoSlm,
-    /// Micromirrors: 0 or 1.
+    /// Micromirrors: 0 or 1. `bits` is then the grey-level depth the machine shows
+    /// as that many binary bit planes, one pass each.
     Binary,
 }
 
@@ -171,13 +172,6 @@ impl SlmConfig {
                         b,
                         "must be unset for `complex` modulation (the ideal reference is never quantised; \
                          use `two_slm` for a quantised complex modulator)",
-                    ))
-                }
-                Modulation::Binary if b != 1 => {
-                    return Err(SimError::invalid(
-                        k("bits"),
-                        b,
-                        "must be 1 or unset for `binary` modulation (a mirror has two states)",
                     ))
                 }
                 _ => {}
@@ -476,7 +470,7 @@ impl Slm {
                         "a `binary` table needs exactly 2 rows (off, on), found {n}"
                     )));
                 }
-                if let Some(b) = config.bits {
+                if let Some(b) = config.bits.filter(|_| config.modulation != Modulation::Binary) {
                     if n != 1 << b {
                         return Err(fail(format!(
                             "{n} levels, but bits = {b} means {} levels; fix the table or unset bits",
@@ -852,7 +846,6 @@ mod tests {
             (cfg(Modulation::Phase, Some(0)), "input_slm.bits", "1..=16"),
             (cfg(Modulation::Phase, Some(17)), "input_slm.bits", "1..=16"),
             (cfg(Modulation::Complex, Some(8)), "input_slm.bits", "unset"),
-            (cfg(Modulation::Binary, Some(2)), "input_slm.bits", "1 or unset"),
             (
                 SlmConfig {
                     fill_factor: 0.0,
