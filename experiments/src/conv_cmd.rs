@@ -249,18 +249,46 @@ pub fn presets_table() -> String {
     let mut out = String::new();
     for (name, description) in presets::MACHINES {
         let m = presets::machine(name).expect("listed presets exist");
-        let s = &m.input_slm;
-        out.push_str(&format!(
-            "{name}\n    {description}\n    frame {}×{} px, pitch {} µm, wavelength {} nm, f1 {} mm, f2 {} mm\n",
-            s.pixels_y.unwrap_or(0),
-            s.pixels_x.unwrap_or(0),
-            num(s.pitch_m.unwrap_or(0.0) * 1e6),
-            num(m.wavelength_m() * 1e9),
-            num(m.lens1.focal_length_m * 1e3),
-            num(m.lens2.focal_length_m * 1e3),
-        ));
+        out.push_str(&format!("{name}\n    {description}\n    {}\n", machine_summary(&m)));
     }
     out
+}
+
+/// One line of the numbers that matter most: frame, pitch, wavelength, lenses,
+/// SLM kinds and depths, camera noise, detection.
+pub fn machine_summary(m: &fourf_sim::MachineConfig) -> String {
+    let slm = |c: &fourf_sim::devices::slm::SlmConfig| {
+        let bits = c.bits.map_or("analogue".to_string(), |b| format!("{b}-bit"));
+        format!("{} {bits} {} Hz", serde_name(&c.modulation), num(c.refresh_hz))
+    };
+    let s = &m.input_slm;
+    let cam = &m.camera;
+    let budget = match (cam.full_scale_e, m.laser.power_w) {
+        (Some(e), _) => format!("{} e⁻ full scale", num(e)),
+        (None, Some(p)) => format!("{} mW laser", num(p * 1e3)),
+        (None, None) => "no photon budget".to_string(),
+    };
+    format!(
+        "frame {}×{} px at {} µm, λ {} nm, f1 {} mm, f2 {} mm; input {}, filter {}; camera read noise {} e⁻, {budget}; detection {}",
+        s.pixels_y.unwrap_or(0),
+        s.pixels_x.unwrap_or(0),
+        num(s.pitch_m.unwrap_or(0.0) * 1e6),
+        num(m.wavelength_m() * 1e9),
+        num(m.lens1.focal_length_m * 1e3),
+        num(m.lens2.focal_length_m * 1e3),
+        slm(s),
+        slm(&m.filter_slm),
+        num(cam.read_noise_e),
+        serde_name(&m.detection.scheme),
+    )
+}
+
+/// The name serde gives a unit enum variant (`two_slm`, `balanced_homodyne`).
+fn serde_name<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// `v` with at most 6 decimals and no trailing zeros (`8`, not `7.999999999999999`).
