@@ -339,6 +339,26 @@ fn user_errors_name_the_culprit_and_write_nothing() {
         &["input_slm.pitch_m", "> 0"],
     );
     conv_fails(&with_x(&["--set", "lens1"]), &out, &["--set lens1", "path=value"]);
+    // Device settings: impossible values name the key and the valid range.
+    for (set, words) in [
+        ("input_slm.fill_factor=1.5", &["input_slm.fill_factor", "(0, 1]"][..]),
+        ("input_slm.bits=0", &["input_slm.bits", "1..=16"][..]),
+        ("camera.read_noise_e=nan", &["camera.read_noise_e"][..]),
+        (
+            "camera.quantum_efficiency=2",
+            &["camera.quantum_efficiency", "(0, 1]"][..],
+        ),
+        ("laser.wavelength_m=-5e-7", &["laser.wavelength_m", "> 0"][..]),
+        ("simulation.oversampling=0", &["simulation.oversampling", "1..=16"][..]),
+        ("detection.scheme=\"telepathy\"", &["telepathy", "coherent"][..]),
+        ("camera.read_noise_e=2.0", &["photon budget", "camera.full_scale_e"][..]),
+        (
+            "input_slm.modulation=\"phase\"",
+            &["input_slm.modulation", "amplitude"][..],
+        ),
+    ] {
+        conv_fails(&with_x(&["--set", set]), &out, words);
+    }
 
     // A bad flag value is a usage error (exit 2, from clap).
     let o = fourf(&[
