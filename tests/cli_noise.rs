@@ -40,7 +40,11 @@ scheme = "balanced_homodyne"
 
 fn run(args: &[&str]) {
     let out = Command::new(env!("CARGO_BIN_EXE_fourf")).args(args).output().unwrap();
-    assert!(out.status.success(), "fourf {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "fourf {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -54,8 +58,24 @@ fn snr_follows_the_shot_noise_law_and_the_read_noise_floor() {
     let x = Array3::from_shape_simple_fn((24, 12, 12), || rng.random::<f64>() * 2.0 - 1.0);
     let k = Array3::from_shape_simple_fn((1, 3, 3), || rng.random::<f64>() * 2.0 - 1.0);
     let (xp, kp) = (dir.join("x.npy"), dir.join("k.npy"));
-    write_npy(&xp, &MapStack { data: x.clone(), stacked: true, dtype: Dtype::F64 }).unwrap();
-    write_npy(&kp, &MapStack { data: k.clone(), stacked: false, dtype: Dtype::F64 }).unwrap();
+    write_npy(
+        &xp,
+        &MapStack {
+            data: x.clone(),
+            stacked: true,
+            dtype: Dtype::F64,
+        },
+    )
+    .unwrap();
+    write_npy(
+        &kp,
+        &MapStack {
+            data: k.clone(),
+            stacked: false,
+            dtype: Dtype::F64,
+        },
+    )
+    .unwrap();
     let p = |q: &PathBuf| q.to_str().unwrap().to_string();
     let (xs, ks) = (p(&xp), p(&kp));
     let common = ["conv", "--input", &xs, "--kernel", &ks, "--mode", "same"];
@@ -76,7 +96,9 @@ fn snr_follows_the_shot_noise_law_and_the_read_noise_floor() {
         .axis_iter(Axis(0))
         .map(|m| ConvJob::new(m, k2, Mode::Same, Op::Convolution))
         .collect();
-    let plan = Planner::new(machine.frame_shape(), PlannerConfig::default()).plan(&jobs).unwrap();
+    let plan = Planner::new(machine.frame_shape(), PlannerConfig::default())
+        .plan(&jobs)
+        .unwrap();
     // Every frame shares the one kernel, hence one filter and one |R|.
     assert!(plan.frames.iter().all(|f| f.layout == plan.frames[0].layout));
     let r = machine.program(plan.frame_planes(0, &jobs).1.view()).readout().norm();
@@ -107,13 +129,18 @@ fn snr_follows_the_shot_noise_law_and_the_read_noise_floor() {
         let model = signal_rms / (var.sqrt() * scale);
         let measured = signal_rms / noise_rms;
         eprintln!("Φ = {phi:>8}: SNR {measured:10.4} (model {model:10.4})");
-        assert!((measured / model - 1.0).abs() < 0.1, "Φ = {phi}: SNR {measured} vs model {model}");
+        assert!(
+            (measured / model - 1.0).abs() < 0.1,
+            "Φ = {phi}: SNR {measured} vs model {model}"
+        );
         snr.push(measured);
     }
     let slope = |a: usize, b: usize| (snr[b] / snr[a]).ln() / (budgets[b] / budgets[a]).ln();
     let shot = slope(4, 7);
     let floor = slope(0, 2);
-    eprintln!("log-log slope: {shot:.3} from Φ = 1e3 to 1e6 (shot-limited), {floor:.3} from 0.1 to 1 (read-noise floor)");
+    eprintln!(
+        "log-log slope: {shot:.3} from Φ = 1e3 to 1e6 (shot-limited), {floor:.3} from 0.1 to 1 (read-noise floor)"
+    );
     assert!((shot - 0.5).abs() < 0.03, "shot-limited slope {shot}");
     assert!((floor - 1.0).abs() < 0.1, "read-noise-limited slope {floor}");
     let _ = std::fs::remove_dir_all(&dir);
