@@ -237,3 +237,53 @@ fn same_seed_same_bits_other_seed_other_noise() {
     }
     assert!(a.iter().zip(&c).any(|(x, y)| x != y));
 }
+
+/// `split` under shot noise: the two passes are independent, so the variance of
+/// the result is the sum of each pass's homodyne variance (see the test above),
+/// σ² = Σ_± |R|²·(1 + ȳ±²)/(8Φ), with ȳ± = conv(x±, k)/(max|x|·|R|).
+#[test]
+fn split_passes_add_their_shot_noise() {
+    let mut rng = StdRng::seed_from_u64(8);
+    let maps: Vec<Array2<f64>> = (0..40).map(|_| random(&mut rng, (12, 12), -1.0)).collect();
+    let k = random(&mut rng, (3, 3), -1.0);
+    let jobs: Vec<ConvJob> = maps
+        .iter()
+        .map(|m| ConvJob::new(m.view(), k.view(), Mode::Same, Op::Convolution))
+        .collect();
+    let phi = 3e3;
+    let mut cfg = MachineConfig::ideal(128);
+    cfg.input_slm.modulation = Modulation::Amplitude;
+    cfg.detection.scheme = Scheme::BalancedHomodyne;
+    cfg.camera.full_scale_e = Some(phi);
+    let machine = FourF::new(cfg).unwrap();
+    let plan = Planner::new(machine.frame_shape(), PlannerConfig::default())
+        .plan(&jobs)
+        .unwrap();
+    let r = machine.program(plan.frame_planes(0, &jobs).1.view()).readout().norm();
+    let scale = maps.iter().flat_map(|m| m.iter()).fold(0.0f64, |a, v| a.max(v.abs()));
+    let e = plan.execute(&machine, &jobs, 9).unwrap();
+    assert_eq!((e.passes, e.exposures), (2, 4));
+    let mut z = Vec::new();
+    for ((g, j), m) in e.outputs.iter().zip(&jobs).zip(&maps) {
+        let want = direct_conv(j.input, j.kernel, j.mode, j.op);
+        let plus = direct_conv(m.mapv(|v| v.max(0.0)).view(), k.view(), Mode::Same, Op::Convolution);
+        let minus = direct_conv(m.mapv(|v| (-v).max(0.0)).view(), k.view(), Mode::Same, Op::Convolution);
+        for (((gv, wv), p), q) in g.iter().zip(want.iter()).zip(plus.iter()).zip(minus.iter()) {
+            let var: f64 = [p, q]
+                .iter()
+                .map(|y| {
+                    let yb = *y / scale / r;
+                    r * r * (1.0 + yb * yb) / (8.0 * phi)
+                })
+                .sum();
+            z.push((gv - wv) / scale / var.sqrt());
+        }
+    }
+    let n = z.len() as f64;
+    let mean = z.iter().sum::<f64>() / n;
+    let var = z.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    let tol = 3.0 * (2.0 / (n - 1.0)).sqrt();
+    eprintln!("split + homodyne Φ = {phi}: normalised error variance {var:.4} (±{tol:.4}), mean {mean:.4}");
+    assert!((var - 1.0).abs() < tol, "variance {var}");
+    assert!(mean.abs() < 3.0 / n.sqrt(), "bias {mean}");
+}
