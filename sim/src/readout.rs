@@ -214,6 +214,31 @@ impl FourF {
         let (py, px) = self.frame_shape();
         let s = self.oversampling();
         let norm = 1.0 / (s * s) as f64;
+        let cfg = self.config();
+        if cfg.detection.scheme == Scheme::Coherent {
+            // Field read-out: only the pixel averages are needed.
+            let k = (mask.readout()
+                * (1.0 + cfg.laser.rin_sigma(cfg.camera.exposure_s) * rng.sample::<f64, _>(StandardNormal))
+                    .max(0.0)
+                    .sqrt())
+                * norm;
+            let mut v = Array2::<f64>::zeros((py, px));
+            v.axis_iter_mut(ndarray::Axis(0))
+                .into_par_iter()
+                .enumerate()
+                .for_each(|(ny, mut row)| {
+                    for (nx, out) in row.iter_mut().enumerate() {
+                        let mut acc = C64::new(0.0, 0.0);
+                        for jy in 0..s {
+                            for jx in 0..s {
+                                acc += scratch.field_at_conv_index(self, s * ny + jy, s * nx + jx);
+                            }
+                        }
+                        *out = (acc * k).re;
+                    }
+                });
+            return v;
+        }
         // Field average ȳ and mean intensity over the image of every pixel.
         let mut z = Array2::<C64>::zeros((py, px));
         let mut m2 = Array2::<f64>::zeros((py, px));
@@ -243,10 +268,7 @@ impl FourF {
         let sigma = cfg.laser.rin_sigma(cfg.camera.exposure_s);
         let laser = |rng: &mut R| 1.0 + sigma * rng.sample::<f64, _>(StandardNormal);
         match cfg.detection.scheme {
-            Scheme::Coherent => {
-                let k = laser(rng).max(0.0).sqrt();
-                z.mapv(|v| (v * r_out).re * k)
-            }
+            Scheme::Coherent => unreachable!("handled above"),
             Scheme::BalancedHomodyne => {
                 // Reference in phase with the read-out: Re(r̄·ȳ)/|r| = Re(ȳ·e^{i arg R}).
                 let b = cfg.detection.reference_amplitude * a_fs;
