@@ -3,11 +3,12 @@
 //!
 //! ## Presets ([`MACHINES`])
 //! - `ideal`, `ideal-2k`: the noiseless reference machines ([`MachineConfig::ideal`]).
-//! - `lcos-pluto2`: Holoeye PLUTO-2 class LCoS pair (amplitude input, phase filter),
+//! - `lcos-pluto2`: Holoeye PLUTO-2 class LCoS panels (amplitude input, amplitude +
+//!   phase filter pair),
 //!   Hamamatsu ORCA-Fusion class sCMOS, 532 nm DPSS laser.
 //! - `lcos-meadowlark`: the same with Meadowlark 1920×1152 (HSP1920) class panels.
 //! - `lcos-santec`: the same with santec SLM-200 class panels (10 bit).
-//! - `dmd-dlp9000`: TI DLP9000 class DMD input, PLUTO-2 class phase filter,
+//! - `dmd-dlp9000`: TI DLP9000 class DMD input, PLUTO-2 class filter pair,
 //!   Phantom v2640 class high-speed camera.
 //!
 //! ## How the real machines are put together
@@ -31,17 +32,17 @@
 //!   homodyne with a reference of the full-scale amplitude peaks at `(1 + 1)² = 4`
 //!   times that, which then still fits the well. `camera.full_scale_e` stays unset:
 //!   the photon budget follows from the power.
-//! - **Filter modulation**: phase only, as the devices are. A phase-only filter
-//!   shows `exp(i·arg H)` and drops `|H|`, so these machines compute the
-//!   convolution with the all-pass ("phase-only") version of the kernel, not the
-//!   kernel itself: on random signed 5×5 kernels the read-out differs from the
-//!   direct convolution by 110–120 % of its peak (`tests/presets.rs` swaps in a
-//!   complex filter to check the rest of the chain). To compute the kernel itself
-//!   set `filter_slm.modulation = "two_slm"` (an amplitude panel imaged onto the
-//!   phase panel; 4–8 % peak error from the level quantisation of these panels) or
-//!   `"complex"` (ideal).
-//! - **Detection**: balanced homodyne (the phase filter makes the output complex and
-//!   signed), signed inputs shown as `x⁺` and `x⁻` in two passes (`split`).
+//! - **Filter modulation**: a pair of panels of the filter's class, an amplitude
+//!   panel imaged onto a phase panel (`two_slm`), each with the device's bit depth:
+//!   a complex filter, so that the machine computes the kernel itself (4–8 % peak
+//!   error from the panels' level quantisation, 7–10 % with the camera's noise,
+//!   `tests/presets.rs`). A single phase-only panel (`filter_slm.modulation =
+//!   "phase"`) shows `exp(i·arg H)` and drops `|H|`: it computes the all-pass
+//!   ("phase-only filter") version of the kernel — 110–120 % peak error against
+//!   the direct convolution on random signed 5×5 kernels — which is what a
+//!   one-panel machine does unless the network is trained for it.
+//! - **Detection**: balanced homodyne (the output field is signed, and complex with a
+//!   phase-only filter), signed inputs shown as `x⁺` and `x⁻` in two passes (`split`).
 //! - **Simulation**: one sample per pixel. The fill factors are real values but only
 //!   act when `simulation.oversampling > 1`, which multiplies the cost by its square.
 
@@ -65,7 +66,7 @@ pub const MACHINES: &[(&str, &str)] = &[
     ),
     (
         "lcos-pluto2",
-        "PLUTO-2 LCoS pair 1920×1080, 8 µm, 8 bit (amplitude in, phase filter), ORCA-Fusion sCMOS, 532 nm",
+        "PLUTO-2 LCoS pair 1920×1080, 8 µm, 8 bit (amplitude in, amplitude + phase filter pair), ORCA-Fusion sCMOS, 532 nm",
     ),
     (
         "lcos-meadowlark",
@@ -77,7 +78,7 @@ pub const MACHINES: &[(&str, &str)] = &[
     ),
     (
         "dmd-dlp9000",
-        "DLP9000 DMD 2560×1600, 7.56 µm, 8 bit planes at 9523 Hz; PLUTO-2 phase filter, Phantom v2640, 532 nm",
+        "DLP9000 DMD 2560×1600, 7.56 µm, 8 bit planes at 9523 Hz; PLUTO-2 class filter pair, Phantom v2640, 532 nm",
     ),
 ];
 
@@ -186,11 +187,12 @@ const DLP9000_BINARY_RATE_HZ: f64 = 9523.0;
 /// the DLPC900's 9523 Hz binary rate give about 1190 8-bit images per second.
 const DLP9000_BIT_PLANES: u32 = 8;
 
-/// A phase-only LCoS used as the Fourier-plane filter: phase stroke 2π at the
-/// design wavelength; pixel count and pitch unset (matched to the Fourier grid).
-fn phase_filter(bits: u32, fill_factor: f64, refresh_hz: f64) -> SlmConfig {
+/// Two LCoS panels of one class as the Fourier-plane filter, an amplitude panel
+/// imaged onto a phase panel (phase stroke 2π at the design wavelength); pixel
+/// count and pitch unset (matched to the Fourier grid).
+fn filter_pair(bits: u32, fill_factor: f64, refresh_hz: f64) -> SlmConfig {
     SlmConfig {
-        modulation: Modulation::Phase,
+        modulation: Modulation::TwoSlm,
         bits: Some(bits),
         phase_range_rad: TAU,
         fill_factor,
@@ -372,7 +374,7 @@ fn lcos_pluto2() -> MachineConfig {
             PLUTO2_FILL,
             PLUTO2_REFRESH_HZ,
         ),
-        phase_filter(PLUTO2_BITS, PLUTO2_FILL, PLUTO2_REFRESH_HZ),
+        filter_pair(PLUTO2_BITS, PLUTO2_FILL, PLUTO2_REFRESH_HZ),
         PLUTO2_PIXELS.0 as f64 * PLUTO2_PITCH_M,
         orca_fusion(),
     )
@@ -394,7 +396,7 @@ fn lcos_meadowlark() -> MachineConfig {
             MEADOWLARK_FILL,
             MEADOWLARK_REFRESH_HZ,
         ),
-        phase_filter(MEADOWLARK_BITS, MEADOWLARK_FILL, MEADOWLARK_REFRESH_HZ),
+        filter_pair(MEADOWLARK_BITS, MEADOWLARK_FILL, MEADOWLARK_REFRESH_HZ),
         MEADOWLARK_PIXELS.0 as f64 * MEADOWLARK_PITCH_M,
         orca_fusion(),
     )
@@ -415,7 +417,7 @@ fn lcos_santec() -> MachineConfig {
             SANTEC_FILL,
             SANTEC_REFRESH_HZ,
         ),
-        phase_filter(SANTEC_BITS, SANTEC_FILL, SANTEC_REFRESH_HZ),
+        filter_pair(SANTEC_BITS, SANTEC_FILL, SANTEC_REFRESH_HZ),
         SANTEC_PIXELS.0 as f64 * SANTEC_PITCH_M,
         orca_fusion(),
     )
@@ -446,7 +448,7 @@ fn dmd_dlp9000() -> MachineConfig {
     real_machine(
         cobolt_samba_532(),
         input,
-        phase_filter(PLUTO2_BITS, PLUTO2_FILL, PLUTO2_REFRESH_HZ),
+        filter_pair(PLUTO2_BITS, PLUTO2_FILL, PLUTO2_REFRESH_HZ),
         PLUTO2_PIXELS.0 as f64 * PLUTO2_PITCH_M,
         phantom_v2640(),
     )

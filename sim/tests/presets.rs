@@ -113,8 +113,9 @@ fn lens_one_makes_the_fourier_window_as_wide_as_the_filter_panel() {
 }
 
 /// Max error, relative to the peak, of `name`'s convolution of signed 32×32 maps
-/// with a signed 5×5 kernel, with its filter swapped for an ideal complex one.
-fn chain_error(name: &str) -> f64 {
+/// with a signed 5×5 kernel; with `ideal_filter` the filter is swapped for an
+/// ideal complex one.
+fn chain_error(name: &str, ideal_filter: bool) -> f64 {
     use fourf_sim::devices::slm::SlmConfig;
     use fourf_sim::{direct_conv, ConvJob, Mode, Op, Planner, PlannerConfig};
     use ndarray::Array2;
@@ -131,7 +132,9 @@ fn chain_error(name: &str) -> f64 {
         .map(|m| ConvJob::new(m.view(), kernel.view(), Mode::Same, Op::Convolution))
         .collect();
     let mut config = machine(name).unwrap();
-    config.filter_slm = SlmConfig::default();
+    if ideal_filter {
+        config.filter_slm = SlmConfig::default();
+    }
     let fourf = FourF::new(config).unwrap();
     let plan = Planner::new(fourf.frame_shape(), PlannerConfig::default())
         .plan(&jobs)
@@ -154,31 +157,31 @@ fn chain_error(name: &str) -> f64 {
     worst
 }
 
-// The rest of each real machine — quantised input SLM, laser noise, photon budget,
-// camera and balanced homodyne — computes the convolution to within its noise
-// (shot noise at a full scale of 20 % of the full well dominates; 3–5 % of the
-// peak at the worst of 16 384 outputs). The filter is swapped for an
-// ideal complex one: the presets' phase-only filter drops `|H|` and computes the
-// phase-only version of the kernel (110–120 % peak error on these kernels, see
-// the presets module docs). One test per preset so that they run in parallel.
+// Each real machine — quantised input SLM, quantised two-panel filter, laser
+// noise, photon budget, camera and balanced homodyne — computes the convolution
+// to within its noise and quantisation: with an ideal filter 3–5 % of the peak at
+// the worst of 16 384 outputs (shot noise at a full scale of 20 % of the full
+// well dominates), with the presets' own filter pair under 15 %. One test per
+// preset so that they run in parallel.
 
 #[test]
 fn lcos_pluto2_chain_is_within_its_noise() {
-    assert!(chain_error("lcos-pluto2") < 0.1);
+    assert!(chain_error("lcos-pluto2", true) < 0.1);
+    assert!(chain_error("lcos-pluto2", false) < 0.15);
 }
 
 #[test]
 fn lcos_meadowlark_chain_is_within_its_noise() {
-    assert!(chain_error("lcos-meadowlark") < 0.1);
+    assert!(chain_error("lcos-meadowlark", false) < 0.15);
 }
 
 #[test]
 fn lcos_santec_chain_is_within_its_noise() {
-    assert!(chain_error("lcos-santec") < 0.1);
+    assert!(chain_error("lcos-santec", false) < 0.15);
 }
 
 #[test]
 fn dmd_dlp9000_chain_is_within_its_noise() {
     // 8 bit planes × 2 signed passes × 2 homodyne exposures of 2560×1600.
-    assert!(chain_error("dmd-dlp9000") < 0.1);
+    assert!(chain_error("dmd-dlp9000", false) < 0.15);
 }
