@@ -203,8 +203,8 @@ impl FourF {
                 .for_each(|(d, &v)| *d = C64::new(v, 0.0));
         } else {
             let targets = values.mapv(|v| C64::new(v, 0.0));
-            let field = slm.render(targets.view(), s);
-            buf.iter_mut().zip(field.iter()).for_each(|(d, v)| *d = *v);
+            let out = ndarray::ArrayViewMut2::from_shape(self.grid_shape(), buf).expect("grid-sized buffer");
+            slm.render_into(targets.view(), s, out);
         }
     }
 
@@ -267,45 +267,58 @@ impl FourF {
         let a_fs = f1 / f2;
         let sigma = cfg.laser.rin_sigma(cfg.camera.exposure_s);
         let laser = |rng: &mut R| 1.0 + sigma * rng.sample::<f64, _>(StandardNormal);
+        // Photons per unit of field intensity, and back from photo-electrons.
+        let (to_photons, from_electrons) = match self.photons_full_scale() {
+            Some(phi) => {
+                let t = phi / (a_fs * a_fs);
+                (t, 1.0 / (cfg.camera.quantum_efficiency * t))
+            }
+            None => (1.0, 1.0),
+        };
+        let mut photons = Array2::<f64>::zeros((py, px));
         match cfg.detection.scheme {
             Scheme::Coherent => unreachable!("handled above"),
             Scheme::BalancedHomodyne => {
                 // Reference in phase with the read-out: Re(r̄·ȳ)/|r| = Re(ȳ·e^{i arg R}).
                 let b = cfg.detection.reference_amplitude * a_fs;
-                let r = C64::from_polar(b, -r_out.arg());
+                let r = C64::from_polar(b, -r_out.arg()).conj();
                 let mut diff = Array2::<f64>::zeros((py, px));
                 for sign in [1.0, -1.0] {
-                    let k = laser(rng);
-                    let intensity = ndarray::Zip::from(&z)
+                    let k = laser(rng) * to_photons;
+                    ndarray::Zip::from(&mut photons)
+                        .and(&z)
                         .and(&m2)
-                        .map_collect(|zv, mv| k * (b * b + sign * 2.0 * (r.conj() * zv).re + mv));
-                    let e = self.expose(intensity.view(), a_fs, rng);
-                    diff.zip_mut_with(&e, |d, e| *d += sign * e);
+                        .par_for_each(|p, zv, mv| *p = (k * (b * b + sign * 2.0 * (r * zv).re + mv)).max(0.0));
+                    let e = self.electrons(photons.view(), rng);
+                    ndarray::Zip::from(&mut diff)
+                        .and(&e)
+                        .par_for_each(|d, e| *d += sign * e);
                 }
-                diff.mapv(|d| d / (4.0 * b) * r_out.norm())
+                let k = from_electrons / (4.0 * b) * r_out.norm();
+                diff.mapv_inplace(|d| d * k);
+                diff
             }
             Scheme::Intensity => {
-                let k = laser(rng);
-                let intensity = m2.mapv(|v| k * v);
-                self.expose(intensity.view(), a_fs, rng).mapv(|v| v * r_out.norm_sqr())
+                let k = laser(rng) * to_photons;
+                ndarray::Zip::from(&mut photons)
+                    .and(&m2)
+                    .par_for_each(|p, mv| *p = (k * mv).max(0.0));
+                let mut e = self.electrons(photons.view(), rng);
+                let k = from_electrons * r_out.norm_sqr();
+                e.mapv_inplace(|v| v * k);
+                e
             }
         }
     }
 
-    /// One camera exposure of the pixel intensities `intensity` (field units):
-    /// returns the calibrated intensity estimate in the same units. Without a
-    /// photon budget the camera is not simulated and the intensities are exact.
-    fn expose<R: Rng + ?Sized>(&self, intensity: ArrayView2<f64>, a_fs: f64, rng: &mut R) -> Array2<f64> {
-        let Some(phi) = self.photons_full_scale() else {
-            return intensity.to_owned();
-        };
-        let qe = self.config().camera.quantum_efficiency;
-        let to_photons = phi / (a_fs * a_fs);
-        let photons = intensity.mapv(|v| v.max(0.0) * to_photons);
-        let adu = self.camera().expose(photons.view(), true, rng);
-        // Signal electrons back to intensity: electrons = QE·photons.
-        self.camera()
-            .signal_electrons(adu.view())
-            .mapv(|e| e / (qe * to_photons))
+    /// One camera exposure of `photons` per pixel: the calibrated photo-electrons
+    /// (bias and mean dark signal removed). Without a photon budget the camera is
+    /// not simulated and `photons` (then in field-intensity units) come back exact.
+    fn electrons<R: Rng + ?Sized>(&self, photons: ArrayView2<f64>, rng: &mut R) -> Array2<f64> {
+        if self.photons_full_scale().is_none() {
+            return photons.to_owned();
+        }
+        let adu = self.camera().expose(photons, true, rng);
+        self.camera().signal_electrons(adu.view())
     }
 }

@@ -155,59 +155,93 @@ fn intensity_detection_returns_the_squared_convolution() {
     assert!(e.contains("detection.scheme"), "{e}");
 }
 
-/// Balanced homodyne with a photon budget Φ (photo-electrons of a flat
-/// full-scale pixel), reference amplitude b·A (A the full-scale output amplitude),
-/// no other noise. Each exposure counts Poisson electrons with mean Φ·I±/A², where
+/// Normalised errors `(got − exact)/σ` of 40 signed 12×12 maps convolved with a
+/// signed 3×3 kernel under balanced homodyne detection with a photon budget Φ
+/// (photo-electrons of a flat full-scale pixel), reference amplitude b·A (A the
+/// full-scale output amplitude, b = 1), no other noise; with an amplitude input
+/// SLM the signed inputs take two `split` passes. Returns the errors, passes and
+/// exposures.
+///
+/// Each exposure counts Poisson electrons with mean Φ·I±/A², where
 /// I± = b²A² ± 2bA·Re ȳ' + |ȳ|² (one sample per pixel), so the intensity estimate
 /// has variance I±·A²/Φ and the difference d = Î₊ − Î₋ has variance
-/// 2(b²A² + |ȳ|²)·A²/Φ. The result is d·|R|/(4bA), R the read-out factor, so its
-/// variance is σ² = |R|²·(b²A² + |ȳ|²)/(8b²Φ), and |ȳ| = |y_exact|/|R| (the exact
-/// output in units of the normalised input).
-#[test]
-fn balanced_homodyne_noise_follows_the_shot_noise_bound() {
-    let mut rng = StdRng::seed_from_u64(5);
+/// 2(b²A² + |ȳ|²)·A²/Φ. The result is d·|R|/(4bA), R the read-out factor, so a
+/// pass adds the variance |R|²·(b²A² + |ȳ|²)/(8b²Φ), ȳ = y_pass/|R| its exact
+/// output in units of the normalised input; independent passes add their
+/// variances.
+fn homodyne_z(modulation: Modulation, phi: f64, seed: u64) -> (Vec<f64>, usize, usize) {
+    let mut rng = StdRng::seed_from_u64(seed);
     let maps: Vec<Array2<f64>> = (0..40).map(|_| random(&mut rng, (12, 12), -1.0)).collect();
     let k = random(&mut rng, (3, 3), -1.0);
     let jobs: Vec<ConvJob> = maps
         .iter()
         .map(|m| ConvJob::new(m.view(), k.view(), Mode::Same, Op::Convolution))
         .collect();
-    let phi = 1e4;
     let mut cfg = MachineConfig::ideal(128);
+    cfg.input_slm.modulation = modulation;
     cfg.detection.scheme = Scheme::BalancedHomodyne;
     cfg.camera.full_scale_e = Some(phi);
-    let machine = FourF::new(cfg.clone()).unwrap();
+    let machine = FourF::new(cfg).unwrap();
     let plan = Planner::new(machine.frame_shape(), PlannerConfig::default())
         .plan(&jobs)
         .unwrap();
     assert_eq!(plan.frame_count(), 1);
     // The read-out factor of this frame: the mask of its kernel plane.
-    let (_, kplane) = plan.frame_planes(0, &jobs);
-    let r = machine.program(kplane.view()).readout().norm();
+    let r = machine.program(plan.frame_planes(0, &jobs).1.view()).readout().norm();
     let scale = maps.iter().flat_map(|m| m.iter()).fold(0.0f64, |a, v| a.max(v.abs()));
-    let e = plan.execute(&machine, &jobs, 7).unwrap();
-    // z = error / σ_pixel, in units of the normalised input (divide by max|x|).
+    let e = plan.execute(&machine, &jobs, seed + 100).unwrap();
+    let conv = |m: Array2<f64>| direct_conv(m.view(), k.view(), Mode::Same, Op::Convolution);
     let mut z = Vec::new();
-    for (g, j) in e.outputs.iter().zip(&jobs) {
-        let want = direct_conv(j.input, j.kernel, j.mode, j.op);
-        for (gv, wv) in g.iter().zip(want.iter()) {
-            let y = wv / scale / r;
-            let sigma = (r * r * (1.0 + y * y) / (8.0 * phi)).sqrt();
-            z.push((gv - wv) / scale / sigma);
+    for (got, m) in e.outputs.iter().zip(&maps) {
+        let want = conv(m.clone());
+        let passes = match modulation {
+            Modulation::Amplitude => vec![conv(m.mapv(|v| v.max(0.0))), conv(m.mapv(|v| (-v).max(0.0)))],
+            _ => vec![want.clone()],
+        };
+        for ((i, g), w) in got.indexed_iter().zip(want.iter()) {
+            let var: f64 = passes
+                .iter()
+                .map(|p| {
+                    let yb = p[i] / scale / r;
+                    r * r * (1.0 + yb * yb) / (8.0 * phi)
+                })
+                .sum();
+            z.push((g - w) / scale / var.sqrt());
         }
     }
+    (z, e.passes, e.exposures)
+}
+
+/// The normalised errors have mean 0 and variance 1 within 3σ of their sampling
+/// distributions (for normal z the mean has SD 1/√n, the sample variance √(2/(n−1))).
+fn assert_standard_normal(z: &[f64], label: &str) {
     let n = z.len() as f64;
     let mean = z.iter().sum::<f64>() / n;
     let var = z.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    // For normal z: the mean has SD 1/√n, the sample variance √(2/(n−1)).
     let tol_var = 3.0 * (2.0 / (n - 1.0)).sqrt();
     eprintln!(
-        "homodyne Φ = {phi}: normalised error variance {var:.4} (±{tol_var:.4}), mean {mean:.4} (±{:.4}), {} samples",
+        "{label}: normalised error variance {var:.4} (±{tol_var:.4}), mean {mean:.4} (±{:.4}), {} samples",
         3.0 / n.sqrt(),
         z.len()
     );
-    assert!((var - 1.0).abs() < tol_var, "variance of error/σ: {var}");
-    assert!(mean.abs() < 3.0 / n.sqrt(), "bias {mean}");
+    assert!((var - 1.0).abs() < tol_var, "{label}: variance of error/σ {var}");
+    assert!(mean.abs() < 3.0 / n.sqrt(), "{label}: bias {mean}");
+}
+
+#[test]
+fn balanced_homodyne_noise_follows_the_shot_noise_bound() {
+    let (z, passes, exposures) = homodyne_z(Modulation::Complex, 1e4, 5);
+    assert_eq!((passes, exposures), (1, 2));
+    assert_standard_normal(&z, "homodyne Φ = 1e4");
+}
+
+/// `split` under shot noise: the two passes are independent, so their variances
+/// add (see `homodyne_z`).
+#[test]
+fn split_passes_add_their_shot_noise() {
+    let (z, passes, exposures) = homodyne_z(Modulation::Amplitude, 3e3, 8);
+    assert_eq!((passes, exposures), (2, 4));
+    assert_standard_normal(&z, "split + homodyne Φ = 3e3");
 }
 
 #[test]
@@ -236,54 +270,4 @@ fn same_seed_same_bits_other_seed_other_noise() {
         );
     }
     assert!(a.iter().zip(&c).any(|(x, y)| x != y));
-}
-
-/// `split` under shot noise: the two passes are independent, so the variance of
-/// the result is the sum of each pass's homodyne variance (see the test above),
-/// σ² = Σ_± |R|²·(1 + ȳ±²)/(8Φ), with ȳ± = conv(x±, k)/(max|x|·|R|).
-#[test]
-fn split_passes_add_their_shot_noise() {
-    let mut rng = StdRng::seed_from_u64(8);
-    let maps: Vec<Array2<f64>> = (0..40).map(|_| random(&mut rng, (12, 12), -1.0)).collect();
-    let k = random(&mut rng, (3, 3), -1.0);
-    let jobs: Vec<ConvJob> = maps
-        .iter()
-        .map(|m| ConvJob::new(m.view(), k.view(), Mode::Same, Op::Convolution))
-        .collect();
-    let phi = 3e3;
-    let mut cfg = MachineConfig::ideal(128);
-    cfg.input_slm.modulation = Modulation::Amplitude;
-    cfg.detection.scheme = Scheme::BalancedHomodyne;
-    cfg.camera.full_scale_e = Some(phi);
-    let machine = FourF::new(cfg).unwrap();
-    let plan = Planner::new(machine.frame_shape(), PlannerConfig::default())
-        .plan(&jobs)
-        .unwrap();
-    let r = machine.program(plan.frame_planes(0, &jobs).1.view()).readout().norm();
-    let scale = maps.iter().flat_map(|m| m.iter()).fold(0.0f64, |a, v| a.max(v.abs()));
-    let e = plan.execute(&machine, &jobs, 9).unwrap();
-    assert_eq!((e.passes, e.exposures), (2, 4));
-    let mut z = Vec::new();
-    for ((g, j), m) in e.outputs.iter().zip(&jobs).zip(&maps) {
-        let want = direct_conv(j.input, j.kernel, j.mode, j.op);
-        let plus = direct_conv(m.mapv(|v| v.max(0.0)).view(), k.view(), Mode::Same, Op::Convolution);
-        let minus = direct_conv(m.mapv(|v| (-v).max(0.0)).view(), k.view(), Mode::Same, Op::Convolution);
-        for (((gv, wv), p), q) in g.iter().zip(want.iter()).zip(plus.iter()).zip(minus.iter()) {
-            let var: f64 = [p, q]
-                .iter()
-                .map(|y| {
-                    let yb = *y / scale / r;
-                    r * r * (1.0 + yb * yb) / (8.0 * phi)
-                })
-                .sum();
-            z.push((gv - wv) / scale / var.sqrt());
-        }
-    }
-    let n = z.len() as f64;
-    let mean = z.iter().sum::<f64>() / n;
-    let var = z.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    let tol = 3.0 * (2.0 / (n - 1.0)).sqrt();
-    eprintln!("split + homodyne Φ = {phi}: normalised error variance {var:.4} (±{tol:.4}), mean {mean:.4}");
-    assert!((var - 1.0).abs() < tol, "variance {var}");
-    assert!(mean.abs() < 3.0 / n.sqrt(), "bias {mean}");
 }

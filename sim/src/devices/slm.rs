@@ -165,16 +165,13 @@ impl SlmConfig {
                     "must be in 1..=16, or unset for continuous levels",
                 ));
             }
-            match self.modulation {
-                Modulation::Complex => {
-                    return Err(SimError::invalid(
-                        k("bits"),
-                        b,
-                        "must be unset for `complex` modulation (the ideal reference is never quantised; \
-                         use `two_slm` for a quantised complex modulator)",
-                    ))
-                }
-                _ => {}
+            if self.modulation == Modulation::Complex {
+                return Err(SimError::invalid(
+                    k("bits"),
+                    b,
+                    "must be unset for `complex` modulation (the ideal reference is never quantised; \
+                     use `two_slm` for a quantised complex modulator)",
+                ));
             }
         }
         let r = self.phase_range_rad;
