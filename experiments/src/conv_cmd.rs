@@ -15,12 +15,16 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use fourf_sim::planner::PlanStats;
 use fourf_sim::{presets, ConvJob, FourF, Mode, Op, Planner, PlannerConfig};
+use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array2, Axis};
 use serde::Serialize;
 
 use crate::images::{write_png, Colormap, Scale, DB60};
 use crate::machine_file::load_machine;
 use crate::npy::{read_npy, write_npy, MapStack};
+
+/// Runs of at least this many frames show a progress bar.
+const PROGRESS_MIN_FRAMES: usize = 8;
 
 /// What `fourf conv` was asked to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -173,7 +177,21 @@ pub fn run_conv(args: &ConvArgs) -> anyhow::Result<ConvReport> {
     let plan = Planner::new(machine.frame_shape(), PlannerConfig::default())
         .plan(&jobs)
         .with_context(context)?;
-    let run = plan.execute(&machine, &jobs, args.seed).with_context(context)?;
+    // A progress bar on stderr for runs of many frames (hidden when stderr is not
+    // a terminal).
+    let bar = if plan.frame_count() >= PROGRESS_MIN_FRAMES {
+        ProgressBar::new(plan.frame_count() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} frames, {elapsed} elapsed, ~{eta} left")
+            .expect("a valid template"),
+    );
+    let run = plan
+        .execute_with_progress(&machine, &jobs, args.seed, &|| bar.inc(1))
+        .with_context(context)?;
+    bar.finish_and_clear();
     let wall_s = start.elapsed().as_secs_f64();
     let outputs = run.outputs;
 

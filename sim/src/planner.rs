@@ -607,6 +607,21 @@ impl Plan {
     /// # Panics
     /// If `jobs` are not the ones planned or the machine's frame shape differs.
     pub fn execute(&self, machine: &FourF, jobs: &[ConvJob], seed: u64) -> Result<Execution, SimError> {
+        self.execute_with_progress(machine, jobs, seed, &|| {})
+    }
+
+    /// [`Plan::execute`], calling `frame_done` once after every frame (from any
+    /// thread), e.g. to advance a progress bar.
+    ///
+    /// # Panics
+    /// As [`Plan::execute`].
+    pub fn execute_with_progress(
+        &self,
+        machine: &FourF,
+        jobs: &[ConvJob],
+        seed: u64,
+        frame_done: &(dyn Fn() + Sync),
+    ) -> Result<Execution, SimError> {
         self.check_jobs(jobs);
         assert_eq!(machine.frame_shape(), self.frame, "Plan::execute: machine frame shape");
         let mut outputs: Vec<Array2<f64>> = self.output_shapes.iter().map(|&s| Array2::zeros(s)).collect();
@@ -654,6 +669,7 @@ impl Plan {
                     .iter()
                     .map(|t| (t.clone(), read_tile(&det.values, t)))
                     .collect::<Vec<_>>();
+                frame_done();
                 Ok((tiles, det.passes, det.exposures))
             };
             let new_plane = || Array2::<f64>::zeros(self.frame);

@@ -3,7 +3,9 @@
 //! the optics filter them, the camera integrates every pixel image and the
 //! detection scheme turns intensities back into the signed convolution.
 //!
-//! The optical core ([`FourF::run_loaded`]) is linear in the field, so the two
+//! The SLM shows each frame's values divided by their largest magnitude (a digital
+//! gain per frame, so that the panel's full range is used); the read-out multiplies
+//! it back. The optical core ([`FourF::run_loaded`]) is linear in the field, so the two
 //! exposures of balanced homodyne detection share one optical computation; what
 //! differs between them — the reference's sign, the laser's intensity noise, the
 //! camera's noise — is applied per exposure.
