@@ -1,8 +1,20 @@
-//! # fourf-nn — networks on the optics (not yet built)
+//! # fourf-nn — networks on the optics (being built)
 //!
-//! This crate will hold the layers and models (ViT/DeiT, ConvShareViT, GFNet,
-//! SpectFormer, FNet), the `Digital` and `Optical` backends and the `Trace` of
-//! every operation (issue 4). It is part of the workspace now so that the
-//! dependency direction of DESIGN.md §2 (`nn` → `sim`) is fixed from the start.
-pub mod layers;
+//! Layers and models (ViT/DeiT, ConvShareViT, GFNet, SpectFormer, FNet), the
+//! `Digital` and `Optical` backends and the `Trace` of every operation (issue 4).
+//!
+//! ## Files
+//! - [`data`]: IDX reader (MNIST / Fashion-MNIST, raw or gzip), normalisation,
+//!   batching.
+//! - [`layers`]: the electronic layers in f32 — linear, LayerNorm, GELU, softmax,
+//!   multi-head self-attention, MLP, patch and token embedding, pooling — each an
+//!   `XxxConfig` that `init`s an `Xxx` from an explicit generator.
+//!
+//! Still to come: the optically mapped layers (ConvShareViT shared convolution,
+//! correlation scores, GFNet global filter, FNet mixing), the backends, models,
+//! the trace, safetensors weights and `fourf eval`.
+
+#![warn(missing_docs)]
+
 pub mod data;
+pub mod layers;
