@@ -57,6 +57,9 @@ const TAU: f64 = std::f64::consts::TAU;
 const MAX_TABLE_ROWS: usize = 1 << 16;
 
 /// The header a level table must start with.
+/// Least number of entries of the phase lookup table over the stroke.
+const PHASE_LUT_MIN: usize = 1 << 16;
+
 const TABLE_HEADER: &str = "level,amplitude,phase_rad";
 
 /// How an SLM modulates light (serde: `amplitude`, `phase`, `complex`, `two_slm`,
@@ -435,9 +438,13 @@ fn circular_distance(a: f64, b: f64) -> f64 {
 pub struct Slm {
     config: SlmConfig,
     levels: Levels,
-    /// `exp(iθ_k)` of the uniform phase levels (`phase`, `two_slm`), so that
-    /// integer drives cost a lookup, not a sine and cosine.
+    /// `exp(iθ)` of the uniform phase levels (`phase`, `two_slm`) and of
+    /// `lut_sub − 1` equally spaced phases between neighbouring levels, so that a
+    /// drive costs a lookup (integer) or a linear interpolation (fractional, after
+    /// crosstalk), not a sine and cosine.
     phase_lut: Vec<C64>,
+    /// Table entries per level step.
+    lut_sub: usize,
 }
 
 impl Slm {
@@ -483,17 +490,29 @@ impl Slm {
                 (_, Some(b)) => Levels::Uniform(1 << b),
             },
         };
-        let phase_lut = match (&levels, config.modulation) {
+        // At least PHASE_LUT_MIN entries over the stroke: the chord between
+        // neighbours then departs from the unit circle by at most
+        // (range/PHASE_LUT_MIN)²/8 < 2e-8 (range ≤ 4π).
+        let (phase_lut, lut_sub) = match (&levels, config.modulation) {
             (Levels::Uniform(n), Modulation::Phase | Modulation::TwoSlm) => {
                 let step = config.phase_range_rad / *n as f64;
-                (0..*n).map(|k| C64::from_polar(1.0, k as f64 * step)).collect()
+                let sub = PHASE_LUT_MIN.div_ceil(*n).max(1);
+                let lut = (0..=(n - 1) * sub)
+                    .map(|j| {
+                        // Level k sits at j = k·sub and gets exactly exp(i·k·step).
+                        let (k, r) = (j / sub, j % sub);
+                        C64::from_polar(1.0, (k as f64 + r as f64 / sub as f64) * step)
+                    })
+                    .collect();
+                (lut, sub)
             }
-            _ => Vec::new(),
+            _ => (Vec::new(), 1),
         };
         Ok(Self {
             config,
             levels,
             phase_lut,
+            lut_sub,
         })
     }
 
@@ -578,11 +597,13 @@ impl Slm {
         let range = self.config.phase_range_rad;
         match self.uniform() {
             Some(n) => {
-                let d = d.clamp(0.0, (n - 1) as f64);
-                if d == (d as usize) as f64 {
-                    self.phase_lut[d as usize]
+                let pos = d.clamp(0.0, (n - 1) as f64) * self.lut_sub as f64;
+                let j = pos as usize;
+                let f = pos - j as f64;
+                if f == 0.0 {
+                    self.phase_lut[j]
                 } else {
-                    C64::from_polar(1.0, d * (range / n as f64))
+                    self.phase_lut[j] * (1.0 - f) + self.phase_lut[j + 1] * f
                 }
             }
             None => C64::from_polar(1.0, d.clamp(0.0, range)),
@@ -827,6 +848,40 @@ mod tests {
             modulation,
             bits,
             ..SlmConfig::default()
+        }
+    }
+
+    /// Fractional (blurred) phase drives read the lookup table by linear
+    /// interpolation: within 2e-8 of exp(iθ) for every bit depth and stroke;
+    /// integer drives give the level's phasor exactly.
+    #[test]
+    fn phase_lookup_interpolation_is_within_its_bound() {
+        for bits in [1, 3, 8, 12, 16] {
+            for range in [TAU, 1.5 * std::f64::consts::PI, 2.0 * TAU] {
+                let slm = Slm::new(
+                    SlmConfig {
+                        phase_range_rad: range,
+                        ..cfg(Modulation::Phase, Some(bits))
+                    },
+                    "x",
+                )
+                .unwrap();
+                let n = 1usize << bits;
+                let step = range / n as f64;
+                let mut worst: f64 = 0.0;
+                for i in 0..20_000 {
+                    let d = (n - 1) as f64 * (i as f64 + 0.37) / 20_000.0;
+                    let got = slm.response_of_drive([d, 0.0]);
+                    worst = worst.max((got - C64::from_polar(1.0, d * step)).norm());
+                }
+                assert!(worst < 2e-8, "{bits} bits, range {range}: {worst:e}");
+                for k in [0, n / 3, n - 1] {
+                    assert_eq!(
+                        slm.response_of_drive([k as f64, 0.0]),
+                        C64::from_polar(1.0, k as f64 * step)
+                    );
+                }
+            }
         }
     }
 
