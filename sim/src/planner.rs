@@ -24,7 +24,7 @@
 
 use std::collections::HashMap;
 
-use ndarray::{s, Array2};
+use ndarray::{s, Array2, ArrayView2};
 use rayon::prelude::*;
 
 use crate::conv::{ConvJob, Mode};
@@ -194,48 +194,18 @@ impl Planner {
         }
         let eff: Vec<Array2<f64>> = jobs.iter().map(|j| j.effective_kernel()).collect();
         // Group by effective kernel.
-        let mut by_kernel: HashMap<(usize, usize, Vec<u64>), Vec<usize>> = HashMap::new();
-        let mut kernel_order = Vec::new();
-        for (i, k) in eff.iter().enumerate() {
-            let key = (k.nrows(), k.ncols(), k.iter().map(|v| v.to_bits()).collect());
-            let e = by_kernel.entry(key).or_default();
-            if e.is_empty() {
-                kernel_order.push(i);
-            }
-            e.push(i);
-        }
         let mut kernel_groups: Vec<Vec<usize>> = Vec::new();
         let mut singles = Vec::new();
-        for first in kernel_order {
-            let key = (
-                eff[first].nrows(),
-                eff[first].ncols(),
-                eff[first].iter().map(|v| v.to_bits()).collect(),
-            );
-            let g = by_kernel.remove(&key).expect("grouped");
+        for g in group_by_content(eff.iter().enumerate().map(|(i, k)| (i, k.view()))) {
             if g.len() > 1 || !self.config.kernel_tiling {
                 kernel_groups.push(g);
             } else {
-                singles.push(first);
+                singles.push(g[0]);
             }
         }
         // Jobs alone with their kernel: group those sharing an input for kernel tiling.
-        let mut by_input: HashMap<(usize, usize, Vec<u64>), Vec<usize>> = HashMap::new();
-        let mut input_order = Vec::new();
-        for &i in &singles {
-            let x = &jobs[i].input;
-            let key = (x.nrows(), x.ncols(), x.iter().map(|v| v.to_bits()).collect());
-            let e = by_input.entry(key).or_default();
-            if e.is_empty() {
-                input_order.push(i);
-            }
-            e.push(i);
-        }
         let mut input_groups = Vec::new();
-        for first in input_order {
-            let x = &jobs[first].input;
-            let key = (x.nrows(), x.ncols(), x.iter().map(|v| v.to_bits()).collect());
-            let g = by_input.remove(&key).expect("grouped");
+        for g in group_by_content(singles.iter().map(|&i| (i, jobs[i].input.view()))) {
             let (fits, rest): (Vec<usize>, Vec<usize>) = g.into_iter().partition(|&i| self.kernel_tile_fits(&jobs[i]));
             if fits.len() > 1 {
                 input_groups.push(fits);
@@ -443,6 +413,22 @@ impl Shelf {
             None => (self.max_l - a.min(self.max_l)).max(self.max_b),
         }
     }
+}
+
+/// Indices grouped by identical array content (shape and bits), groups in order of
+/// first appearance.
+fn group_by_content<'a>(items: impl Iterator<Item = (usize, ArrayView2<'a, f64>)>) -> Vec<Vec<usize>> {
+    let mut index: HashMap<(usize, usize, Vec<u64>), usize> = HashMap::new();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (i, a) in items {
+        let key = (a.nrows(), a.ncols(), a.iter().map(|v| v.to_bits()).collect());
+        let g = *index.entry(key).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[g].push(i);
+    }
+    groups
 }
 
 fn kernel_tile(index: usize, job: &ConvJob) -> Tile {
