@@ -239,6 +239,16 @@ pub fn transpose(src: &[C64], dst: &mut [C64], rows: usize, cols: usize, paralle
     }
 }
 
+/// Signed index of FFT-order index `k` of `n` (numpy's `fftfreq` times `n`):
+/// `k` for `k < ⌈n/2⌉`, else `k − n`.
+pub fn signed_index(k: usize, n: usize) -> f64 {
+    if k < n.div_ceil(2) {
+        k as f64
+    } else {
+        k as f64 - n as f64
+    }
+}
+
 /// Circular shift moving index `n/2` to 0 on both axes (numpy's `ifftshift`), which
 /// for even sides is its own inverse (`fftshift`).
 ///

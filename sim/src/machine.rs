@@ -21,7 +21,7 @@ use crate::devices::detection::DetectionConfig;
 use crate::devices::laser::LaserConfig;
 use crate::devices::slm::{Modulation, Slm, SlmConfig};
 use crate::error::SimError;
-use crate::fft::{shift_half, transpose, Fft2, Fft2Scratch};
+use crate::fft::{shift_half, signed_index, transpose, Fft2, Fft2Scratch};
 use crate::field::Field;
 use crate::lens::{fourier_pitch_m, lens_transform};
 use crate::propagation::{band_limit, transfer};
@@ -546,10 +546,9 @@ impl FourF {
     /// Fourier-plane sample position `[y, x]` in metres of FFT-order index `(ky, kx)`.
     fn fourier_position_m(&self, ky: usize, kx: usize) -> (f64, f64) {
         let (ny, nx) = self.shape;
-        let signed = |k: usize, n: usize| if k < n / 2 { k as f64 } else { k as f64 - n as f64 };
         (
-            signed(ky, ny) * self.fourier_pitch_m[0],
-            signed(kx, nx) * self.fourier_pitch_m[1],
+            signed_index(ky, ny) * self.fourier_pitch_m[0],
+            signed_index(kx, nx) * self.fourier_pitch_m[1],
         )
     }
 
@@ -708,7 +707,6 @@ impl FourF {
         let (fy, fx) = self.filter_shape;
         let wl_f = self.config.wavelength_m() * self.config.lens1.focal_length_m;
         let [pfy, pfx] = self.filter_pitch_m;
-        let signed = |m: usize, n: usize| if m < n / 2 { m as f64 } else { m as f64 - n as f64 };
         let rows: Vec<usize> = (0..ny).filter(|&r| kernel.row(r).iter().any(|&v| v != 0.0)).collect();
         let cols: Vec<usize> = (0..nx)
             .filter(|&c| kernel.column(c).iter().any(|&v| v != 0.0))
@@ -724,7 +722,7 @@ impl FourF {
                 nu_x.iter()
                     .map(|&nu| {
                         cols.iter()
-                            .map(|&c| kernel[[r, c]] * C64::from_polar(1.0, -two_pi * nu * signed(c, nx) * d))
+                            .map(|&c| kernel[[r, c]] * C64::from_polar(1.0, -two_pi * nu * signed_index(c, nx) * d))
                             .sum()
                     })
                     .collect()
@@ -733,7 +731,7 @@ impl FourF {
         Array2::from_shape_fn((fy, fx), |(jy, jx)| {
             rows.iter()
                 .zip(&t)
-                .map(|(&r, tr)| tr[jx] * C64::from_polar(1.0, -two_pi * nu_y[jy] * signed(r, ny) * d))
+                .map(|(&r, tr)| tr[jx] * C64::from_polar(1.0, -two_pi * nu_y[jy] * signed_index(r, ny) * d))
                 .sum()
         })
     }

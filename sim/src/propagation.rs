@@ -13,7 +13,7 @@
 use ndarray::{s, Array2};
 use num_complex::Complex64 as C64;
 
-use crate::fft::{Fft2, Fft2Scratch};
+use crate::fft::{signed_index, Fft2, Fft2Scratch};
 use crate::field::Field;
 
 /// Angular-spectrum transfer function at spatial frequency `(ν_y, ν_x)` (1/m) for
@@ -41,12 +41,7 @@ pub fn band_limit(extent_m: [f64; 2], wavelength_m: f64, z_m: f64) -> [f64; 2] {
 
 /// Signed frequency of FFT bin `k` of `n` at sample pitch `pitch_m`.
 pub fn fft_frequency(k: usize, n: usize, pitch_m: f64) -> f64 {
-    let k = if k < n.div_ceil(2) {
-        k as f64
-    } else {
-        k as f64 - n as f64
-    };
-    k / (n as f64 * pitch_m)
+    signed_index(k, n) / (n as f64 * pitch_m)
 }
 
 /// A planned propagation over a fixed distance for fields of one shape and pitch.
