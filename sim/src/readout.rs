@@ -37,6 +37,11 @@ pub struct Detected {
 /// A rectangle `[y, x, height, width]` of the input plane that carries data.
 pub type Rect = [usize; 4];
 
+/// `max|x|`, 0 for an empty or all-zero array.
+fn max_abs(x: ArrayView2<f64>) -> f64 {
+    x.iter().fold(0.0f64, |m, v| m.max(v.abs()))
+}
+
 /// One optical pass: the pixel values shown and the weight of its result.
 struct Pass {
     values: Array2<f64>,
@@ -68,7 +73,7 @@ impl FourF {
         );
         let det = &self.config().detection;
         let per_pass = det.exposures_per_pass();
-        let scale = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let scale = max_abs(x);
         if scale == 0.0 {
             return Ok(Detected {
                 values: Array2::zeros(x.dim()),
@@ -101,7 +106,7 @@ impl FourF {
     /// more passes), on the simulation grid: for pictures.
     pub fn input_field(&self, x: ArrayView2<f64>) -> Field {
         let mut scratch = self.make_scratch(true);
-        let scale = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let scale = max_abs(x);
         if scale > 0.0 {
             let support = [[0, 0, x.nrows(), x.ncols()]];
             let first = match self.passes(x, scale, &support) {
@@ -217,13 +222,13 @@ impl FourF {
         let s = self.oversampling();
         let norm = 1.0 / (s * s) as f64;
         let cfg = self.config();
+        let r_out = mask.readout();
+        // The laser's energy in one exposure, relative to its mean.
+        let sigma = cfg.laser.rin_sigma(cfg.camera.exposure_s);
+        let laser = |rng: &mut R| 1.0 + sigma * rng.sample::<f64, _>(StandardNormal);
         if cfg.detection.scheme == Scheme::Coherent {
             // Field read-out: only the pixel averages are needed.
-            let k = (mask.readout()
-                * (1.0 + cfg.laser.rin_sigma(cfg.camera.exposure_s) * rng.sample::<f64, _>(StandardNormal))
-                    .max(0.0)
-                    .sqrt())
-                * norm;
+            let k = r_out * laser(rng).max(0.0).sqrt() * norm;
             let mut v = Array2::<f64>::zeros((py, px));
             v.axis_iter_mut(ndarray::Axis(0))
                 .into_par_iter()
@@ -262,13 +267,9 @@ impl FourF {
                     mr[nx] = pow * norm;
                 }
             });
-        let cfg = self.config();
-        let r_out = mask.readout();
         let (f1, f2) = (cfg.lens1.focal_length_m, cfg.lens2.focal_length_m);
         // Amplitude of the flat full-scale output field.
         let a_fs = f1 / f2;
-        let sigma = cfg.laser.rin_sigma(cfg.camera.exposure_s);
-        let laser = |rng: &mut R| 1.0 + sigma * rng.sample::<f64, _>(StandardNormal);
         // Photons per unit of field intensity, and back from photo-electrons.
         let (to_photons, from_electrons) = match self.photons_full_scale() {
             Some(phi) => {
@@ -278,38 +279,35 @@ impl FourF {
             None => (1.0, 1.0),
         };
         let mut photons = Array2::<f64>::zeros((py, px));
-        match cfg.detection.scheme {
-            Scheme::Coherent => unreachable!("handled above"),
-            Scheme::BalancedHomodyne => {
-                // Reference in phase with the read-out: Re(r̄·ȳ)/|r| = Re(ȳ·e^{i arg R}).
-                let b = cfg.detection.reference_amplitude * a_fs;
-                let r = C64::from_polar(b, -r_out.arg()).conj();
-                let mut diff = Array2::<f64>::zeros((py, px));
-                for sign in [1.0, -1.0] {
-                    let k = laser(rng) * to_photons;
-                    ndarray::Zip::from(&mut photons)
-                        .and(&z)
-                        .and(&m2)
-                        .par_for_each(|p, zv, mv| *p = (k * (b * b + sign * 2.0 * (r * zv).re + mv)).max(0.0));
-                    let e = self.electrons(photons.view(), rng);
-                    ndarray::Zip::from(&mut diff)
-                        .and(&e)
-                        .par_for_each(|d, e| *d += sign * e);
-                }
-                let k = from_electrons / (4.0 * b) * r_out.norm();
-                diff.mapv_inplace(|d| d * k);
-                diff
-            }
-            Scheme::Intensity => {
+        if cfg.detection.scheme == Scheme::BalancedHomodyne {
+            // Reference in phase with the read-out: Re(r̄·ȳ)/|r| = Re(ȳ·e^{i arg R}).
+            let b = cfg.detection.reference_amplitude * a_fs;
+            let r = C64::from_polar(b, -r_out.arg()).conj();
+            let mut diff = Array2::<f64>::zeros((py, px));
+            for sign in [1.0, -1.0] {
                 let k = laser(rng) * to_photons;
                 ndarray::Zip::from(&mut photons)
+                    .and(&z)
                     .and(&m2)
-                    .par_for_each(|p, mv| *p = (k * mv).max(0.0));
-                let mut e = self.electrons(photons.view(), rng);
-                let k = from_electrons * r_out.norm_sqr();
-                e.mapv_inplace(|v| v * k);
-                e
+                    .par_for_each(|p, zv, mv| *p = (k * (b * b + sign * 2.0 * (r * zv).re + mv)).max(0.0));
+                let e = self.electrons(photons.view(), rng);
+                ndarray::Zip::from(&mut diff)
+                    .and(&e)
+                    .par_for_each(|d, e| *d += sign * e);
             }
+            let k = from_electrons / (4.0 * b) * r_out.norm();
+            diff.mapv_inplace(|d| d * k);
+            diff
+        } else {
+            // Intensity: one exposure of the mean intensity over each pixel image.
+            let k = laser(rng) * to_photons;
+            ndarray::Zip::from(&mut photons)
+                .and(&m2)
+                .par_for_each(|p, mv| *p = (k * mv).max(0.0));
+            let mut e = self.electrons(photons.view(), rng);
+            let k = from_electrons * r_out.norm_sqr();
+            e.mapv_inplace(|v| v * k);
+            e
         }
     }
 
