@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use fourf_experiments::{presets_table, run_conv, ConvArgs, Mode};
+use fourf_experiments::{
+    model_presets_table, presets_table, run_conv, run_eval, BackendKind, ConvArgs, EvalArgs, Mode, SpectralEmulation,
+};
 
 /// Simulator of free-space optical 4f accelerators.
 #[derive(Parser)]
@@ -52,6 +54,57 @@ enum Command {
     },
     /// List the machine presets.
     Presets,
+    /// Run a network on the Fashion-MNIST test set, digitally or on a simulated machine.
+    ///
+    /// Example: `fourf eval --model convsharevit-fmnist --backend optical --machine ideal-128 --limit 200`
+    Eval {
+        /// Model preset (see `fourf models`) or a model .toml file.
+        #[arg(long, value_name = "PRESET|FILE.toml")]
+        model: String,
+        /// Weights (.safetensors, PyTorch-style names); default: seeded initialisation (untrained).
+        #[arg(long, value_name = "W.safetensors")]
+        weights: Option<PathBuf>,
+        /// Seed of the initialisation when no --weights are given.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        init_seed: u64,
+        /// Directory with the Fashion-MNIST IDX files (t10k-images-idx3-ubyte[.gz], ...).
+        #[arg(long, value_name = "DIR", default_value = fourf_experiments::DEFAULT_DATA_DIR)]
+        data: PathBuf,
+        /// Evaluate at most N test images (default: all 10 000).
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// Where the optically mapped ops run; `optical` also runs `digital` to compare.
+        #[arg(long, value_name = "digital|optical", default_value = "digital")]
+        backend: BackendKind,
+        /// Machine preset (see `fourf presets`) or a machine .toml file, for `--backend optical`.
+        #[arg(long, value_name = "PRESET|FILE.toml", default_value = "ideal-128")]
+        machine: String,
+        /// Override a machine setting, e.g. `--set camera.full_scale_e=1000` (repeatable).
+        #[arg(long = "set", value_name = "path=value")]
+        sets: Vec<String>,
+        /// Seed of the machine's random processes.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        seed: u64,
+        /// How circular (GFNet) filters map onto the linear optics.
+        #[arg(long, value_name = "circular|zero_padded", default_value = "circular", value_parser = parse_spectral)]
+        spectral: SpectralEmulation,
+        /// Write the trace of the first image (every op, FLOPs, frames) as JSON.
+        #[arg(long, value_name = "TRACE.json")]
+        trace: Option<PathBuf>,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the model presets.
+    Models,
+}
+
+fn parse_spectral(s: &str) -> Result<SpectralEmulation, String> {
+    match s {
+        "circular" => Ok(SpectralEmulation::Circular),
+        "zero_padded" => Ok(SpectralEmulation::ZeroPadded),
+        _ => Err(format!("unknown emulation `{s}`; valid: circular, zero_padded")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -80,6 +133,34 @@ fn main() -> ExitCode {
         })
         .map(|r| if json { r.to_json() } else { r.summary() }),
         Command::Presets => Ok(presets_table().trim_end().to_string()),
+        Command::Models => Ok(model_presets_table().trim_end().to_string()),
+        Command::Eval {
+            model,
+            weights,
+            init_seed,
+            data,
+            limit,
+            backend,
+            machine,
+            sets,
+            seed,
+            spectral,
+            trace,
+            json,
+        } => run_eval(&EvalArgs {
+            model,
+            weights,
+            init_seed,
+            data,
+            limit,
+            backend,
+            machine,
+            sets,
+            seed,
+            spectral,
+            trace,
+        })
+        .map(|r| if json { r.to_json() } else { r.summary() }),
     };
     match result {
         Ok(text) => {

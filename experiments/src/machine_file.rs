@@ -276,7 +276,7 @@ mod tests {
     fn unknown_preset_lists_presets() {
         let e = err("idael", &[]);
         assert!(
-            e.contains("`idael`") && e.contains("ideal, ideal-2k") && e.contains(".toml"),
+            e.contains("`idael`") && e.contains("ideal, ideal-128, ideal-2k") && e.contains(".toml"),
             "{e}"
         );
     }

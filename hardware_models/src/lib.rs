@@ -1,4 +1,11 @@
-//! # fourf-hw — latency and energy models (not yet built)
+//! # fourf-hw — latency and energy models
 //!
-//! This crate will hold the optical-machine timing and energy model and the GPU
-//! roofline baselines (issue 5). It depends on no other workspace crate.
+//! This crate holds the [`trace::Trace`] that networks emit, and (issue 5) the
+//! optical-machine timing and energy model and the GPU roofline baselines. It
+//! depends on no other workspace crate.
+
+#![warn(missing_docs)]
+
+pub mod trace;
+
+pub use trace::{ConvMode, ConvSpec, Engine, OpKind, OpticalUse, Trace, TraceOp, TraceTotals};

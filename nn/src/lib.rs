@@ -16,5 +16,11 @@
 
 #![warn(missing_docs)]
 
+pub mod backend;
 pub mod data;
 pub mod layers;
+pub mod models;
+pub mod ops;
+pub mod params;
+pub mod spectral;
+pub mod weights;

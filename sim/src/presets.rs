@@ -2,7 +2,7 @@
 //! them are choices or assumptions rather than datasheet values.
 //!
 //! ## Presets ([`MACHINES`])
-//! - `ideal`, `ideal-2k`: the noiseless reference machines ([`MachineConfig::ideal`]).
+//! - `ideal`, `ideal-128`, `ideal-2k`: the noiseless reference machines ([`MachineConfig::ideal`]).
 //! - `lcos-pluto2`: Holoeye PLUTO-2 class LCoS panels (amplitude input, amplitude +
 //!   phase filter pair),
 //!   Hamamatsu ORCA-Fusion class sCMOS, 532 nm DPSS laser.
@@ -61,6 +61,10 @@ pub const MACHINES: &[(&str, &str)] = &[
         "noiseless 512×512 4f machine, 8 µm pixels, 532 nm, f = 100 mm, matched filter",
     ),
     (
+        "ideal-128",
+        "noiseless 128×128 4f machine, 8 µm pixels, 532 nm, f = 100 mm: small frames for the Fashion-MNIST-sized networks",
+    ),
+    (
         "ideal-2k",
         "noiseless 2048×2048 4f machine, 8 µm pixels, 532 nm, f = 100 mm, matched filter",
     ),
@@ -88,6 +92,7 @@ pub fn machine(name: &str) -> Option<MachineConfig> {
     // machine is compared with (exact field read-out, no aperture, no noise).
     let mut m = match name {
         "ideal" => MachineConfig::ideal(512),
+        "ideal-128" => MachineConfig::ideal(128),
         "ideal-2k" => MachineConfig::ideal(2048),
         "lcos-pluto2" => lcos_pluto2(),
         "lcos-meadowlark" => lcos_meadowlark(),

@@ -46,7 +46,7 @@ fn every_preset_builds_and_carries_its_name() {
 
 #[test]
 fn ideal_presets_are_unchanged() {
-    for (name, n) in [("ideal", 512), ("ideal-2k", 2048)] {
+    for (name, n) in [("ideal", 512), ("ideal-128", 128), ("ideal-2k", 2048)] {
         let mut expected = fourf_sim::MachineConfig::ideal(n);
         expected.name = name.to_string();
         assert_eq!(machine(name).unwrap(), expected);

@@ -1,0 +1,341 @@
+//! `fourf eval`: a network on Fashion-MNIST on the digital or the optical backend,
+//! with accuracy, agreement with the digital backend, logit error, frames and
+//! wall time.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use fourf_hw::Trace;
+use fourf_nn::backend::{Backend, OpticalBackend, OpticalOptions};
+use fourf_nn::data::{load_fashion_mnist, Split, FASHION_MNIST_MEAN, FASHION_MNIST_STD};
+use fourf_nn::models::{Inference, Model, ModelConfig};
+use fourf_nn::params::Parameters;
+use fourf_nn::spectral::SpectralEmulation;
+use fourf_nn::weights::load_weights;
+use fourf_sim::{FourF, PlannerConfig};
+use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::{Array3, Axis};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde::Serialize;
+
+use crate::atomic::write_atomic;
+use crate::machine_file::load_machine;
+
+/// Images per progress step and per parallel batch.
+const CHUNK: usize = 32;
+
+/// Which backend `fourf eval` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// Exact digital reference only.
+    Digital,
+    /// The simulated machine, compared with the digital reference.
+    Optical,
+}
+
+impl std::str::FromStr for BackendKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "digital" => Ok(BackendKind::Digital),
+            "optical" => Ok(BackendKind::Optical),
+            _ => Err(format!("unknown backend `{s}`; valid: digital, optical")),
+        }
+    }
+}
+
+/// Arguments of `fourf eval`.
+#[derive(Debug, Clone)]
+pub struct EvalArgs {
+    /// Model preset or TOML file.
+    pub model: String,
+    /// Safetensors weights; `None`: seeded initialisation.
+    pub weights: Option<PathBuf>,
+    /// Seed of the initialisation when no weights are given.
+    pub init_seed: u64,
+    /// Directory with the Fashion-MNIST IDX files.
+    pub data: PathBuf,
+    /// At most this many test images.
+    pub limit: Option<usize>,
+    /// Backend.
+    pub backend: BackendKind,
+    /// Machine preset or TOML file (optical backend).
+    pub machine: String,
+    /// `path=value` machine overrides.
+    pub sets: Vec<String>,
+    /// Seed of the machine's noise.
+    pub seed: u64,
+    /// Emulation of circular spectral filters on the optics.
+    pub spectral: SpectralEmulation,
+    /// Write the trace of the first image as JSON here.
+    pub trace: Option<PathBuf>,
+}
+
+/// What `fourf eval` measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    /// Model preset or file.
+    pub model: String,
+    /// Its kind.
+    pub kind: String,
+    /// Learnable parameters.
+    pub parameters: usize,
+    /// Weights file, or `seeded initialisation (seed N), untrained`.
+    pub weights: String,
+    /// `digital` or `optical`.
+    pub backend: String,
+    /// Machine name (optical backend).
+    pub machine: Option<String>,
+    /// Spectral emulation (optical backend).
+    pub spectral: Option<String>,
+    /// Images evaluated.
+    pub images: usize,
+    /// Top-1 accuracy of the chosen backend.
+    pub accuracy: f64,
+    /// Top-1 accuracy of the digital backend.
+    pub digital_accuracy: f64,
+    /// Fraction of images whose top-1 class equals the digital backend's.
+    pub top1_agreement: f64,
+    /// Mean over images of ‖logits − digital‖ / ‖digital‖.
+    pub mean_relative_logit_error: f64,
+    /// Largest such error.
+    pub max_relative_logit_error: f64,
+    /// FLOPs of one forward pass.
+    pub flops_per_image: u64,
+    /// Fraction of those FLOPs in ops that ran optically.
+    pub optical_flop_fraction: f64,
+    /// Ops per forward pass, and how many ran optically.
+    pub ops_per_image: usize,
+    /// Optical ops per forward pass.
+    pub optical_ops_per_image: usize,
+    /// Frames per image (optical backend).
+    pub frames_per_image: f64,
+    /// Passes per image.
+    pub passes_per_image: f64,
+    /// Exposures per image.
+    pub exposures_per_image: f64,
+    /// Wall time of the chosen backend, seconds.
+    pub wall_s: f64,
+    /// Wall time of the digital reference, seconds.
+    pub digital_wall_s: f64,
+}
+
+impl EvalReport {
+    /// Human-readable summary.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "model {} ({}, {} parameters), weights: {}\n{} test images, backend {}",
+            self.model, self.kind, self.parameters, self.weights, self.images, self.backend
+        );
+        if let (Some(m), Some(sp)) = (&self.machine, &self.spectral) {
+            s += &format!(" on machine `{m}` (spectral filters: {sp})");
+        }
+        s += &format!(
+            "\naccuracy {:.2} % (digital {:.2} %), top-1 agreement with digital {:.2} %\n\
+             relative logit error vs digital: mean {:.3e}, max {:.3e}\n\
+             per image: {} ops ({} optical, {:.1} % of {:.3e} FLOPs), {:.1} frames, {:.1} passes, {:.1} exposures\n\
+             wall time {:.2} s ({:.1} images/s; digital {:.2} s)",
+            100.0 * self.accuracy,
+            100.0 * self.digital_accuracy,
+            100.0 * self.top1_agreement,
+            self.mean_relative_logit_error,
+            self.max_relative_logit_error,
+            self.ops_per_image,
+            self.optical_ops_per_image,
+            100.0 * self.optical_flop_fraction,
+            self.flops_per_image as f64,
+            self.frames_per_image,
+            self.passes_per_image,
+            self.exposures_per_image,
+            self.wall_s,
+            self.images as f64 / self.wall_s.max(1e-9),
+            self.digital_wall_s,
+        );
+        s
+    }
+
+    /// The report as one JSON object.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("the report serialises")
+    }
+}
+
+fn argmax(v: &ndarray::Array1<f32>) -> usize {
+    v.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |b, (i, &x)| if x > b.1 { (i, x) } else { b })
+        .0
+}
+
+/// Runs `model` on every image in chunks, advancing `bar`.
+fn run_all(
+    model: &Model,
+    backend: &Backend,
+    images: &[Array3<f32>],
+    seed: u64,
+    bar: &ProgressBar,
+) -> anyhow::Result<(Vec<Inference>, f64)> {
+    let start = Instant::now();
+    let mut out = Vec::with_capacity(images.len());
+    for (c, chunk) in images.chunks(CHUNK).enumerate() {
+        let r = model
+            .infer_batch(backend, chunk, seed, c * CHUNK, &|| bar.inc(1))
+            .with_context(|| format!("{} backend", backend.name()))?;
+        out.extend(r);
+    }
+    Ok((out, start.elapsed().as_secs_f64()))
+}
+
+/// Runs `fourf eval`.
+pub fn run_eval(args: &EvalArgs) -> anyhow::Result<EvalReport> {
+    let config = ModelConfig::load(&args.model)?;
+    let mut model = config
+        .init(&mut StdRng::seed_from_u64(args.init_seed))
+        .with_context(|| format!("model `{}`", args.model))?;
+    let weights = match &args.weights {
+        Some(w) => {
+            load_weights(w, &mut model)?;
+            w.display().to_string()
+        }
+        None => format!("seeded initialisation (seed {}), untrained", args.init_seed),
+    };
+    let backend = match args.backend {
+        BackendKind::Digital => None,
+        BackendKind::Optical => {
+            let machine = FourF::new(load_machine(&args.machine, &args.sets)?)
+                .with_context(|| format!("machine `{}`", args.machine))?;
+            Some(Backend::Optical(Box::new(OpticalBackend {
+                machine,
+                planner: PlannerConfig::default(),
+                options: OpticalOptions {
+                    spectral: args.spectral,
+                },
+            })))
+        }
+    };
+    let data =
+        load_fashion_mnist(&args.data, Split::Test, args.limit)?.normalised(FASHION_MNIST_MEAN, FASHION_MNIST_STD);
+    if data.is_empty() {
+        bail!("no test images in {} (is --limit 0?)", args.data.display());
+    }
+    let (_, h, w) = data.images.dim();
+    let want = config.input_shape();
+    if want != [1, h, w] {
+        bail!(
+            "model `{}` takes {}×{}×{} images but the data has 1×{h}×{w}; use a *-fmnist preset or a model file with \
+             in_channels = 1 and image_size = {h}",
+            args.model,
+            want[0],
+            want[1],
+            want[2]
+        );
+    }
+    if config.classes() < 10 {
+        bail!(
+            "model `{}` has {} classes; Fashion-MNIST has 10",
+            args.model,
+            config.classes()
+        );
+    }
+    let images: Vec<Array3<f32>> = data
+        .images
+        .axis_iter(Axis(0))
+        .map(|im| im.insert_axis(Axis(0)).to_owned())
+        .collect();
+    let n = images.len();
+    let runs = if backend.is_some() { 2 * n } else { n };
+    let bar = if runs >= CHUNK {
+        ProgressBar::new(runs as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} forward passes, {elapsed} elapsed, ~{eta} left")
+            .expect("a valid template"),
+    );
+    let (digital, digital_wall_s) = run_all(&model, &Backend::Digital, &images, args.seed, &bar)?;
+    let (chosen, wall_s) = match &backend {
+        Some(b) => run_all(&model, b, &images, args.seed, &bar)?,
+        None => (digital.clone(), digital_wall_s),
+    };
+    bar.finish_and_clear();
+
+    if let Some(path) = &args.trace {
+        let json = serde_json::to_string_pretty(&chosen[0].trace).expect("a trace serialises");
+        write_atomic(path, json.as_bytes()).with_context(|| format!("writing the trace to {}", path.display()))?;
+    }
+    let correct = |r: &[Inference]| {
+        r.iter()
+            .zip(&data.labels)
+            .filter(|(i, &l)| argmax(&i.logits) == l as usize)
+            .count() as f64
+            / n as f64
+    };
+    let mut agree = 0;
+    let (mut err_sum, mut err_max) = (0.0f64, 0.0f64);
+    for (o, d) in chosen.iter().zip(&digital) {
+        agree += usize::from(argmax(&o.logits) == argmax(&d.logits));
+        let num: f64 = o
+            .logits
+            .iter()
+            .zip(&d.logits)
+            .map(|(a, b)| f64::from(a - b).powi(2))
+            .sum();
+        let den: f64 = d.logits.iter().map(|b| f64::from(*b).powi(2)).sum();
+        let e = (num / den.max(f64::MIN_POSITIVE)).sqrt();
+        err_sum += e;
+        err_max = err_max.max(e);
+    }
+    let first: &Trace = &chosen[0].trace;
+    let totals = first.totals();
+    let per_image = |f: fn(&fourf_hw::TraceTotals) -> usize| {
+        chosen.iter().map(|i| f(&i.trace.totals()) as f64).sum::<f64>() / n as f64
+    };
+    Ok(EvalReport {
+        model: args.model.clone(),
+        kind: config.kind().to_string(),
+        parameters: model.parameter_count(),
+        weights,
+        backend: args.backend_name().to_string(),
+        machine: backend.as_ref().and(Some(args.machine.clone())),
+        spectral: backend
+            .as_ref()
+            .map(|b| format!("{:?}", b.spectral_emulation()).to_lowercase()),
+        images: n,
+        accuracy: correct(&chosen),
+        digital_accuracy: correct(&digital),
+        top1_agreement: agree as f64 / n as f64,
+        mean_relative_logit_error: err_sum / n as f64,
+        max_relative_logit_error: err_max,
+        flops_per_image: totals.flops,
+        optical_flop_fraction: first.optical_fraction(),
+        ops_per_image: totals.ops,
+        optical_ops_per_image: totals.optical_ops,
+        frames_per_image: per_image(|t| t.optical.frames),
+        passes_per_image: per_image(|t| t.optical.passes),
+        exposures_per_image: per_image(|t| t.optical.exposures),
+        wall_s,
+        digital_wall_s,
+    })
+}
+
+impl EvalArgs {
+    fn backend_name(&self) -> &'static str {
+        match self.backend {
+            BackendKind::Digital => "digital",
+            BackendKind::Optical => "optical",
+        }
+    }
+}
+
+/// The model presets as a table.
+pub fn model_presets_table() -> String {
+    let names = fourf_nn::models::PRESETS;
+    let width = names.iter().map(|p| p.name.len()).max().unwrap_or(0);
+    names
+        .iter()
+        .map(|p| format!("{:width$}  {}\n", p.name, p.description))
+        .collect()
+}

@@ -1,0 +1,367 @@
+//! The `Trace`: every operation of one network run, with its shapes, work and the
+//! engine that ran it — the seam between the networks (`fourf-nn`) and the
+//! latency and energy models of this crate.
+//!
+//! Conventions:
+//! - `flops` counts a multiply–add as 2 FLOPs and is the work of the exact digital
+//!   computation of the op (the work a GPU would do), whichever engine ran it.
+//! - `bytes` is the minimum traffic of the op in f32: inputs read, weights read and
+//!   outputs written once.
+//! - For an op made of 2-D convolutions, [`ConvSpec`] describes the convolutions so
+//!   that a latency model can re-plan them for another machine; [`OpticalUse`]
+//!   records what the simulated machine actually used when the op ran optically.
+
+use serde::{Deserialize, Serialize};
+
+/// What an operation computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpKind {
+    /// Patch or image embedding (a strided convolution, a linear projection, or a
+    /// transposed convolution).
+    Embedding,
+    /// Fully connected layer.
+    Linear,
+    /// 2-D convolutions with kernels shared across token maps (ConvShareViT).
+    SharedConv,
+    /// Attention scores: dot products of queries and keys (as valid correlations on
+    /// the optics, as a matrix product electronically).
+    AttentionScores,
+    /// Attention-weighted sum of values (token mixing).
+    AttentionMix,
+    /// Global spectral filter (GFNet, SpectFormer).
+    GlobalFilter,
+    /// Parameter-free Fourier mixing (FNet).
+    FourierMix,
+    /// Layer normalisation.
+    LayerNorm,
+    /// Element-wise activation (GELU).
+    Activation,
+    /// Softmax.
+    Softmax,
+    /// Element-wise addition (residuals, biases, positional embeddings, sums of
+    /// channels or heads).
+    Add,
+    /// Pooling of tokens into one vector.
+    Pool,
+}
+
+impl OpKind {
+    /// The snake_case name (as in JSON).
+    pub fn name(self) -> &'static str {
+        match self {
+            OpKind::Embedding => "embedding",
+            OpKind::Linear => "linear",
+            OpKind::SharedConv => "shared_conv",
+            OpKind::AttentionScores => "attention_scores",
+            OpKind::AttentionMix => "attention_mix",
+            OpKind::GlobalFilter => "global_filter",
+            OpKind::FourierMix => "fourier_mix",
+            OpKind::LayerNorm => "layer_norm",
+            OpKind::Activation => "activation",
+            OpKind::Softmax => "softmax",
+            OpKind::Add => "add",
+            OpKind::Pool => "pool",
+        }
+    }
+}
+
+/// Which engine ran an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Engine {
+    /// Digital electronics (the exact reference, or the electronic part of an
+    /// optical machine).
+    Electronic,
+    /// The 4f machine.
+    Optical,
+}
+
+/// Padding mode of the 2-D convolutions of an op (as `scipy`/`fourf-sim`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConvMode {
+    /// Only fully overlapping outputs.
+    Valid,
+    /// The input's size.
+    Same,
+    /// Every output the kernel touches.
+    Full,
+}
+
+/// The 2-D convolutions an op consists of, enough to plan them onto any machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvSpec {
+    /// Number of 2-D convolutions (jobs).
+    pub jobs: usize,
+    /// Number of distinct kernels among them (Fourier-plane masks needed).
+    pub kernels: usize,
+    /// Input map `[h, w]` of each job.
+    pub input: [usize; 2],
+    /// Kernel `[h, w]` of each job.
+    pub kernel: [usize; 2],
+    /// Padding mode.
+    pub mode: ConvMode,
+}
+
+impl ConvSpec {
+    /// Output `[h, w]` of each job.
+    pub fn output(&self) -> [usize; 2] {
+        let one = |n: usize, k: usize| match self.mode {
+            ConvMode::Valid => n + 1 - k.min(n + 1),
+            ConvMode::Same => n,
+            ConvMode::Full => n + k - 1,
+        };
+        [one(self.input[0], self.kernel[0]), one(self.input[1], self.kernel[1])]
+    }
+
+    /// Multiply–adds of the direct convolutions, times 2.
+    pub fn flops(&self) -> u64 {
+        let [oh, ow] = self.output();
+        // Every output of a valid convolution uses the whole kernel; for the other
+        // modes count the exact overlap.
+        let macs_1d = |n: usize, k: usize, out: usize| -> u64 {
+            match self.mode {
+                ConvMode::Valid => (out * k) as u64,
+                ConvMode::Full => (n * k) as u64,
+                ConvMode::Same => {
+                    let start = (k - 1) / 2;
+                    (start..start + n)
+                        .map(|o| {
+                            let lo = (o + 1).saturating_sub(k);
+                            let hi = o.min(n - 1);
+                            (hi + 1).saturating_sub(lo) as u64
+                        })
+                        .sum()
+                }
+            }
+        };
+        let my = macs_1d(self.input[0], self.kernel[0], oh);
+        let mx = macs_1d(self.input[1], self.kernel[1], ow);
+        2 * self.jobs as u64 * my * mx
+    }
+}
+
+/// What the 4f machine used for an op.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpticalUse {
+    /// Frames (SLM loads of input and filter).
+    pub frames: usize,
+    /// Optical passes (frames × passes per frame for signed or bit-plane schemes).
+    pub passes: usize,
+    /// Camera exposures.
+    pub exposures: usize,
+    /// Fourier-plane filters programmed.
+    pub filters: usize,
+}
+
+impl std::ops::AddAssign for OpticalUse {
+    fn add_assign(&mut self, o: Self) {
+        self.frames += o.frames;
+        self.passes += o.passes;
+        self.exposures += o.exposures;
+        self.filters += o.filters;
+    }
+}
+
+/// One operation of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceOp {
+    /// Dotted name, e.g. `blocks.3.attn.scores`.
+    pub name: String,
+    /// What it computes.
+    pub kind: OpKind,
+    /// Which engine ran it.
+    pub engine: Engine,
+    /// Shape of the (main) input.
+    pub input_shape: Vec<usize>,
+    /// Shape of the output.
+    pub output_shape: Vec<usize>,
+    /// Learnable parameters the op reads.
+    pub params: usize,
+    /// Work of the exact digital computation (multiply–add = 2).
+    pub flops: u64,
+    /// Minimum f32 memory traffic.
+    pub bytes: u64,
+    /// The convolutions the op consists of, if it maps onto the optics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conv: Option<ConvSpec>,
+    /// What the machine used, when it ran optically.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optical: Option<OpticalUse>,
+}
+
+impl TraceOp {
+    /// An electronic op; `bytes` is computed from the shapes and `params` as f32
+    /// traffic.
+    pub fn electronic(name: impl Into<String>, kind: OpKind, input: &[usize], output: &[usize], flops: u64) -> Self {
+        Self {
+            name: name.into(),
+            kind,
+            engine: Engine::Electronic,
+            input_shape: input.to_vec(),
+            output_shape: output.to_vec(),
+            params: 0,
+            flops,
+            bytes: 4 * (product(input) + product(output)) as u64,
+            conv: None,
+            optical: None,
+        }
+    }
+
+    /// With `params` learnable parameters (replacing any earlier count; their f32
+    /// reads are part of `bytes`).
+    pub fn with_params(mut self, params: usize) -> Self {
+        self.bytes = self.bytes - 4 * self.params as u64 + 4 * params as u64;
+        self.params = params;
+        self
+    }
+}
+
+fn product(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
+/// Every operation of one forward pass (one image), in execution order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Trace {
+    /// The ops.
+    pub ops: Vec<TraceOp>,
+}
+
+/// Totals of a trace.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct TraceTotals {
+    /// Number of ops.
+    pub ops: usize,
+    /// Ops run optically.
+    pub optical_ops: usize,
+    /// All FLOPs.
+    pub flops: u64,
+    /// FLOPs of the ops run optically.
+    pub optical_flops: u64,
+    /// All bytes.
+    pub bytes: u64,
+    /// Machine use of the optical ops.
+    pub optical: OpticalUse,
+}
+
+impl Trace {
+    /// An empty trace.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends an op.
+    pub fn push(&mut self, op: TraceOp) {
+        self.ops.push(op);
+    }
+
+    /// Sums over all ops.
+    pub fn totals(&self) -> TraceTotals {
+        let mut t = TraceTotals {
+            ops: self.ops.len(),
+            ..Default::default()
+        };
+        for op in &self.ops {
+            t.flops += op.flops;
+            t.bytes += op.bytes;
+            if op.engine == Engine::Optical {
+                t.optical_ops += 1;
+                t.optical_flops += op.flops;
+            }
+            if let Some(o) = op.optical {
+                t.optical += o;
+            }
+        }
+        t
+    }
+
+    /// Fraction of the FLOPs that ran on the optics (0 for an empty trace).
+    pub fn optical_fraction(&self) -> f64 {
+        let t = self.totals();
+        if t.flops == 0 {
+            0.0
+        } else {
+            t.optical_flops as f64 / t.flops as f64
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct count of multiply–adds of one 2-D job by looping over outputs and
+    /// kernel taps, the independent reference for `ConvSpec::flops`.
+    fn brute_macs(n: [usize; 2], k: [usize; 2], mode: ConvMode) -> u64 {
+        let window = |n: usize, k: usize| match mode {
+            ConvMode::Full => (0, n + k - 1),
+            ConvMode::Same => ((k - 1) / 2, (k - 1) / 2 + n),
+            ConvMode::Valid => (k - 1, n),
+        };
+        let (y0, y1) = window(n[0], k[0]);
+        let (x0, x1) = window(n[1], k[1]);
+        let mut macs = 0;
+        for oy in y0..y1 {
+            for ox in x0..x1 {
+                for ky in 0..k[0] {
+                    for kx in 0..k[1] {
+                        let (my, mx) = (oy as isize - ky as isize, ox as isize - kx as isize);
+                        if my >= 0 && mx >= 0 && (my as usize) < n[0] && (mx as usize) < n[1] {
+                            macs += 1;
+                        }
+                    }
+                }
+            }
+        }
+        macs
+    }
+
+    #[test]
+    fn conv_flops_match_brute_force() {
+        for mode in [ConvMode::Valid, ConvMode::Same, ConvMode::Full] {
+            for (n, k) in [([8, 8], [3, 3]), ([7, 5], [4, 2]), ([6, 6], [6, 6]), ([5, 9], [1, 4])] {
+                let spec = ConvSpec {
+                    jobs: 3,
+                    kernels: 1,
+                    input: n,
+                    kernel: k,
+                    mode,
+                };
+                assert_eq!(spec.flops(), 2 * 3 * brute_macs(n, k, mode), "{mode:?} {n:?} {k:?}");
+            }
+        }
+        let valid = ConvSpec {
+            jobs: 1,
+            kernels: 1,
+            input: [8, 8],
+            kernel: [8, 8],
+            mode: ConvMode::Valid,
+        };
+        assert_eq!(valid.output(), [1, 1]);
+        assert_eq!(valid.flops(), 128);
+    }
+
+    #[test]
+    fn totals_split_optical_and_electronic() {
+        let mut t = Trace::new();
+        t.push(TraceOp::electronic("a", OpKind::LayerNorm, &[4, 8], &[4, 8], 100).with_params(16));
+        assert_eq!(t.ops[0].bytes, 4 * (32 + 32 + 16));
+        let mut op = TraceOp::electronic("b", OpKind::SharedConv, &[4, 8, 8], &[4, 8, 8], 300);
+        op.engine = Engine::Optical;
+        op.optical = Some(OpticalUse {
+            frames: 2,
+            passes: 4,
+            exposures: 8,
+            filters: 1,
+        });
+        t.push(op);
+        let s = t.totals();
+        assert_eq!((s.ops, s.optical_ops, s.flops, s.optical_flops), (2, 1, 400, 300));
+        assert_eq!(s.optical.frames, 2);
+        assert!((t.optical_fraction() - 0.75).abs() < 1e-12);
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(serde_json::from_str::<Trace>(&json).unwrap(), t);
+    }
+}

@@ -1,0 +1,845 @@
+//! ConvShareViT (Ibadulla et al., arXiv 2504.11517; IEEE TNNLS 2026): a vision
+//! transformer whose linear layers are depthwise convolutions with one kernel
+//! shared by all token maps, so that one Fourier-plane mask per kernel serves a
+//! whole layer on a 4f machine.
+//!
+//! ## What follows the paper, what follows the prototype, what is ours
+//! The paper states the idea but not every dimension; the authors' public 2023
+//! prototype (`riadibadulla/FCSA`) fills gaps. Each choice is a config option:
+//!
+//! | choice | source | option |
+//! |---|---|---|
+//! | Q, K, V, projection and MLP are shared depthwise convolutions | paper | — |
+//! | `valid` (attention-like) or `same` (CNN-like) padding | paper | `padding` |
+//! | patch embedding by transposed convolution | paper, prototype (25×25 kernel, 72 → 96) | `embed` |
+//! | tokens are P×P maps; class token and positional embedding are P×P maps | prototype | `token_size` |
+//! | scores: `valid` correlation of q_i with k_j (one number), softmax over j | prototype | — |
+//! | scores divided by the side of the query map (√ of its area, like ViT's 1/√d_h) | prototype divides by P | — |
+//! | head outputs summed, not concatenated | prototype | — |
+//! | the classifier is a correlation of the class-token map with one P×P kernel per class | paper ("convolutional classifier") | — |
+//! | with `valid` padding the projection is a `full` convolution, restoring P×P maps for the residual | ours (the paper does not say how maps regain their size) | `padding` |
+//! | MLP as `ratio` shared kernels, GELU, `ratio` shared kernels summed | ours | `mlp` |
+//! | LayerNorm over each token's P·P values, pre-norm blocks | ours (ViT's placement) | — |
+//!
+//! ## On a 4f machine
+//! Q/K/V of all heads are one batch of shared-kernel convolutions (one mask per
+//! kernel, token maps tiled on the input SLM); the scores are T² valid
+//! correlations per head (the queries tiled, k_j as the mask: one frame gives a
+//! column of QKᵀ); the projection, MLP convolutions, transposed-convolution
+//! embedding and classifier are convolutions too. Softmax, the attention-weighted
+//! sum of values, LayerNorm, GELU and residuals are electronic.
+
+use fourf_hw::{OpKind, TraceOp};
+use fourf_sim::{Mode, Op};
+use ndarray::{s, Array1, Array2, Array3, Array4, ArrayView2, ArrayView3, ArrayViewMutD, Axis};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{ConvBatch, Forward, ForwardError};
+use crate::layers::{LayerError, LayerNorm, LayerNormConfig, Mlp, MlpConfig, PatchEmbedding};
+use crate::layers::{PatchEmbeddingConfig, WeightInit};
+use crate::params::{join, visit_as, Parameters};
+
+/// How images become P×P token maps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case", tag = "kind")]
+pub enum ConvShareEmbed {
+    /// Transposed convolution (stride 1, one output channel) of the image with a
+    /// `kernel`×`kernel` kernel per input channel — a `full` convolution, run on the
+    /// optics — giving a map of side `image_size + kernel − 1`, unfolded into P×P
+    /// tokens (paper, prototype).
+    TransposedConv {
+        /// Kernel side (the prototype uses 25).
+        kernel: usize,
+    },
+    /// A ViT patch embedding: `patch`×`patch` image patches projected linearly to
+    /// P·P values each (electronic).
+    Patch {
+        /// Image patch side.
+        patch: usize,
+    },
+}
+
+/// Padding of the shared convolutions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConvSharePadding {
+    /// Q/K/V maps shrink to (P−K+1)²; the projection is a `full` convolution back to
+    /// P×P. The paper reports attention comparable to a ViT with this setting.
+    Valid,
+    /// Every map stays P×P; CNN-like behaviour in the paper.
+    Same,
+}
+
+/// The MLP of a block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case", tag = "kind")]
+pub enum ConvShareMlp {
+    /// `ratio` shared K×K kernels (`same`) each applied to every token map, GELU,
+    /// then per hidden group a shared kernel, the groups summed: the convolutional
+    /// analogue of Linear(d, ratio·d)–GELU–Linear(ratio·d, d). Optical.
+    SharedConv {
+        /// Hidden maps per token (the prototype's MLP ratio is 2).
+        ratio: usize,
+    },
+    /// A ViT MLP on each token's flattened P·P values (electronic).
+    Linear {
+        /// Hidden width over P·P.
+        ratio: usize,
+    },
+}
+
+/// Configuration of a [`ConvShareVit`]. Defaults fit 28×28 Fashion-MNIST.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConvShareVitConfig {
+    /// Side of the (square) input image (default 28).
+    #[serde(default = "d_image")]
+    pub image_size: usize,
+    /// Image channels (default 1).
+    #[serde(default = "d_one")]
+    pub in_channels: usize,
+    /// Embedding (default a 5×5 transposed convolution: 28 → 32, 16 tokens of 8×8).
+    #[serde(default = "d_embed")]
+    pub embed: ConvShareEmbed,
+    /// Side P of a token map (default 8).
+    #[serde(default = "d_token")]
+    pub token_size: usize,
+    /// Blocks (default 4).
+    #[serde(default = "d_depth")]
+    pub depth: usize,
+    /// Heads (default 2).
+    #[serde(default = "d_heads")]
+    pub heads: usize,
+    /// Side K of the shared kernels (default 3).
+    #[serde(default = "d_kernel")]
+    pub kernel_size: usize,
+    /// Padding of the shared convolutions (default `valid`).
+    #[serde(default = "d_padding")]
+    pub padding: ConvSharePadding,
+    /// MLP (default shared convolutions, ratio 2).
+    #[serde(default = "d_mlp")]
+    pub mlp: ConvShareMlp,
+    /// Classes (default 10).
+    #[serde(default = "d_classes")]
+    pub classes: usize,
+}
+
+fn d_image() -> usize {
+    28
+}
+fn d_one() -> usize {
+    1
+}
+fn d_embed() -> ConvShareEmbed {
+    ConvShareEmbed::TransposedConv { kernel: 5 }
+}
+fn d_token() -> usize {
+    8
+}
+fn d_depth() -> usize {
+    4
+}
+fn d_heads() -> usize {
+    2
+}
+fn d_kernel() -> usize {
+    3
+}
+fn d_padding() -> ConvSharePadding {
+    ConvSharePadding::Valid
+}
+fn d_mlp() -> ConvShareMlp {
+    ConvShareMlp::SharedConv { ratio: 2 }
+}
+fn d_classes() -> usize {
+    10
+}
+
+impl Default for ConvShareVitConfig {
+    fn default() -> Self {
+        Self {
+            image_size: d_image(),
+            in_channels: d_one(),
+            embed: d_embed(),
+            token_size: d_token(),
+            depth: d_depth(),
+            heads: d_heads(),
+            kernel_size: d_kernel(),
+            padding: d_padding(),
+            mlp: d_mlp(),
+            classes: d_classes(),
+        }
+    }
+}
+
+fn invalid(key: &str, value: impl ToString, valid: impl Into<String>) -> LayerError {
+    LayerError::InvalidConfig {
+        key: key.into(),
+        value: value.to_string(),
+        valid: valid.into(),
+    }
+}
+
+impl ConvShareVitConfig {
+    /// Side of the embedded map that is cut into tokens.
+    pub fn embedded_side(&self) -> usize {
+        match self.embed {
+            ConvShareEmbed::TransposedConv { kernel } => self.image_size + kernel.max(1) - 1,
+            ConvShareEmbed::Patch { patch } => self.image_size / patch.max(1) * self.token_size,
+        }
+    }
+
+    /// Image tokens (without the class token).
+    pub fn num_patches(&self) -> usize {
+        match self.embed {
+            ConvShareEmbed::TransposedConv { .. } => (self.embedded_side() / self.token_size.max(1)).pow(2),
+            ConvShareEmbed::Patch { patch } => (self.image_size / patch.max(1)).pow(2),
+        }
+    }
+
+    /// Side of the Q/K/V maps.
+    pub fn qkv_side(&self) -> usize {
+        match self.padding {
+            ConvSharePadding::Valid => self.token_size + 1 - self.kernel_size.min(self.token_size),
+            ConvSharePadding::Same => self.token_size,
+        }
+    }
+
+    /// `Err` naming the first invalid setting.
+    pub fn validate(&self) -> Result<(), LayerError> {
+        for (key, v) in [
+            ("image_size", self.image_size),
+            ("in_channels", self.in_channels),
+            ("token_size", self.token_size),
+            ("depth", self.depth),
+            ("heads", self.heads),
+            ("kernel_size", self.kernel_size),
+            ("classes", self.classes),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, v, "must be at least 1"));
+            }
+        }
+        match self.embed {
+            ConvShareEmbed::TransposedConv { kernel } => {
+                if kernel == 0 {
+                    return Err(invalid("embed.kernel", kernel, "must be at least 1"));
+                }
+                let side = self.embedded_side();
+                if !side.is_multiple_of(self.token_size) {
+                    return Err(invalid(
+                        "embed.kernel",
+                        kernel,
+                        format!(
+                            "image_size + kernel − 1 = {side} must be a multiple of token_size = {} \
+                             (e.g. kernel = {})",
+                            self.token_size,
+                            (self.image_size / self.token_size + 1) * self.token_size + 1 - self.image_size
+                        ),
+                    ));
+                }
+            }
+            ConvShareEmbed::Patch { patch } => {
+                if patch == 0 || !self.image_size.is_multiple_of(patch) {
+                    return Err(invalid(
+                        "embed.patch",
+                        patch,
+                        format!("must divide image_size = {}", self.image_size),
+                    ));
+                }
+            }
+        }
+        if self.padding == ConvSharePadding::Valid && self.kernel_size > self.token_size {
+            return Err(invalid(
+                "kernel_size",
+                self.kernel_size,
+                format!("`valid` padding needs kernel_size ≤ token_size = {}", self.token_size),
+            ));
+        }
+        let ratio = match self.mlp {
+            ConvShareMlp::SharedConv { ratio } | ConvShareMlp::Linear { ratio } => ratio,
+        };
+        if ratio == 0 {
+            return Err(invalid("mlp.ratio", ratio, "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The model with seeded weights: PyTorch-uniform kernels (fan-in K², or r·K²
+    /// for the summing MLP stage), truncated-normal (0.02) class token and
+    /// positional embedding, unit LayerNorms.
+    pub fn init<R: Rng + ?Sized>(&self, rng: &mut R) -> Result<ConvShareVit, LayerError> {
+        self.validate()?;
+        let (p, k, h) = (self.token_size, self.kernel_size, self.heads);
+        let unif = WeightInit::PytorchUniform;
+        let kernels = |n: usize, fan: usize, rng: &mut R| -> Array3<f32> { unif.weight((n, k, k), fan, rng) };
+        let embed = match self.embed {
+            ConvShareEmbed::TransposedConv { kernel } => Embed::Transposed {
+                // PyTorch's ConvTranspose2d fan-in is out_channels·K² = K².
+                weight: unif.weight((self.in_channels, 1, kernel, kernel), kernel * kernel, rng),
+                bias: unif.bias(1, kernel * kernel, rng),
+            },
+            ConvShareEmbed::Patch { patch } => Embed::Patch(
+                PatchEmbeddingConfig::new(self.in_channels, patch, p * p)
+                    .with_init(unif)
+                    .init(rng)?,
+            ),
+        };
+        let tokens = self.num_patches() + 1;
+        let cls_token = WeightInit::vit().weight((p, p), p * p, rng);
+        let pos_embed = WeightInit::vit().weight((tokens, p, p), p * p, rng);
+        let mut blocks = Vec::with_capacity(self.depth);
+        for _ in 0..self.depth {
+            let norm1 = LayerNormConfig::new(p * p).init()?;
+            let mut qkv = Vec::with_capacity(3);
+            for _ in 0..3 {
+                qkv.push((kernels(h, k * k, rng), unif.bias(h, k * k, rng)));
+            }
+            let proj = (kernels(1, k * k, rng), unif.bias(1, k * k, rng));
+            let norm2 = LayerNormConfig::new(p * p).init()?;
+            let mlp = match self.mlp {
+                ConvShareMlp::SharedConv { ratio } => BlockMlp::Conv {
+                    fc1: (kernels(ratio, k * k, rng), unif.bias(ratio, k * k, rng)),
+                    fc2: (kernels(ratio, ratio * k * k, rng), unif.bias(1, ratio * k * k, rng)),
+                },
+                ConvShareMlp::Linear { ratio } => BlockMlp::Linear(MlpConfig::new(p * p, ratio * p * p).init(rng)?),
+            };
+            let [q, kk, v]: [(Array3<f32>, Array1<f32>); 3] = qkv.try_into().expect("three projections");
+            blocks.push(Block {
+                norm1,
+                q,
+                k: kk,
+                v,
+                proj,
+                norm2,
+                mlp,
+            });
+        }
+        Ok(ConvShareVit {
+            config: self.clone(),
+            embed,
+            cls_token,
+            pos_embed,
+            blocks,
+            norm: LayerNormConfig::new(p * p).init()?,
+            head_weight: unif.weight((self.classes, p, p), p * p, rng),
+            head_bias: unif.bias(self.classes, p * p, rng),
+        })
+    }
+}
+
+/// Kernels `[n, K, K]` and one bias per kernel.
+type Kernels = (Array3<f32>, Array1<f32>);
+
+#[derive(Debug, Clone, PartialEq)]
+enum Embed {
+    Transposed { weight: Array4<f32>, bias: Array1<f32> },
+    Patch(PatchEmbedding),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum BlockMlp {
+    Conv { fc1: Kernels, fc2: Kernels },
+    Linear(Mlp),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Block {
+    norm1: LayerNorm,
+    q: Kernels,
+    k: Kernels,
+    v: Kernels,
+    proj: Kernels,
+    norm2: LayerNorm,
+    mlp: BlockMlp,
+}
+
+/// A ConvShareViT (see the module docs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvShareVit {
+    config: ConvShareVitConfig,
+    embed: Embed,
+    cls_token: Array2<f32>,
+    pos_embed: Array3<f32>,
+    blocks: Vec<Block>,
+    norm: LayerNorm,
+    head_weight: Array3<f32>,
+    head_bias: Array1<f32>,
+}
+
+fn to_f64(a: ArrayView2<f32>) -> Array2<f64> {
+    a.mapv(f64::from)
+}
+
+/// Row `t` of `[T, P·P]` as a P×P map in f64.
+fn token_maps(x: ArrayView2<f32>, p: usize) -> Vec<Array2<f64>> {
+    x.outer_iter()
+        .map(|row| Array2::from_shape_fn((p, p), |(i, j)| f64::from(row[i * p + j])))
+        .collect()
+}
+
+fn kernel_list(k: &Array3<f32>) -> Vec<Array2<f64>> {
+    k.outer_iter().map(|m| to_f64(m)).collect()
+}
+
+impl ConvShareVit {
+    /// The configuration.
+    pub fn config(&self) -> &ConvShareVitConfig {
+        &self.config
+    }
+
+    /// Tokens including the class token.
+    pub fn tokens(&self) -> usize {
+        self.pos_embed.dim().0
+    }
+
+    /// Shared convolution of every map with every kernel of `kernels` (plus its
+    /// bias), as one op. Returns `[kernel][map]` outputs.
+    fn shared_conv(
+        fwd: &mut Forward,
+        name: &str,
+        maps: &[Array2<f64>],
+        kernels: &Kernels,
+        mode: Mode,
+    ) -> Result<Vec<Vec<Array2<f64>>>, ForwardError> {
+        let ks = kernel_list(&kernels.0);
+        let t = maps.len();
+        let pairs = (0..ks.len()).flat_map(|k| (0..t).map(move |i| (i, k))).collect();
+        let batch = ConvBatch {
+            inputs: maps,
+            kernels: &ks,
+            pairs,
+            mode,
+            op: Op::Convolution,
+        };
+        let params = kernels.0.len() + kernels.1.len();
+        let mut out = fwd.convs(name, OpKind::SharedConv, &batch, params)?.into_iter();
+        let mut grouped = Vec::with_capacity(ks.len());
+        for b in kernels.1.iter() {
+            let g: Vec<Array2<f64>> = (&mut out).take(t).map(|m| m + f64::from(*b)).collect();
+            grouped.push(g);
+        }
+        Ok(grouped)
+    }
+
+    fn embed(&self, fwd: &mut Forward, image: ArrayView3<f32>) -> Result<Array2<f32>, ForwardError> {
+        let p = self.config.token_size;
+        match &self.embed {
+            Embed::Patch(pe) => {
+                let patches = pe.patches(image);
+                Ok(fwd.linear("patch_embed.proj", &pe.proj, patches.view()))
+            }
+            Embed::Transposed { weight, bias } => {
+                let c = image.dim().0;
+                let inputs: Vec<Array2<f64>> = image.outer_iter().map(to_f64).collect();
+                let kernels: Vec<Array2<f64>> = (0..c).map(|i| to_f64(weight.slice(s![i, 0, .., ..]))).collect();
+                let batch = ConvBatch {
+                    inputs: &inputs,
+                    kernels: &kernels,
+                    pairs: (0..c).map(|i| (i, i)).collect(),
+                    mode: Mode::Full,
+                    op: Op::Convolution,
+                };
+                let outs = fwd.convs("embed", OpKind::Embedding, &batch, weight.len() + bias.len())?;
+                let mut map = outs.into_iter().reduce(|a, b| a + b).expect("at least one channel");
+                map += f64::from(bias[0]);
+                let side = map.nrows();
+                fwd.record_add("embed.bias", &[side, side], 1);
+                let g = side / p;
+                let mut tokens = Array2::<f32>::zeros((g * g, p * p));
+                for gy in 0..g {
+                    for gx in 0..g {
+                        let block = map.slice(s![gy * p..(gy + 1) * p, gx * p..(gx + 1) * p]);
+                        let mut row = tokens.row_mut(gy * g + gx);
+                        row.iter_mut().zip(block.iter()).for_each(|(o, &v)| *o = v as f32);
+                    }
+                }
+                Ok(tokens)
+            }
+        }
+    }
+
+    /// Attention of block `i` on normalised tokens `x` `[T, P·P]`: shared Q/K/V
+    /// convolutions, valid-correlation scores, electronic softmax and value mixing
+    /// summed over heads, shared projection.
+    fn attention(&self, fwd: &mut Forward, i: usize, x: ArrayView2<f32>) -> Result<Array2<f32>, ForwardError> {
+        let cfg = &self.config;
+        let (p, heads, t) = (cfg.token_size, cfg.heads, x.nrows());
+        let b = &self.blocks[i];
+        let pre = format!("blocks.{i}");
+        let (qkv_mode, proj_mode) = match cfg.padding {
+            ConvSharePadding::Valid => (Mode::Valid, Mode::Full),
+            ConvSharePadding::Same => (Mode::Same, Mode::Same),
+        };
+        let side = cfg.qkv_side();
+        let maps = token_maps(x, p);
+        // Q, K and V of all heads: one batch of 3·heads shared kernels.
+        let stacked: Kernels = (
+            ndarray::concatenate(Axis(0), &[b.q.0.view(), b.k.0.view(), b.v.0.view()]).expect("same K"),
+            ndarray::concatenate(Axis(0), &[b.q.1.view(), b.k.1.view(), b.v.1.view()]).expect("same len"),
+        );
+        let qkv = Self::shared_conv(fwd, &join(&pre, "attn.qkv"), &maps, &stacked, qkv_mode)?;
+        let (q, rest) = qkv.split_at(heads);
+        let (k, v) = rest.split_at(heads);
+        // Scores: valid correlation of q_i (input) with k_j (kernel), all heads.
+        let qs: Vec<Array2<f64>> = q.iter().flatten().cloned().collect();
+        let ks: Vec<Array2<f64>> = k.iter().flatten().cloned().collect();
+        let pairs = (0..heads)
+            .flat_map(|h| (0..t).flat_map(move |qi| (0..t).map(move |kj| (h * t + qi, h * t + kj))))
+            .collect();
+        let batch = ConvBatch {
+            inputs: &qs,
+            kernels: &ks,
+            pairs,
+            mode: Mode::Valid,
+            op: Op::Correlation,
+        };
+        let raw = fwd.convs(&join(&pre, "attn.scores"), OpKind::AttentionScores, &batch, 0)?;
+        let scale = 1.0 / side as f32;
+        let mut attn = ndarray::Array3::<f32>::zeros((heads, t, t));
+        for (a, r) in attn.iter_mut().zip(&raw) {
+            *a = r[[0, 0]] as f32 * scale;
+        }
+        for h in 0..heads {
+            fwd.softmax(
+                &join(&pre, &format!("attn.softmax.{h}")),
+                &mut attn.index_axis_mut(Axis(0), h),
+            );
+        }
+        // Attention-weighted sum of the value maps, summed over heads (electronic).
+        let mut mixed = vec![Array2::<f64>::zeros((side, side)); t];
+        for h in 0..heads {
+            for (qi, m) in mixed.iter_mut().enumerate() {
+                for (kj, vm) in v[h].iter().enumerate() {
+                    m.scaled_add(f64::from(attn[[h, qi, kj]]), vm);
+                }
+            }
+        }
+        fwd.record(TraceOp::electronic(
+            join(&pre, "attn.mix"),
+            OpKind::AttentionMix,
+            &[heads, t, side * side],
+            &[t, side * side],
+            2 * (heads * t * t * side * side) as u64,
+        ));
+        let proj = Self::shared_conv(fwd, &join(&pre, "attn.proj"), &mixed, &b.proj, proj_mode)?;
+        Ok(maps_to_rows(&proj[0], p))
+    }
+
+    /// MLP of block `i` on normalised tokens `x` `[T, P·P]`.
+    fn mlp(&self, fwd: &mut Forward, i: usize, x: ArrayView2<f32>) -> Result<Array2<f32>, ForwardError> {
+        let (p, t) = (self.config.token_size, x.nrows());
+        let d = p * p;
+        let b = &self.blocks[i];
+        let pre = format!("blocks.{i}");
+        Ok(match &b.mlp {
+            BlockMlp::Linear(m) => fwd.mlp(&join(&pre, "mlp"), m, x),
+            BlockMlp::Conv { fc1, fc2 } => {
+                let maps = token_maps(x, p);
+                let hidden = Self::shared_conv(fwd, &join(&pre, "mlp.fc1"), &maps, fc1, Mode::Same)?;
+                let r = hidden.len();
+                let mut flat: Vec<Array2<f64>> = hidden.into_iter().flatten().collect();
+                for m in &mut flat {
+                    m.mapv_inplace(|v| f64::from(crate::layers::gelu(v as f32)));
+                }
+                fwd.record(TraceOp::electronic(
+                    join(&pre, "mlp.act"),
+                    OpKind::Activation,
+                    &[r * t, p, p],
+                    &[r * t, p, p],
+                    crate::ops::GELU_FLOPS * (r * t * d) as u64,
+                ));
+                let ks = kernel_list(&fc2.0);
+                let batch = ConvBatch {
+                    inputs: &flat,
+                    kernels: &ks,
+                    pairs: (0..r).flat_map(|g| (0..t).map(move |i| (g * t + i, g))).collect(),
+                    mode: Mode::Same,
+                    op: Op::Convolution,
+                };
+                let outs = fwd.convs(
+                    &join(&pre, "mlp.fc2"),
+                    OpKind::SharedConv,
+                    &batch,
+                    fc2.0.len() + fc2.1.len(),
+                )?;
+                let mut sum = vec![Array2::<f64>::from_elem((p, p), f64::from(fc2.1[0])); t];
+                for (j, o) in outs.iter().enumerate() {
+                    sum[j % t] += o;
+                }
+                fwd.record_add(&join(&pre, "mlp.sum"), &[r, t, p, p], 1);
+                maps_to_rows(&sum, p)
+            }
+        })
+    }
+
+    /// Logits for one image `[channels, size, size]`, every shared convolution,
+    /// correlation, the embedding (transposed convolution) and the classifier on
+    /// `fwd`'s backend.
+    ///
+    /// # Panics
+    /// If the image shape differs from the configuration's.
+    pub fn forward(&self, fwd: &mut Forward, image: ArrayView3<f32>) -> Result<Array1<f32>, ForwardError> {
+        let cfg = &self.config;
+        assert_eq!(
+            image.dim(),
+            (cfg.in_channels, cfg.image_size, cfg.image_size),
+            "ConvShareVit::forward: image [c, h, w]"
+        );
+        let p = cfg.token_size;
+        let d = p * p;
+        let patches = self.embed(fwd, image)?;
+        let t = self.tokens();
+        let mut x = Array2::<f32>::zeros((t, d));
+        x.row_mut(0)
+            .iter_mut()
+            .zip(self.cls_token.iter())
+            .for_each(|(o, &v)| *o = v);
+        x.slice_mut(s![1.., ..]).assign(&patches);
+        let pos = self.pos_embed.view().into_shape_with_order((t, d)).expect("contiguous");
+        x += &pos;
+        fwd.record_add("pos_embed", &[t, d], self.pos_embed.len() + self.cls_token.len());
+        for (i, b) in self.blocks.iter().enumerate() {
+            let pre = format!("blocks.{i}");
+            let n1 = fwd.layer_norm(&join(&pre, "norm1"), &b.norm1, x.view());
+            let attn_out = self.attention(fwd, i, n1.view())?;
+            fwd.add_assign(&join(&pre, "residual1"), &mut x, attn_out.view());
+            let n2 = fwd.layer_norm(&join(&pre, "norm2"), &b.norm2, x.view());
+            let mlp_out = self.mlp(fwd, i, n2.view())?;
+            fwd.add_assign(&join(&pre, "residual2"), &mut x, mlp_out.view());
+        }
+        let xn = fwd.layer_norm("norm", &self.norm, x.view());
+        // Classifier: the class-token map correlated (valid) with one P×P kernel per
+        // class — a dot product per class.
+        let cls = token_maps(xn.slice(s![0..1, ..]), p);
+        let ks = kernel_list(&self.head_weight);
+        let batch = ConvBatch {
+            inputs: &cls,
+            kernels: &ks,
+            pairs: (0..ks.len()).map(|c| (0, c)).collect(),
+            mode: Mode::Valid,
+            op: Op::Correlation,
+        };
+        let params = self.head_weight.len() + self.head_bias.len();
+        let outs = fwd.convs("head", OpKind::Linear, &batch, params)?;
+        Ok(Array1::from_iter(
+            outs.iter().zip(&self.head_bias).map(|(o, &b)| o[[0, 0]] as f32 + b),
+        ))
+    }
+}
+
+/// P×P maps back to rows `[T, P·P]`.
+fn maps_to_rows(maps: &[Array2<f64>], p: usize) -> Array2<f32> {
+    let mut x = Array2::<f32>::zeros((maps.len(), p * p));
+    for (mut row, m) in x.outer_iter_mut().zip(maps) {
+        assert_eq!(m.dim(), (p, p), "token map shape");
+        row.iter_mut().zip(m.iter()).for_each(|(o, &v)| *o = v as f32);
+    }
+    x
+}
+
+fn visit_kernels(
+    f: &mut dyn FnMut(&str, ArrayViewMutD<'_, f32>),
+    prefix: &str,
+    kernels: &mut Kernels,
+    conv_shape: [usize; 2],
+) {
+    let (n, k, _) = kernels.0.dim();
+    visit_as(
+        f,
+        prefix,
+        "weight",
+        &mut kernels.0,
+        &[conv_shape[0], conv_shape[1], k, k],
+    );
+    let nb = kernels.1.len();
+    visit_as(f, prefix, "bias", &mut kernels.1, &[nb]);
+    debug_assert_eq!(conv_shape[0] * conv_shape[1], n);
+}
+
+impl Parameters for ConvShareVit {
+    /// Names: `embed.{weight,bias}` (ConvTranspose2d `[in, 1, K, K]`) or
+    /// `patch_embed.proj.*`, `cls_token` `[1, 1, P, P]`, `pos_embed` `[1, T, P, P]`,
+    /// `blocks.i.{norm1,norm2}.*` (over P·P), `blocks.i.attn.{q,k,v}.weight`
+    /// `[heads, 1, K, K]` with `bias` `[heads]`, `blocks.i.attn.proj.*`
+    /// `[1, 1, K, K]`, `blocks.i.mlp.fc1.weight` `[r, 1, K, K]`,
+    /// `blocks.i.mlp.fc2.weight` `[1, r, K, K]` (or a linear `mlp.fc1/fc2`),
+    /// `norm.*`, `head.weight` `[classes, 1, P, P]`, `head.bias`.
+    fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewMutD<'_, f32>)) {
+        let p = self.config.token_size;
+        match &mut self.embed {
+            Embed::Transposed { weight, bias } => {
+                let shape = weight.shape().to_vec();
+                visit_as(f, prefix, "embed.weight", weight, &shape);
+                visit_as(f, prefix, "embed.bias", bias, &[1]);
+            }
+            Embed::Patch(pe) => pe.visit_params(&join(prefix, "patch_embed"), f),
+        }
+        visit_as(f, prefix, "cls_token", &mut self.cls_token, &[1, 1, p, p]);
+        let t = self.pos_embed.dim().0;
+        visit_as(f, prefix, "pos_embed", &mut self.pos_embed, &[1, t, p, p]);
+        for (i, b) in self.blocks.iter_mut().enumerate() {
+            let pre = join(prefix, &format!("blocks.{i}"));
+            b.norm1.visit_params(&join(&pre, "norm1"), f);
+            let h = b.q.0.dim().0;
+            visit_kernels(f, &join(&pre, "attn.q"), &mut b.q, [h, 1]);
+            visit_kernels(f, &join(&pre, "attn.k"), &mut b.k, [h, 1]);
+            visit_kernels(f, &join(&pre, "attn.v"), &mut b.v, [h, 1]);
+            visit_kernels(f, &join(&pre, "attn.proj"), &mut b.proj, [1, 1]);
+            b.norm2.visit_params(&join(&pre, "norm2"), f);
+            match &mut b.mlp {
+                BlockMlp::Linear(m) => m.visit_params(&join(&pre, "mlp"), f),
+                BlockMlp::Conv { fc1, fc2 } => {
+                    let r = fc1.0.dim().0;
+                    visit_kernels(f, &join(&pre, "mlp.fc1"), fc1, [r, 1]);
+                    visit_kernels(f, &join(&pre, "mlp.fc2"), fc2, [1, r]);
+                }
+            }
+        }
+        self.norm.visit_params(&join(prefix, "norm"), f);
+        let c = self.head_weight.dim().0;
+        visit_as(f, prefix, "head.weight", &mut self.head_weight, &[c, 1, p, p]);
+        visit_as(f, prefix, "head.bias", &mut self.head_bias, &[c]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Backend;
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
+
+    /// Full convolution by its definition `y[a] = Σ_i x[i]·k[a − i]`.
+    fn full(x: &Array2<f64>, k: ArrayView2<f32>) -> Array2<f64> {
+        let (n, kk) = (x.nrows(), k.nrows());
+        let mut y = Array2::zeros((n + kk - 1, n + kk - 1));
+        for a in 0..n {
+            for b in 0..n {
+                for i in 0..kk {
+                    for j in 0..kk {
+                        y[[a + i, b + j]] += x[[a, b]] * f64::from(k[[i, j]]);
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    /// `valid` or `same` window of [`full`].
+    fn window(y: &Array2<f64>, start: usize, len: usize) -> Array2<f64> {
+        y.slice(s![start..start + len, start..start + len]).to_owned()
+    }
+
+    /// Block 0's attention written out with loops: Q/K/V by the definition of
+    /// convolution, scores as dot products of q_i and k_j, softmax, value mixing
+    /// summed over heads, projection.
+    fn reference_attention(m: &ConvShareVit, x: &Array2<f32>) -> Array2<f64> {
+        let cfg = &m.config;
+        let (p, kk, t) = (cfg.token_size, cfg.kernel_size, x.nrows());
+        let b = &m.blocks[0];
+        let maps: Vec<Array2<f64>> = (0..t)
+            .map(|i| Array2::from_shape_fn((p, p), |(y, z)| f64::from(x[[i, y * p + z]])))
+            .collect();
+        let (start, side) = match cfg.padding {
+            ConvSharePadding::Valid => (kk - 1, p - kk + 1),
+            ConvSharePadding::Same => ((kk - 1) / 2, p),
+        };
+        let proj_of = |m: &Array2<f64>| match cfg.padding {
+            ConvSharePadding::Valid => full(m, b.proj.0.index_axis(Axis(0), 0)),
+            ConvSharePadding::Same => window(&full(m, b.proj.0.index_axis(Axis(0), 0)), (kk - 1) / 2, p),
+        };
+        let conv = |w: &Kernels, h: usize, m: &Array2<f64>| {
+            window(&full(m, w.0.index_axis(Axis(0), h)), start, side) + f64::from(w.1[h])
+        };
+        let mut mixed = vec![Array2::<f64>::zeros((side, side)); t];
+        for h in 0..cfg.heads {
+            let q: Vec<_> = maps.iter().map(|m| conv(&b.q, h, m)).collect();
+            let k: Vec<_> = maps.iter().map(|m| conv(&b.k, h, m)).collect();
+            let v: Vec<_> = maps.iter().map(|m| conv(&b.v, h, m)).collect();
+            for i in 0..t {
+                let s: Vec<f64> = (0..t).map(|j| (&q[i] * &k[j]).sum() / side as f64).collect();
+                let max = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let e: Vec<f64> = s.iter().map(|v| (v - max).exp()).collect();
+                let z: f64 = e.iter().sum();
+                for j in 0..t {
+                    mixed[i].scaled_add(e[j] / z, &v[j]);
+                }
+            }
+        }
+        let mut out = Array2::zeros((t, p * p));
+        for (i, m) in mixed.iter().enumerate() {
+            let y = proj_of(m) + f64::from(b.proj.1[0]);
+            for (o, v) in out.row_mut(i).iter_mut().zip(y.iter()) {
+                *o = *v;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn attention_matches_loops_for_both_paddings() {
+        for padding in [ConvSharePadding::Valid, ConvSharePadding::Same] {
+            let cfg = ConvShareVitConfig {
+                padding,
+                heads: 3,
+                kernel_size: 3,
+                ..Default::default()
+            };
+            let mut rng = StdRng::seed_from_u64(9);
+            let model = cfg.init(&mut rng).unwrap();
+            let x = Array2::from_shape_simple_fn((model.tokens(), 64), || rng.random::<f32>() * 2.0 - 1.0);
+            let backend = Backend::Digital;
+            let mut fwd = Forward::new(&backend, 0);
+            let got = model.attention(&mut fwd, 0, x.view()).unwrap();
+            let want = reference_attention(&model, &x);
+            let err = got
+                .iter()
+                .zip(&want)
+                .fold(0.0f64, |e, (g, w)| e.max((f64::from(*g) - w).abs()));
+            let scale = want.iter().fold(0.0f64, |e, w| e.max(w.abs()));
+            assert!(err <= 1e-5 * scale, "{padding:?}: max error {err} of {scale}");
+        }
+    }
+
+    #[test]
+    fn conv_mlp_matches_loops() {
+        let mut rng = StdRng::seed_from_u64(10);
+        let model = ConvShareVitConfig::default().init(&mut rng).unwrap();
+        let t = model.tokens();
+        let x = Array2::from_shape_simple_fn((t, 64), || rng.random::<f32>() * 2.0 - 1.0);
+        let backend = Backend::Digital;
+        let got = model.mlp(&mut Forward::new(&backend, 0), 0, x.view()).unwrap();
+        let BlockMlp::Conv { fc1, fc2 } = &model.blocks[0].mlp else {
+            panic!("default MLP is convolutional")
+        };
+        for i in 0..t {
+            let m = Array2::from_shape_fn((8, 8), |(y, z)| f64::from(x[[i, y * 8 + z]]));
+            let mut sum = Array2::from_elem((8, 8), f64::from(fc2.1[0]));
+            for g in 0..fc1.0.dim().0 {
+                let hidden = window(&full(&m, fc1.0.index_axis(Axis(0), g)), 1, 8) + f64::from(fc1.1[g]);
+                let act = hidden.mapv(|v| f64::from(crate::layers::gelu(v as f32)));
+                sum += &window(&full(&act, fc2.0.index_axis(Axis(0), g)), 1, 8);
+            }
+            for (g, w) in got.row(i).iter().zip(sum.iter()) {
+                assert!((f64::from(*g) - w).abs() < 1e-5, "token {i}: {g} vs {w}");
+            }
+        }
+    }
+
+    #[test]
+    fn invalid_settings_name_their_key() {
+        let bad = ConvShareVitConfig {
+            embed: ConvShareEmbed::TransposedConv { kernel: 4 },
+            ..Default::default()
+        };
+        let msg = bad.validate().unwrap_err().to_string();
+        assert!(msg.contains("embed.kernel") && msg.contains("kernel = 5"), "{msg}");
+        let bad = ConvShareVitConfig {
+            kernel_size: 9,
+            ..Default::default()
+        };
+        assert!(bad.validate().unwrap_err().to_string().contains("kernel_size"));
+    }
+}

@@ -1,0 +1,419 @@
+//! The token-vector networks: a ViT/DeiT baseline, GFNet, a SpectFormer-style
+//! hybrid and an FNet-style network. They share the patch embedding, the MLP and
+//! the head and differ in the token mixer of each block:
+//!
+//! | kind | block | pooling |
+//! |---|---|---|
+//! | `vit` (DeiT) | `x += attn(LN(x)); x += MLP(LN(x))` | class token |
+//! | `gfnet` | `x += MLP(LN(filter(LN(x))))` (one residual, as GFNet) | mean |
+//! | `spectformer` | the first `spectral_blocks` as GFNet, the rest as ViT | mean |
+//! | `fnet` | `x = LN(x + Re(DFT₂ x)); x = LN(x + MLP(x))` (post-norm, as FNet) | mean |
+//!
+//! A final LayerNorm precedes pooling in every kind. On the optical backend the
+//! global filters run on the 4f machine, one convolution per channel (see
+//! [`crate::spectral::SpectralEmulation`] for circular versus zero-padded tiles);
+//! attention, MLPs and FNet's Fourier mixing stay electronic (FNet's mixing is a
+//! lens transform of a `[tokens, hidden]` map read out at the Fourier plane, which
+//! the convolution planner does not model; the trace marks it electronic).
+
+use fourf_hw::{OpKind, TraceOp};
+use fourf_sim::Op;
+use ndarray::{Array1, Array2, ArrayView2, ArrayView3, ArrayViewMutD};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{Backend, ConvBatch, Forward, ForwardError};
+use crate::layers::{
+    LayerError, LayerNorm, LayerNormConfig, Linear, LinearConfig, Mlp, MlpConfig, MultiHeadSelfAttention,
+    MultiHeadSelfAttentionConfig, PatchEmbedding, PatchEmbeddingConfig, Pooling, TokenEmbedding, TokenEmbeddingConfig,
+    WeightInit,
+};
+use crate::params::{join, Parameters};
+use crate::spectral::{emulation_job, fourier_mix, GlobalFilter, GlobalFilterConfig};
+
+/// Which token mixer the blocks use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransformerKind {
+    /// ViT/DeiT: multi-head self-attention, class token.
+    Vit,
+    /// GFNet: global filters.
+    Gfnet,
+    /// SpectFormer: global filters first, attention after.
+    Spectformer,
+    /// FNet: parameter-free Fourier mixing.
+    Fnet,
+}
+
+fn d_one() -> usize {
+    1
+}
+fn d_ratio() -> f64 {
+    4.0
+}
+fn d_spectral() -> usize {
+    4
+}
+fn d_true() -> bool {
+    true
+}
+
+/// Configuration of a [`Transformer`] (without its kind, which the model file's
+/// `kind` key gives).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransformerConfig {
+    /// Side of the square input image.
+    pub image_size: usize,
+    /// Image channels (default 1).
+    #[serde(default = "d_one")]
+    pub in_channels: usize,
+    /// Patch side (must divide `image_size`).
+    pub patch: usize,
+    /// Token width.
+    pub dim: usize,
+    /// Blocks.
+    pub depth: usize,
+    /// Attention heads (default 1; must divide `dim`; unused by GFNet and FNet).
+    #[serde(default = "d_one")]
+    pub heads: usize,
+    /// MLP hidden width over `dim` (default 4).
+    #[serde(default = "d_ratio")]
+    pub mlp_ratio: f64,
+    /// Classes.
+    pub classes: usize,
+    /// SpectFormer: how many of the first blocks are spectral (default 4, the
+    /// released SpectFormer's α).
+    #[serde(default = "d_spectral")]
+    pub spectral_blocks: usize,
+    /// Whether the attention `qkv` has a bias (default true).
+    #[serde(default = "d_true")]
+    pub qkv_bias: bool,
+}
+
+impl TransformerConfig {
+    /// Patches per side.
+    pub fn grid(&self) -> usize {
+        self.image_size / self.patch.max(1)
+    }
+
+    /// MLP hidden width.
+    pub fn hidden(&self) -> usize {
+        (self.dim as f64 * self.mlp_ratio).round() as usize
+    }
+
+    /// `Err` naming the first invalid setting of a model of `kind`.
+    pub fn validate(&self, kind: TransformerKind) -> Result<(), LayerError> {
+        let invalid = |key: &str, value: String, valid: String| LayerError::InvalidConfig {
+            key: key.into(),
+            value,
+            valid,
+        };
+        for (key, v) in [
+            ("image_size", self.image_size),
+            ("in_channels", self.in_channels),
+            ("patch", self.patch),
+            ("dim", self.dim),
+            ("depth", self.depth),
+            ("heads", self.heads),
+            ("classes", self.classes),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "0".into(), "must be at least 1".into()));
+            }
+        }
+        if !self.image_size.is_multiple_of(self.patch) {
+            return Err(invalid(
+                "patch",
+                self.patch.to_string(),
+                format!("must divide image_size = {}", self.image_size),
+            ));
+        }
+        if !(self.mlp_ratio.is_finite() && self.hidden() >= 1) {
+            return Err(invalid(
+                "mlp_ratio",
+                self.mlp_ratio.to_string(),
+                "must give at least one hidden unit".into(),
+            ));
+        }
+        let attention = matches!(kind, TransformerKind::Vit)
+            || (kind == TransformerKind::Spectformer && self.spectral_blocks < self.depth);
+        if attention && !self.dim.is_multiple_of(self.heads) {
+            return Err(invalid(
+                "heads",
+                self.heads.to_string(),
+                format!("must divide dim = {}", self.dim),
+            ));
+        }
+        if kind == TransformerKind::Spectformer && self.spectral_blocks > self.depth {
+            return Err(invalid(
+                "spectral_blocks",
+                self.spectral_blocks.to_string(),
+                format!("must be at most depth = {}", self.depth),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A model of `kind` with seeded weights (timm's ViT initialisation: truncated
+    /// normal 0.02, zero biases; GFNet filters N(0, 0.02²)).
+    pub fn init<R: Rng + ?Sized>(&self, kind: TransformerKind, rng: &mut R) -> Result<Transformer, LayerError> {
+        self.validate(kind)?;
+        let init = WeightInit::vit();
+        let g = self.grid();
+        let patch_embed = PatchEmbeddingConfig::new(self.in_channels, self.patch, self.dim)
+            .with_init(init)
+            .init(rng)?;
+        let tokens = TokenEmbeddingConfig::new(self.dim, g * g)
+            .with_class_token(kind == TransformerKind::Vit)
+            .init(rng)?;
+        let mut blocks = Vec::with_capacity(self.depth);
+        for i in 0..self.depth {
+            let norm1 = LayerNormConfig::new(self.dim).init()?;
+            let mixer = match kind {
+                TransformerKind::Vit => Mixer::Attention(self.attention(rng)?),
+                TransformerKind::Gfnet => Mixer::Filter(GlobalFilterConfig::new(self.dim, g, g).init(rng)?),
+                TransformerKind::Spectformer if i < self.spectral_blocks => {
+                    Mixer::Filter(GlobalFilterConfig::new(self.dim, g, g).init(rng)?)
+                }
+                TransformerKind::Spectformer => Mixer::Attention(self.attention(rng)?),
+                TransformerKind::Fnet => Mixer::Fourier,
+            };
+            let norm2 = LayerNormConfig::new(self.dim).init()?;
+            let mlp = MlpConfig::new(self.dim, self.hidden()).with_init(init).init(rng)?;
+            blocks.push(Block {
+                norm1,
+                mixer,
+                norm2,
+                mlp,
+            });
+        }
+        Ok(Transformer {
+            kind,
+            config: self.clone(),
+            patch_embed,
+            tokens,
+            blocks,
+            norm: LayerNormConfig::new(self.dim).init()?,
+            head: LinearConfig::new(self.dim, self.classes).with_init(init).init(rng)?,
+        })
+    }
+
+    fn attention<R: Rng + ?Sized>(&self, rng: &mut R) -> Result<MultiHeadSelfAttention, LayerError> {
+        MultiHeadSelfAttentionConfig::new(self.dim, self.heads)
+            .with_qkv_bias(self.qkv_bias)
+            .with_init(WeightInit::vit())
+            .init(rng)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Mixer {
+    Attention(MultiHeadSelfAttention),
+    Filter(GlobalFilter),
+    Fourier,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Block {
+    norm1: LayerNorm,
+    mixer: Mixer,
+    norm2: LayerNorm,
+    mlp: Mlp,
+}
+
+/// A ViT, GFNet, SpectFormer or FNet (see the module docs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transformer {
+    kind: TransformerKind,
+    config: TransformerConfig,
+    patch_embed: PatchEmbedding,
+    tokens: TokenEmbedding,
+    blocks: Vec<Block>,
+    norm: LayerNorm,
+    head: Linear,
+}
+
+/// FLOPs of an FFT-based global filter on `c` channels of an `a×b` grid: a real
+/// forward and inverse 2-D FFT (2.5·N·log₂N each, half a complex FFT) and a complex
+/// multiply (6 FLOPs) per half-spectrum bin.
+pub fn global_filter_flops(a: usize, b: usize, c: usize) -> u64 {
+    let n = (a * b) as f64;
+    let fft = 2.5 * n * n.log2().max(1.0);
+    (c as f64 * (2.0 * fft + 6.0 * (a * (b / 2 + 1)) as f64)).round() as u64
+}
+
+impl Forward<'_> {
+    /// GFNet's global filter on tokens `x` `[a·b, C]`: exact FFT filtering on the
+    /// digital backend; on the optical backend one convolution per channel laid out
+    /// by the backend's [`crate::spectral::SpectralEmulation`]. The trace records
+    /// the FFT FLOPs either way.
+    pub fn global_filter(
+        &mut self,
+        name: &str,
+        filter: &GlobalFilter,
+        x: ArrayView2<f32>,
+    ) -> Result<Array2<f32>, ForwardError> {
+        let (a, b) = filter.grid();
+        let c = filter.dim();
+        let flops = global_filter_flops(a, b, c);
+        let params = filter.complex_weight.len();
+        let y = match self.backend() {
+            Backend::Digital => {
+                let y = filter.forward(x);
+                self.record(
+                    TraceOp::electronic(name, OpKind::GlobalFilter, &[a * b, c], &[a * b, c], flops)
+                        .with_params(params),
+                );
+                y
+            }
+            Backend::Optical(_) => {
+                let emulation = self.backend().spectral_emulation();
+                let kernels = filter.kernels();
+                let mut inputs = Vec::with_capacity(c);
+                let mut ks = Vec::with_capacity(c);
+                let mut mode = fourf_sim::Mode::Valid;
+                for ch in 0..c {
+                    let xc = Array2::from_shape_fn((a, b), |(i, j)| f64::from(x[[i * b + j, ch]]));
+                    let (input, kernel, m) =
+                        emulation_job(xc.view(), kernels.index_axis(ndarray::Axis(0), ch), emulation);
+                    inputs.push(input);
+                    ks.push(kernel);
+                    mode = m;
+                }
+                let batch = ConvBatch {
+                    inputs: &inputs,
+                    kernels: &ks,
+                    pairs: (0..c).map(|i| (i, i)).collect(),
+                    mode,
+                    op: Op::Convolution,
+                };
+                let outs = self.convs(name, OpKind::GlobalFilter, &batch, params)?;
+                self.set_last_flops(flops, [a * b, c]);
+                let mut y = Array2::<f32>::zeros((a * b, c));
+                for (ch, o) in outs.iter().enumerate() {
+                    for ((i, j), &v) in o.indexed_iter() {
+                        y[[i * b + j, ch]] = v as f32;
+                    }
+                }
+                y
+            }
+        };
+        Ok(y)
+    }
+
+    /// Overrides the FLOPs and shapes of the last recorded op (an op whose digital
+    /// algorithm differs from the convolutions it runs as on the optics).
+    fn set_last_flops(&mut self, flops: u64, shape: [usize; 2]) {
+        if let Some(op) = self.trace_mut().ops.last_mut() {
+            op.flops = flops;
+            op.input_shape = shape.to_vec();
+            op.output_shape = shape.to_vec();
+        }
+    }
+}
+
+impl Transformer {
+    /// The kind.
+    pub fn kind(&self) -> TransformerKind {
+        self.kind
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TransformerConfig {
+        &self.config
+    }
+
+    /// Logits for one image `[channels, size, size]`.
+    ///
+    /// # Panics
+    /// If the image shape differs from the configuration's.
+    pub fn forward(&self, fwd: &mut Forward, image: ArrayView3<f32>) -> Result<Array1<f32>, ForwardError> {
+        let cfg = &self.config;
+        assert_eq!(
+            image.dim(),
+            (cfg.in_channels, cfg.image_size, cfg.image_size),
+            "Transformer::forward: image [c, h, w]"
+        );
+        let patches = self.patch_embed.patches(image);
+        let emb = fwd.linear("patch_embed.proj", &self.patch_embed.proj, patches.view());
+        let mut x = self.tokens.forward(emb.view());
+        fwd.record_add("pos_embed", &[x.nrows(), x.ncols()], self.tokens.position.len());
+        for (i, b) in self.blocks.iter().enumerate() {
+            let pre = format!("blocks.{i}");
+            match &b.mixer {
+                Mixer::Attention(attn) => {
+                    let h = fwd.layer_norm(&join(&pre, "norm1"), &b.norm1, x.view());
+                    let h = fwd.attention(&join(&pre, "attn"), attn, h.view());
+                    fwd.add_assign(&join(&pre, "residual1"), &mut x, h.view());
+                    let h = fwd.layer_norm(&join(&pre, "norm2"), &b.norm2, x.view());
+                    let h = fwd.mlp(&join(&pre, "mlp"), &b.mlp, h.view());
+                    fwd.add_assign(&join(&pre, "residual2"), &mut x, h.view());
+                }
+                Mixer::Filter(filter) => {
+                    let h = fwd.layer_norm(&join(&pre, "norm1"), &b.norm1, x.view());
+                    let h = fwd.global_filter(&join(&pre, "filter"), filter, h.view())?;
+                    let h = fwd.layer_norm(&join(&pre, "norm2"), &b.norm2, h.view());
+                    let h = fwd.mlp(&join(&pre, "mlp"), &b.mlp, h.view());
+                    fwd.add_assign(&join(&pre, "residual"), &mut x, h.view());
+                }
+                Mixer::Fourier => {
+                    let m = fourier_mix(x.view());
+                    let n = x.len() as f64;
+                    fwd.record(TraceOp::electronic(
+                        join(&pre, "mix"),
+                        OpKind::FourierMix,
+                        &[x.nrows(), x.ncols()],
+                        &[x.nrows(), x.ncols()],
+                        (5.0 * n * n.log2().max(1.0)).round() as u64,
+                    ));
+                    fwd.add_assign(&join(&pre, "residual1"), &mut x, m.view());
+                    x = fwd.layer_norm(&join(&pre, "norm1"), &b.norm1, x.view());
+                    let h = fwd.mlp(&join(&pre, "mlp"), &b.mlp, x.view());
+                    fwd.add_assign(&join(&pre, "residual2"), &mut x, h.view());
+                    x = fwd.layer_norm(&join(&pre, "norm2"), &b.norm2, x.view());
+                }
+            }
+        }
+        let x = fwd.layer_norm("norm", &self.norm, x.view());
+        let pooling = if self.tokens.class_token.is_some() {
+            Pooling::ClassToken
+        } else {
+            Pooling::Mean
+        };
+        let pooled = pooling.apply(x.view());
+        fwd.record(TraceOp::electronic(
+            "pool",
+            OpKind::Pool,
+            &[x.nrows(), x.ncols()],
+            &[x.ncols()],
+            if pooling == Pooling::Mean { x.len() as u64 } else { 0 },
+        ));
+        let logits = fwd.linear("head", &self.head, pooled.view().insert_axis(ndarray::Axis(0)));
+        Ok(logits.row(0).to_owned())
+    }
+}
+
+impl Parameters for Transformer {
+    /// timm names: `patch_embed.proj.*`, `cls_token`, `pos_embed`,
+    /// `blocks.i.norm1.*`, `blocks.i.attn.{qkv,proj}.*` or
+    /// `blocks.i.filter.complex_weight` (GFNet), `blocks.i.norm2.*`,
+    /// `blocks.i.mlp.{fc1,fc2}.*`, `norm.*`, `head.*`.
+    fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewMutD<'_, f32>)) {
+        self.patch_embed.visit_params(&join(prefix, "patch_embed"), f);
+        self.tokens.visit_params(prefix, f);
+        for (i, b) in self.blocks.iter_mut().enumerate() {
+            let pre = join(prefix, &format!("blocks.{i}"));
+            b.norm1.visit_params(&join(&pre, "norm1"), f);
+            match &mut b.mixer {
+                Mixer::Attention(a) => a.visit_params(&join(&pre, "attn"), f),
+                Mixer::Filter(g) => g.visit_params(&join(&pre, "filter"), f),
+                Mixer::Fourier => {}
+            }
+            b.norm2.visit_params(&join(&pre, "norm2"), f);
+            b.mlp.visit_params(&join(&pre, "mlp"), f);
+        }
+        self.norm.visit_params(&join(prefix, "norm"), f);
+        self.head.visit_params(&join(prefix, "head"), f);
+    }
+}
