@@ -124,6 +124,9 @@ pub fn run_conv(args: &ConvArgs) -> anyhow::Result<ConvReport> {
     let input = read_npy(&args.input)?;
     let kernel = read_npy(&args.kernel)?;
     let machine = FourF::new(load_machine(&args.machine, &args.sets)?)?;
+    if let Some(w) = machine.saturation_warning() {
+        eprintln!("warning: {w}");
+    }
     let name = &machine.config().name;
     let op = if args.correlate {
         Op::Correlation

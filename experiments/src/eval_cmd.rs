@@ -120,6 +120,53 @@ pub struct EvalReport {
     pub wall_s: f64,
     /// Wall time of the digital reference, seconds.
     pub digital_wall_s: f64,
+    /// Every op that ran optically, averaged over the images.
+    pub optical_layers: Vec<LayerRow>,
+}
+
+/// One optically run op of the network, averaged over the images.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerRow {
+    /// Op name, e.g. `blocks.0.attn.scores`.
+    pub name: String,
+    /// Op kind.
+    pub kind: String,
+    /// 2-D convolutions per image.
+    pub jobs: usize,
+    /// Frames per image.
+    pub frames: f64,
+    /// Exposures per image.
+    pub exposures: f64,
+    /// Mean over images of the op's own relative error against the exact
+    /// convolutions of its (already perturbed) inputs.
+    pub mean_relative_error: f64,
+}
+
+fn layer_rows(runs: &[Inference]) -> Vec<LayerRow> {
+    let n = runs.len() as f64;
+    let mut rows: Vec<LayerRow> = runs[0]
+        .trace
+        .ops
+        .iter()
+        .filter(|o| o.optical.is_some())
+        .map(|o| LayerRow {
+            name: o.name.clone(),
+            kind: o.kind.name().to_string(),
+            jobs: o.conv.as_ref().map_or(0, |c| c.jobs),
+            frames: 0.0,
+            exposures: 0.0,
+            mean_relative_error: 0.0,
+        })
+        .collect();
+    for run in runs {
+        for (row, op) in rows.iter_mut().zip(run.trace.ops.iter().filter(|o| o.optical.is_some())) {
+            let used = op.optical.expect("filtered");
+            row.frames += used.frames as f64 / n;
+            row.exposures += used.exposures as f64 / n;
+            row.mean_relative_error += op.relative_error.unwrap_or(0.0) / n;
+        }
+    }
+    rows
 }
 
 impl EvalReport {
@@ -131,6 +178,20 @@ impl EvalReport {
         );
         if let (Some(m), Some(sp)) = (&self.machine, &self.spectral) {
             s += &format!(" on machine `{m}` (spectral filters: {sp})");
+        }
+        if !self.optical_layers.is_empty() {
+            let w = self.optical_layers.iter().map(|r| r.name.len()).max().unwrap_or(0).max(2);
+            s += &format!(
+                "\n\n{:w$}  {:16}  {:>6}  {:>7}  {:>9}  {:>10}",
+                "op", "kind", "jobs", "frames", "exposures", "rel. error"
+            );
+            for r in &self.optical_layers {
+                s += &format!(
+                    "\n{:w$}  {:16}  {:>6}  {:>7.1}  {:>9.1}  {:>10.3e}",
+                    r.name, r.kind, r.jobs, r.frames, r.exposures, r.mean_relative_error
+                );
+            }
+            s += "\n";
         }
         s += &format!(
             "\naccuracy {:.2} % (digital {:.2} %), top-1 agreement with digital {:.2} %\n\
@@ -206,6 +267,9 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<EvalReport> {
         BackendKind::Optical => {
             let machine = FourF::new(load_machine(&args.machine, &args.sets)?)
                 .with_context(|| format!("machine `{}`", args.machine))?;
+            if let Some(w) = machine.saturation_warning() {
+                eprintln!("warning: {w}");
+            }
             Some(Backend::Optical(Box::new(OpticalBackend {
                 machine,
                 planner: PlannerConfig::default(),
@@ -318,6 +382,7 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<EvalReport> {
         exposures_per_image: per_image(|t| t.optical.exposures),
         wall_s,
         digital_wall_s,
+        optical_layers: if backend.is_some() { layer_rows(&chosen) } else { Vec::new() },
     })
 }
 

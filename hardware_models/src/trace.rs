@@ -189,6 +189,11 @@ pub struct TraceOp {
     /// What the machine used, when it ran optically.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub optical: Option<OpticalUse>,
+    /// When it ran optically: ‖optical − exact‖ / ‖exact‖ over the op's outputs,
+    /// against the exact convolutions of the same inputs (the op's own error, not
+    /// the error accumulated from earlier ops).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relative_error: Option<f64>,
 }
 
 impl TraceOp {
@@ -206,6 +211,7 @@ impl TraceOp {
             bytes: 4 * (product(input) + product(output)) as u64,
             conv: None,
             optical: None,
+            relative_error: None,
         }
     }
 

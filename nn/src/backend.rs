@@ -210,14 +210,13 @@ impl<'b> Forward<'b> {
             .collect();
         let call = self.calls;
         self.calls += 1;
-        let (outputs, engine, optical) = match self.backend {
-            Backend::Digital => {
-                let out = jobs
-                    .iter()
-                    .map(|j| direct_conv(j.input, j.kernel, j.mode, j.op))
-                    .collect();
-                (out, Engine::Electronic, None)
-            }
+        let exact = || -> Vec<Array2<f64>> {
+            jobs.iter()
+                .map(|j| direct_conv(j.input, j.kernel, j.mode, j.op))
+                .collect()
+        };
+        let (outputs, engine, optical, error) = match self.backend {
+            Backend::Digital => (exact(), Engine::Electronic, None, None),
             Backend::Optical(o) => {
                 let wrap = |source| ForwardError::Optical {
                     op: name.to_string(),
@@ -236,7 +235,14 @@ impl<'b> Forward<'b> {
                     exposures: run.exposures,
                     filters,
                 };
-                (run.outputs, Engine::Optical, Some(used))
+                let reference = exact();
+                let (mut num, mut den) = (0.0, 0.0);
+                for (o, r) in run.outputs.iter().zip(&reference) {
+                    num += (o - r).iter().map(|v| v * v).sum::<f64>();
+                    den += r.iter().map(|v| v * v).sum::<f64>();
+                }
+                let error = if den > 0.0 { (num / den).sqrt() } else { num.sqrt() };
+                (run.outputs, Engine::Optical, Some(used), Some(error))
             }
         };
         let [oh, ow] = spec.output();
@@ -258,6 +264,7 @@ impl<'b> Forward<'b> {
         op.engine = engine;
         op.conv = Some(spec);
         op.optical = optical;
+        op.relative_error = error;
         self.trace.push(op);
         Ok(outputs)
     }
@@ -306,6 +313,7 @@ mod tests {
         assert_eq!(to.engine, Engine::Optical);
         assert_eq!(td.flops, to.flops);
         assert_eq!(td.input_shape, vec![5, 8, 8]);
+        assert!(to.relative_error.unwrap() < 1e-12 && td.relative_error.is_none());
         let used = to.optical.unwrap();
         assert!(used.frames >= 1 && used.filters == 1, "{used:?}");
         assert_eq!(td.params, 9);

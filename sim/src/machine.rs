@@ -539,6 +539,39 @@ impl FourF {
         self.photons_full_scale
     }
 
+    /// Photo-electrons per camera pixel at the brightest point of a full-scale
+    /// output (with the homodyne reference added, `(1 + b)²` times the flat
+    /// full-scale field) over the camera's full well; `None` without a photon
+    /// budget or a full well. Above 1, full-scale outputs clip.
+    pub fn saturation_ratio(&self) -> Option<f64> {
+        let cam = &self.config.camera;
+        let well = cam.full_well_e?;
+        let electrons = self.photons_full_scale? * cam.quantum_efficiency;
+        let peak = match self.config.detection.scheme {
+            crate::devices::detection::Scheme::BalancedHomodyne => {
+                (1.0 + self.config.detection.reference_amplitude).powi(2)
+            }
+            _ => 1.0,
+        };
+        Some(electrons * peak / well)
+    }
+
+    /// A one-line warning when [`FourF::saturation_ratio`] exceeds 1, naming the
+    /// settings that fix it.
+    pub fn saturation_warning(&self) -> Option<String> {
+        let r = self.saturation_ratio()?;
+        (r > 1.0).then(|| {
+            format!(
+                "machine `{}`: a full-scale output puts {:.3e} e⁻ on a camera pixel, {r:.1}× the full well of {:.3e} e⁻, \
+                 so bright outputs clip; the laser power is spread over the input frame's pixels, so a smaller frame \
+                 (input_slm.pixels_*) needs a lower laser.power_w or an explicit camera.full_scale_e",
+                self.config.name,
+                r * self.config.camera.full_well_e.unwrap_or(0.0),
+                self.config.camera.full_well_e.unwrap_or(0.0),
+            )
+        })
+    }
+
     fn frame_scale(&self) -> f64 {
         -(self.config.lens1.focal_length_m / self.config.lens2.focal_length_m) / (self.shape.0 * self.shape.1) as f64
     }

@@ -185,3 +185,22 @@ fn dmd_dlp9000_chain_is_within_its_noise() {
     // 8 bit planes × 2 signed passes × 2 homodyne exposures of 2560×1600.
     assert!(chain_error("dmd-dlp9000", false) < 0.15);
 }
+
+#[test]
+fn presets_do_not_saturate_but_a_shrunken_frame_does() {
+    for (name, _) in MACHINES {
+        let m = FourF::new(machine(name).unwrap()).unwrap();
+        if let Some(r) = m.saturation_ratio() {
+            assert!(r <= 1.0, "{name}: full scale at {r} of the full well");
+        }
+        assert!(m.saturation_warning().is_none(), "{name}");
+    }
+    // The same laser power on 128² instead of 1920×1080 pixels: 127× the photons
+    // per pixel.
+    let mut small = machine("lcos-pluto2").unwrap();
+    small.input_slm.pixels_x = Some(128);
+    small.input_slm.pixels_y = Some(128);
+    let m = FourF::new(small).unwrap();
+    let w = m.saturation_warning().expect("clips");
+    assert!(w.contains("laser.power_w") && w.contains("camera.full_scale_e"), "{w}");
+}
