@@ -81,9 +81,20 @@ fn weights_load_and_bad_weights_name_the_tensor() {
     assert_eq!(seeded["accuracy"], loaded["accuracy"]);
     assert!(loaded["weights"].as_str().unwrap().ends_with("gfnet.safetensors"));
     // Weights of another model: the first mismatching tensor is named.
-    let e = stderr_of_failure(&["eval", "--model", "vit-fmnist", "--limit", "2", "--weights", w.to_str().unwrap()]);
+    let e = stderr_of_failure(&[
+        "eval",
+        "--model",
+        "vit-fmnist",
+        "--limit",
+        "2",
+        "--weights",
+        w.to_str().unwrap(),
+    ]);
     assert!(
-        e.contains("gfnet.safetensors") && e.contains("`pos_embed`") && e.contains("[1, 49, 64]") && e.contains("[1, 50, 64]"),
+        e.contains("gfnet.safetensors")
+            && e.contains("`pos_embed`")
+            && e.contains("[1, 49, 64]")
+            && e.contains("[1, 50, 64]"),
         "{e}"
     );
 }
@@ -91,9 +102,15 @@ fn weights_load_and_bad_weights_name_the_tensor() {
 #[test]
 fn usage_errors_say_what_would_be_valid() {
     let e = stderr_of_failure(&["eval", "--model", "deit-ti", "--limit", "1"]);
-    assert!(e.contains("3×224×224") && e.contains("1×28×28") && e.contains("-fmnist"), "{e}");
+    assert!(
+        e.contains("3×224×224") && e.contains("1×28×28") && e.contains("-fmnist"),
+        "{e}"
+    );
     let e = stderr_of_failure(&["eval", "--model", "gfnet-fmnist", "--data", "/nonexistent/fm"]);
-    assert!(e.contains("/nonexistent/fm") && e.contains("dataset-fashion-mnist"), "{e}");
+    assert!(
+        e.contains("/nonexistent/fm") && e.contains("dataset-fashion-mnist"),
+        "{e}"
+    );
     let e = stderr_of_failure(&["eval", "--model", "gfnet-fmnist", "--backend", "analog"]);
     assert!(e.contains("digital, optical"), "{e}");
     let e = stderr_of_failure(&["eval", "--model", "gfnet-fmnist", "--spectral", "periodic"]);

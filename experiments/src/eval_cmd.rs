@@ -159,7 +159,10 @@ fn layer_rows(runs: &[Inference]) -> Vec<LayerRow> {
         })
         .collect();
     for run in runs {
-        for (row, op) in rows.iter_mut().zip(run.trace.ops.iter().filter(|o| o.optical.is_some())) {
+        for (row, op) in rows
+            .iter_mut()
+            .zip(run.trace.ops.iter().filter(|o| o.optical.is_some()))
+        {
             let used = op.optical.expect("filtered");
             row.frames += used.frames as f64 / n;
             row.exposures += used.exposures as f64 / n;
@@ -180,7 +183,13 @@ impl EvalReport {
             s += &format!(" on machine `{m}` (spectral filters: {sp})");
         }
         if !self.optical_layers.is_empty() {
-            let w = self.optical_layers.iter().map(|r| r.name.len()).max().unwrap_or(0).max(2);
+            let w = self
+                .optical_layers
+                .iter()
+                .map(|r| r.name.len())
+                .max()
+                .unwrap_or(0)
+                .max(2);
             s += &format!(
                 "\n\n{:w$}  {:16}  {:>6}  {:>7}  {:>9}  {:>10}",
                 "op", "kind", "jobs", "frames", "exposures", "rel. error"
@@ -382,7 +391,11 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<EvalReport> {
         exposures_per_image: per_image(|t| t.optical.exposures),
         wall_s,
         digital_wall_s,
-        optical_layers: if backend.is_some() { layer_rows(&chosen) } else { Vec::new() },
+        optical_layers: if backend.is_some() {
+            layer_rows(&chosen)
+        } else {
+            Vec::new()
+        },
     })
 }
 

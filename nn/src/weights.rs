@@ -428,8 +428,11 @@ pub fn bf16_to_f32(bits: u16) -> f32 {
 }
 
 /// Writes `bytes` to `path` atomically (temporary file in the same directory,
-/// fsync, rename); on error the temporary file is removed and `path` untouched.
-fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// fsync, rename): a reader sees the old file or the complete new one, never a
+/// partial one. On error the temporary file is removed and `path` is untouched.
+/// Temporary names carry the process id and a counter, so concurrent writes from
+/// one process do not collide. (Every command of fourf writes through this.)
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let name = path

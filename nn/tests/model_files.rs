@@ -48,11 +48,20 @@ fn wrong_shape_names_the_tensor() {
     let path = temp("bad.safetensors");
     store.save(&path).unwrap();
     let err = load_weights(&path, &mut model).unwrap_err().to_string();
-    assert!(err.contains(name) && err.contains("[2, 1, 3, 3]") && err.contains("[2, 1, 5, 5]"), "{err}");
+    assert!(
+        err.contains(name) && err.contains("[2, 1, 3, 3]") && err.contains("[2, 1, 5, 5]"),
+        "{err}"
+    );
     // GFNet's filter uses GFNet's own name and layout.
-    let mut gf = preset("gfnet-fmnist").unwrap().init(&mut StdRng::seed_from_u64(1)).unwrap();
+    let mut gf = preset("gfnet-fmnist")
+        .unwrap()
+        .init(&mut StdRng::seed_from_u64(1))
+        .unwrap();
     let store = TensorStore::from_params(&mut gf);
-    assert_eq!(store.get("blocks.0.filter.complex_weight").unwrap().shape(), &[7, 4, 64, 2]);
+    assert_eq!(
+        store.get("blocks.0.filter.complex_weight").unwrap().shape(),
+        &[7, 4, 64, 2]
+    );
     assert_eq!(store.get("pos_embed").unwrap().shape(), &[1, 49, 64]);
     assert!(store.get("cls_token").is_none());
 }
@@ -72,11 +81,19 @@ fn model_files_parse_and_errors_name_the_key() {
     let img = Array3::zeros((1, 28, 28));
     assert_eq!(m.infer(&Backend::Digital, img.view(), 0).unwrap().logits.len(), 10);
 
-    std::fs::write(&path, "kind = \"gfnet\"\nimage_size = 28\npatch = 4\ndim = 32\ndepth = 3\nclases = 10\n").unwrap();
+    std::fs::write(
+        &path,
+        "kind = \"gfnet\"\nimage_size = 28\npatch = 4\ndim = 32\ndepth = 3\nclases = 10\n",
+    )
+    .unwrap();
     let e = ModelConfig::load(path.to_str().unwrap()).unwrap_err().to_string();
     assert!(e.contains("clases") && e.contains("gf.toml"), "{e}");
 
-    std::fs::write(&path, "kind = \"vit\"\nimage_size = 28\npatch = 5\ndim = 32\ndepth = 3\nclasses = 10\n").unwrap();
+    std::fs::write(
+        &path,
+        "kind = \"vit\"\nimage_size = 28\npatch = 5\ndim = 32\ndepth = 3\nclasses = 10\n",
+    )
+    .unwrap();
     let e = ModelConfig::load(path.to_str().unwrap()).unwrap_err().to_string();
     assert!(e.contains("patch") && e.contains("must divide image_size = 28"), "{e}");
 
@@ -104,7 +121,11 @@ fn published_presets_have_the_published_parameter_counts() {
     ] {
         let mut m = preset(name).unwrap().init(&mut StdRng::seed_from_u64(0)).unwrap();
         let n = m.parameter_count() as f64;
-        println!("{name}: {:.2} M parameters (published {:.1} M)", n / 1e6, published / 1e6);
+        println!(
+            "{name}: {:.2} M parameters (published {:.1} M)",
+            n / 1e6,
+            published / 1e6
+        );
         assert!((n / published - 1.0).abs() < tol, "{name}: {n} vs {published}");
     }
     assert!(PRESETS.iter().all(|p| (p.config)().validate().is_ok()));

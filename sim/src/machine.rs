@@ -926,7 +926,8 @@ fn aperture_compensation(nu: f64, dx: f64, s: usize, w: usize, full: bool) -> C6
 
 /// `max|H|`, or 1 for an all-zero transfer function.
 fn passive_gain(h: &[C64]) -> f64 {
-    let g = h.iter().map(|v| v.norm()).fold(0.0, f64::max);
+    // max |h|² then one square root (`norm` is a `hypot` call per sample).
+    let g = h.iter().map(|v| v.norm_sqr()).fold(0.0, f64::max).sqrt();
     if g > 0.0 {
         g
     } else {

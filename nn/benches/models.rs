@@ -1,0 +1,82 @@
+//! Forward passes of the small Fashion-MNIST models.
+//!
+//! - `digital/<model>/batch1` and `batch64`: images per second of the exact
+//!   backend (batch 64 runs images in parallel).
+//! - `optical/<model>/<machine>`: one image on the optical backend, to compare with
+//!   `digital/<model>/batch1` of the same run: on `ideal-128`, and on a noisy
+//!   LCoS machine (`lcos-pluto2` shrunk to a 128² frame with a 6000 e⁻ full scale,
+//!   homodyne read-out, 8-bit panels).
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use fourf_nn::backend::Backend;
+use fourf_nn::models::preset;
+use fourf_sim::presets::machine;
+use fourf_sim::FourF;
+use ndarray::Array3;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+const MODELS: [&str; 5] = [
+    "vit-fmnist",
+    "gfnet-fmnist",
+    "spectformer-fmnist",
+    "fnet-fmnist",
+    "convsharevit-fmnist",
+];
+
+fn images(n: usize) -> Vec<Array3<f32>> {
+    let mut rng = StdRng::seed_from_u64(1);
+    (0..n)
+        .map(|_| Array3::from_shape_simple_fn((1, 28, 28), || rng.random::<f32>() * 2.0 - 1.0))
+        .collect()
+}
+
+fn noisy_lcos() -> FourF {
+    let mut m = machine("lcos-pluto2").unwrap();
+    m.input_slm.pixels_x = Some(128);
+    m.input_slm.pixels_y = Some(128);
+    m.camera.full_scale_e = Some(6000.0);
+    FourF::new(m).unwrap()
+}
+
+fn digital(c: &mut Criterion) {
+    let batch = images(64);
+    let mut g = c.benchmark_group("digital");
+    for name in MODELS {
+        let model = preset(name).unwrap().init(&mut StdRng::seed_from_u64(0)).unwrap();
+        g.throughput(Throughput::Elements(1));
+        g.bench_function(format!("{name}/batch1"), |b| {
+            b.iter(|| model.infer(&Backend::Digital, batch[0].view(), 0).unwrap())
+        });
+        g.throughput(Throughput::Elements(64));
+        g.bench_function(format!("{name}/batch64"), |b| {
+            b.iter(|| model.infer_batch(&Backend::Digital, &batch, 0, 0, &|| {}).unwrap())
+        });
+    }
+    g.finish();
+}
+
+fn optical(c: &mut Criterion) {
+    let img = images(1).remove(0);
+    let machines = [
+        (
+            "ideal-128",
+            Backend::optical(FourF::new(machine("ideal-128").unwrap()).unwrap()),
+        ),
+        ("lcos-pluto2-128", Backend::optical(noisy_lcos())),
+    ];
+    let mut g = c.benchmark_group("optical");
+    g.sample_size(10);
+    for name in ["gfnet-fmnist", "spectformer-fmnist", "convsharevit-fmnist"] {
+        let model = preset(name).unwrap().init(&mut StdRng::seed_from_u64(0)).unwrap();
+        for (mname, backend) in &machines {
+            g.bench_function(format!("{name}/{mname}"), |b| {
+                b.iter(|| model.infer(backend, img.view(), 0).unwrap())
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, digital, optical);
+criterion_main!(benches);
