@@ -6,6 +6,9 @@
 
 #![warn(missing_docs)]
 
+pub mod gpu;
+pub mod layers;
+pub mod optical;
 pub mod trace;
 
-pub use trace::{ConvMode, ConvSpec, Engine, OpKind, OpticalUse, Trace, TraceOp, TraceTotals};
+pub use trace::{ConvMode, ConvSpec, Engine, Gemm, OpKind, OpticalUse, Trace, TraceOp, TraceTotals};

@@ -44,6 +44,9 @@ pub enum OpKind {
     Add,
     /// Pooling of tokens into one vector.
     Pool,
+    /// A multi-channel 2-D convolution (CNN layer): `C_in·C_out` single-channel
+    /// convolutions, summed over the inputs.
+    Conv2d,
 }
 
 impl OpKind {
@@ -62,6 +65,7 @@ impl OpKind {
             OpKind::Softmax => "softmax",
             OpKind::Add => "add",
             OpKind::Pool => "pool",
+            OpKind::Conv2d => "conv2d",
         }
     }
 }
@@ -94,6 +98,8 @@ pub enum ConvMode {
 pub struct ConvSpec {
     /// Number of 2-D convolutions (jobs).
     pub jobs: usize,
+    /// Number of distinct input maps among them.
+    pub inputs: usize,
     /// Number of distinct kernels among them (Fourier-plane masks needed).
     pub kernels: usize,
     /// Input map `[h, w]` of each job.
@@ -102,6 +108,14 @@ pub struct ConvSpec {
     pub kernel: [usize; 2],
     /// Padding mode.
     pub mode: ConvMode,
+    /// How many job outputs are summed electronically into each result (`C_in` for
+    /// a CNN layer's channel sum; 1 when every job is its own result).
+    #[serde(default = "one")]
+    pub accumulate: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl ConvSpec {
@@ -140,6 +154,26 @@ impl ConvSpec {
         let mx = macs_1d(self.input[1], self.kernel[1], ow);
         2 * self.jobs as u64 * my * mx
     }
+}
+
+/// The matrix products an op is, on a GPU: `count` independent products of an
+/// `m × k` by a `k × n` matrix per image (e.g. `count` = heads for attention
+/// scores). The GPU model uses the shape for its efficiency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gemm {
+    /// Independent products per image.
+    pub count: usize,
+    /// Rows of the result (per image; a batch multiplies the rows of products
+    /// whose weights are shared, see `shared_weights`).
+    pub m: usize,
+    /// Columns of the result.
+    pub n: usize,
+    /// Inner dimension.
+    pub k: usize,
+    /// Whether the right-hand matrix is a weight shared by all images (linear
+    /// layers: a batch stacks rows, `m·B`), or activations of each image (attention:
+    /// a batch multiplies `count`).
+    pub shared_weights: bool,
 }
 
 /// What the 4f machine used for an op.
@@ -186,6 +220,9 @@ pub struct TraceOp {
     /// The convolutions the op consists of, if it maps onto the optics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conv: Option<ConvSpec>,
+    /// The matrix products the op is on a GPU, if it is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gemm: Option<Gemm>,
     /// What the machine used, when it ran optically.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub optical: Option<OpticalUse>,
@@ -210,9 +247,16 @@ impl TraceOp {
             flops,
             bytes: 4 * (product(input) + product(output)) as u64,
             conv: None,
+            gemm: None,
             optical: None,
             relative_error: None,
         }
+    }
+
+    /// With the matrix-product shape of the op.
+    pub fn with_gemm(mut self, gemm: Gemm) -> Self {
+        self.gemm = Some(gemm);
+        self
     }
 
     /// With `params` learnable parameters (replacing any earlier count; their f32
@@ -330,20 +374,24 @@ mod tests {
             for (n, k) in [([8, 8], [3, 3]), ([7, 5], [4, 2]), ([6, 6], [6, 6]), ([5, 9], [1, 4])] {
                 let spec = ConvSpec {
                     jobs: 3,
+                    inputs: 3,
                     kernels: 1,
                     input: n,
                     kernel: k,
                     mode,
+                    accumulate: 1,
                 };
                 assert_eq!(spec.flops(), 2 * 3 * brute_macs(n, k, mode), "{mode:?} {n:?} {k:?}");
             }
         }
         let valid = ConvSpec {
             jobs: 1,
+            inputs: 1,
             kernels: 1,
             input: [8, 8],
             kernel: [8, 8],
             mode: ConvMode::Valid,
+            accumulate: 1,
         };
         assert_eq!(valid.output(), [1, 1]);
         assert_eq!(valid.flops(), 128);

@@ -111,12 +111,16 @@ impl ConvBatch<'_> {
         let (i0, k0) = self.pairs[0];
         let (ih, iw) = self.inputs[i0].dim();
         let (kh, kw) = self.kernels[k0].dim();
-        let mut used: Vec<usize> = self.pairs.iter().map(|p| p.1).collect();
-        used.sort_unstable();
-        used.dedup();
+        let distinct = |f: fn(&(usize, usize)) -> usize| {
+            let mut v: Vec<usize> = self.pairs.iter().map(f).collect();
+            v.sort_unstable();
+            v.dedup();
+            v.len()
+        };
         ConvSpec {
             jobs: self.pairs.len(),
-            kernels: used.len(),
+            inputs: distinct(|p| p.0),
+            kernels: distinct(|p| p.1),
             input: [ih, iw],
             kernel: [kh, kw],
             mode: match self.mode {
@@ -124,6 +128,7 @@ impl ConvBatch<'_> {
                 Mode::Same => ConvMode::Same,
                 Mode::Full => ConvMode::Full,
             },
+            accumulate: 1,
         }
     }
 }
@@ -174,6 +179,13 @@ impl<'b> Forward<'b> {
     /// The trace so far, to amend the last op.
     pub(crate) fn trace_mut(&mut self) -> &mut Trace {
         &mut self.trace
+    }
+
+    /// Sets the matrix-product shape of the last recorded op (how a GPU runs it).
+    pub fn set_last_gemm(&mut self, gemm: fourf_hw::Gemm) {
+        if let Some(op) = self.trace.ops.last_mut() {
+            op.gemm = Some(gemm);
+        }
     }
 
     /// Records an electronic op.
@@ -246,16 +258,10 @@ impl<'b> Forward<'b> {
             }
         };
         let [oh, ow] = spec.output();
-        let inputs_used = {
-            let mut v: Vec<usize> = batch.pairs.iter().map(|p| p.0).collect();
-            v.sort_unstable();
-            v.dedup();
-            v.len()
-        };
         let mut op = TraceOp::electronic(
             name,
             kind,
-            &[inputs_used, spec.input[0], spec.input[1]],
+            &[spec.inputs, spec.input[0], spec.input[1]],
             &[spec.jobs, oh, ow],
             spec.flops(),
         );

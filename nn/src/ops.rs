@@ -8,7 +8,7 @@
 //! element-wise ops are memory-bound on every GPU, so their FLOP constants barely
 //! matter; their bytes do.
 
-use fourf_hw::{OpKind, TraceOp};
+use fourf_hw::{Gemm, OpKind, TraceOp};
 use ndarray::{Array2, ArrayView2, Axis};
 
 use crate::backend::Forward;
@@ -30,7 +30,15 @@ impl Forward<'_> {
         let o = layer.out_features();
         let params = layer.weight.len() + layer.bias.as_ref().map_or(0, |b| b.len());
         self.record(
-            TraceOp::electronic(name, OpKind::Linear, &[t, i], &[t, o], 2 * (t * i * o) as u64).with_params(params),
+            TraceOp::electronic(name, OpKind::Linear, &[t, i], &[t, o], 2 * (t * i * o) as u64)
+                .with_params(params)
+                .with_gemm(Gemm {
+                    count: 1,
+                    m: t,
+                    n: o,
+                    k: i,
+                    shared_weights: true,
+                }),
         );
         y
     }
@@ -118,13 +126,22 @@ impl Forward<'_> {
             a.assign(&q.dot(&k.t()));
             a *= scale;
         }
-        self.record(TraceOp::electronic(
-            join(name, "scores"),
-            OpKind::AttentionScores,
-            &[t, 2 * d],
-            &[heads, t, t],
-            2 * (heads * t * t * hd) as u64,
-        ));
+        self.record(
+            TraceOp::electronic(
+                join(name, "scores"),
+                OpKind::AttentionScores,
+                &[t, 2 * d],
+                &[heads, t, t],
+                2 * (heads * t * t * hd) as u64,
+            )
+            .with_gemm(Gemm {
+                count: heads,
+                m: t,
+                n: t,
+                k: hd,
+                shared_weights: false,
+            }),
+        );
         for h in 0..heads {
             softmax_in_place(&mut attn.index_axis_mut(Axis(0), h));
         }
@@ -142,13 +159,22 @@ impl Forward<'_> {
                 .slice_mut(ndarray::s![.., h * hd..(h + 1) * hd])
                 .assign(&attn.index_axis(Axis(0), h).dot(&v));
         }
-        self.record(TraceOp::electronic(
-            join(name, "mix"),
-            OpKind::AttentionMix,
-            &[heads, t, t],
-            &[t, d],
-            2 * (heads * t * t * hd) as u64,
-        ));
+        self.record(
+            TraceOp::electronic(
+                join(name, "mix"),
+                OpKind::AttentionMix,
+                &[heads, t, t],
+                &[t, d],
+                2 * (heads * t * t * hd) as u64,
+            )
+            .with_gemm(Gemm {
+                count: heads,
+                m: t,
+                n: hd,
+                k: t,
+                shared_weights: false,
+            }),
+        );
         self.linear(&join(name, "proj"), &layer.proj, mixed.view())
     }
 }

@@ -29,7 +29,7 @@
 //! embedding and classifier are convolutions too. Softmax, the attention-weighted
 //! sum of values, LayerNorm, GELU and residuals are electronic.
 
-use fourf_hw::{OpKind, TraceOp};
+use fourf_hw::{Gemm, OpKind, TraceOp};
 use fourf_sim::{Mode, Op};
 use ndarray::{s, Array1, Array2, Array3, Array4, ArrayView2, ArrayView3, ArrayViewMutD, Axis};
 use rand::Rng;
@@ -496,6 +496,14 @@ impl ConvShareVit {
             op: Op::Correlation,
         };
         let raw = fwd.convs(&join(&pre, "attn.scores"), OpKind::AttentionScores, &batch, 0)?;
+        // On a GPU the scores are a matrix product per head: [T, P'²] · [P'², T].
+        fwd.set_last_gemm(Gemm {
+            count: heads,
+            m: t,
+            n: t,
+            k: side * side,
+            shared_weights: false,
+        });
         let scale = 1.0 / side as f32;
         let mut attn = ndarray::Array3::<f32>::zeros((heads, t, t));
         for (a, r) in attn.iter_mut().zip(&raw) {
@@ -516,13 +524,22 @@ impl ConvShareVit {
                 }
             }
         }
-        fwd.record(TraceOp::electronic(
-            join(&pre, "attn.mix"),
-            OpKind::AttentionMix,
-            &[heads, t, side * side],
-            &[t, side * side],
-            2 * (heads * t * t * side * side) as u64,
-        ));
+        fwd.record(
+            TraceOp::electronic(
+                join(&pre, "attn.mix"),
+                OpKind::AttentionMix,
+                &[heads, t, side * side],
+                &[t, side * side],
+                2 * (heads * t * t * side * side) as u64,
+            )
+            .with_gemm(Gemm {
+                count: heads,
+                m: t,
+                n: side * side,
+                k: t,
+                shared_weights: false,
+            }),
+        );
         let proj = Self::shared_conv(fwd, &join(&pre, "attn.proj"), &mixed, &b.proj, proj_mode)?;
         Ok(maps_to_rows(&proj[0], p))
     }
@@ -623,6 +640,13 @@ impl ConvShareVit {
         };
         let params = self.head_weight.len() + self.head_bias.len();
         let outs = fwd.convs("head", OpKind::Linear, &batch, params)?;
+        fwd.set_last_gemm(Gemm {
+            count: 1,
+            m: 1,
+            n: ks.len(),
+            k: p * p,
+            shared_weights: true,
+        });
         Ok(Array1::from_iter(
             outs.iter().zip(&self.head_bias).map(|(o, &b)| o[[0, 0]] as f32 + b),
         ))
