@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use fourf_experiments::{
-    model_presets_table, presets_table, run_conv, run_eval, BackendKind, ConvArgs, EvalArgs, Mode, SpectralEmulation,
+    model_presets_table, presets_table, run_conv, run_eval, run_latency, BackendKind, ConvArgs, EvalArgs, LatencyArgs,
+    LatencySource, Mode, Precision, SpectralEmulation,
 };
 
 /// Simulator of free-space optical 4f accelerators.
@@ -97,6 +98,47 @@ enum Command {
     },
     /// List the model presets.
     Models,
+    /// Project latency and energy of a network on a 4f machine beside GPU baselines.
+    ///
+    /// Example: `fourf latency --model gfnet-ti --machine dmd-dlp9000 --gpu h100 --gpu rtx4090 --batch 64`
+    Latency {
+        /// Model preset (see `fourf models`) or model .toml file, traced by one forward pass.
+        #[arg(long, value_name = "PRESET|FILE.toml", group = "network")]
+        model: Option<String>,
+        /// A layer table describing any network (see experiments/configs/*.toml).
+        #[arg(long, value_name = "TABLE.toml", group = "network")]
+        layers: Option<PathBuf>,
+        /// A trace written by `fourf eval --trace`.
+        #[arg(long, value_name = "TRACE.json", group = "network")]
+        trace: Option<PathBuf>,
+        /// Machine preset (see `fourf presets`) or machine .toml file; its [timing] section
+        /// holds the link, pipelining, powers and co-processor.
+        #[arg(long, value_name = "PRESET|FILE.toml", default_value = "dmd-dlp9000")]
+        machine: String,
+        /// Override a machine setting, e.g. `--set input_slm.refresh_hz=20000` or
+        /// `--set timing.link_bits_per_s=1e11` (repeatable).
+        #[arg(long = "set", value_name = "path=value")]
+        sets: Vec<String>,
+        /// GPU baseline (repeatable): v100, a100, h100, h200, rtx2080ti, rtx3090, rtx4090.
+        #[arg(long = "gpu", value_name = "NAME", default_values_t = ["h100".to_string(), "rtx4090".to_string()])]
+        gpus: Vec<String>,
+        /// Images per batch.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        batch: usize,
+        /// GPU arithmetic precision: fp32, tf32, fp16, bf16.
+        #[arg(long, value_name = "P", default_value = "fp16")]
+        precision: Precision,
+        /// Measured GPU throughputs (CSV: model,gpu,batch,precision,images_per_s) that replace the
+        /// model where they match.
+        #[arg(long, value_name = "FILE.csv")]
+        gpu_measurements: Option<PathBuf>,
+        /// Run the electronic ops on this GPU instead of the machine's [timing] co-processor.
+        #[arg(long, value_name = "NAME")]
+        coprocessor_gpu: Option<String>,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn parse_spectral(s: &str) -> Result<SpectralEmulation, String> {
@@ -134,6 +176,42 @@ fn main() -> ExitCode {
         .map(|r| if json { r.to_json() } else { r.summary() }),
         Command::Presets => Ok(presets_table().trim_end().to_string()),
         Command::Models => Ok(model_presets_table().trim_end().to_string()),
+        Command::Latency {
+            model,
+            layers,
+            trace,
+            machine,
+            sets,
+            gpus,
+            batch,
+            precision,
+            gpu_measurements,
+            coprocessor_gpu,
+            json,
+        } => {
+            let source = match (model, layers, trace) {
+                (Some(m), _, _) => Some(LatencySource::Model(m)),
+                (_, Some(l), _) => Some(LatencySource::Layers(l)),
+                (_, _, Some(t)) => Some(LatencySource::Trace(t)),
+                _ => None,
+            };
+            match source {
+                None => Err(anyhow::anyhow!(
+                    "give the network: --model PRESET|FILE.toml, --layers TABLE.toml or --trace TRACE.json"
+                )),
+                Some(source) => run_latency(&LatencyArgs {
+                    source,
+                    machine,
+                    sets,
+                    gpus,
+                    batch,
+                    precision,
+                    measurements: gpu_measurements,
+                    coprocessor_gpu,
+                })
+                .map(|r| if json { r.to_json() } else { r.summary() }),
+            }
+        }
         Command::Eval {
             model,
             weights,

@@ -7,6 +7,8 @@
 //!   `fourf presets`.
 //! - [`eval_cmd`]: `fourf eval` — a network on Fashion-MNIST on the digital or the
 //!   optical backend, and the model presets.
+//! - [`latency_cmd`]: `fourf latency` — projected latency and energy on a 4f
+//!   machine beside GPU baselines, op by op.
 //! - [`machine_file`]: a machine from a preset name or a TOML file, with
 //!   `--set path=value` overrides.
 //! - [`npy`]: NumPy `.npy` reader and writer (float32/float64, 2-D maps or 3-D stacks).
@@ -20,14 +22,17 @@ pub mod atomic;
 pub mod conv_cmd;
 pub mod eval_cmd;
 pub mod images;
+pub mod latency_cmd;
 pub mod machine_file;
 pub mod npy;
 
 pub use conv_cmd::{presets_table, run_conv, ConvArgs, ConvReport};
 pub use eval_cmd::{model_presets_table, run_eval, BackendKind, EvalArgs, EvalReport};
+pub use fourf_hw::gpu::Precision;
 pub use fourf_nn::data::DEFAULT_DIR as DEFAULT_DATA_DIR;
 pub use fourf_nn::spectral::SpectralEmulation;
 pub use fourf_sim::{Mode, Op};
+pub use latency_cmd::{run_latency, LatencyArgs, LatencyReport, LatencySource};
 pub use machine_file::{load_machine, MachineFileError};
 pub use npy::{read_npy, write_npy, Dtype, MapStack, NpyError};
 

@@ -11,4 +11,6 @@ pub mod layers;
 pub mod optical;
 pub mod trace;
 
+pub use gpu::{estimate, gpu_preset, GpuError, GpuEstimate, GpuMeasurements, GpuModel, GpuSpec, Precision, GPU_NAMES};
+pub use layers::{LayerTable, LayerTableError, LayerTableSummary};
 pub use trace::{ConvMode, ConvSpec, Engine, Gemm, OpKind, OpticalUse, Trace, TraceOp, TraceTotals};

@@ -15,12 +15,7 @@ use crate::backend::Forward;
 use crate::layers::{gelu_in_place, softmax_in_place, GeluMode, LayerNorm, Linear, Mlp, MultiHeadSelfAttention};
 use crate::params::join;
 
-/// FLOPs per element of LayerNorm.
-pub const LAYER_NORM_FLOPS: u64 = 8;
-/// FLOPs per element of GELU.
-pub const GELU_FLOPS: u64 = 8;
-/// FLOPs per element of softmax.
-pub const SOFTMAX_FLOPS: u64 = 5;
+pub use fourf_hw::layers::{GELU_FLOPS, LAYER_NORM_FLOPS, SOFTMAX_FLOPS};
 
 impl Forward<'_> {
     /// `x Wᵀ + b`, traced as op `name`.

@@ -20,6 +20,7 @@ use crate::devices::camera::{Camera, CameraConfig};
 use crate::devices::detection::DetectionConfig;
 use crate::devices::laser::LaserConfig;
 use crate::devices::slm::{Modulation, Slm, SlmConfig};
+use crate::devices::timing::TimingConfig;
 use crate::error::SimError;
 use crate::fft::{shift_half, signed_index, transpose, Fft2, Fft2Scratch};
 use crate::field::Field;
@@ -66,6 +67,10 @@ pub struct MachineConfig {
     /// How the output is detected and signed inputs are shown.
     #[serde(default)]
     pub detection: DetectionConfig,
+    /// Link, pipelining, device powers and the electronic co-processor, for the
+    /// latency and energy models (ignored by the simulation).
+    #[serde(default)]
+    pub timing: TimingConfig,
 }
 
 /// Sampling of the simulation.
@@ -170,6 +175,7 @@ impl MachineConfig {
             misalignment: MisalignmentConfig::default(),
             camera: CameraConfig::default(),
             detection: DetectionConfig::default(),
+            timing: TimingConfig::default(),
         }
     }
 
@@ -198,6 +204,7 @@ impl MachineConfig {
         even_pixels("input_slm.pixels_x", self.input_slm.pixels_x)?;
         even_pixels("input_slm.pixels_y", self.input_slm.pixels_y)?;
         self.input_slm.validate("input_slm")?;
+        self.timing.validate()?;
         if self.input_slm.modulation == Modulation::Phase {
             return Err(SimError::invalid(
                 "input_slm.modulation",

@@ -257,8 +257,21 @@ impl Planner {
         let frame = [self.frame.0, self.frame.1];
         let (n, k) = (job.input.dim(), job.kernel.dim());
         let (n, k) = ([n.0, n.1], [k.0, k.1]);
+        let guard = self.config.guard;
         let axis_pieces = |ax: usize| -> Vec<(usize, Span, usize)> {
             let (w0, w1) = job.mode.window(n[ax], k[ax]);
+            // The whole input is one tile when it keeps its distance to its own
+            // periodic image (e.g. a `full` convolution of n with k in exactly
+            // n + k − 1 samples).
+            let whole = Span {
+                t: n[ax],
+                l: n[ax] + k[ax] - 1,
+                a: w0,
+                b: w1,
+            };
+            if spacing(&whole, &whole, guard) <= frame[ax] {
+                return vec![(0, whole, 0)];
+            }
             let c_max = frame[ax] - k[ax] + 1;
             (w0..w1)
                 .step_by(c_max)

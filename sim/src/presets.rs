@@ -52,6 +52,7 @@ use crate::devices::camera::CameraConfig;
 use crate::devices::detection::{DetectionConfig, Scheme, SignedInputs};
 use crate::devices::laser::LaserConfig;
 use crate::devices::slm::{Modulation, SlmConfig};
+use crate::devices::timing::TimingConfig;
 use crate::machine::{LensConfig, MachineConfig, MisalignmentConfig, PupilConfig, SimulationConfig};
 
 /// Names and one-line descriptions of every machine preset.
@@ -358,6 +359,7 @@ fn real_machine(
         misalignment: MisalignmentConfig::default(),
         camera,
         detection: homodyne_split(),
+        timing: TimingConfig::default(),
     }
 }
 
@@ -439,6 +441,12 @@ fn lcos_santec() -> MachineConfig {
 /// Laser power on the DMD ≈ 73 µW (2400 e⁻ full scale at QE 0.5 in 100 µs).
 /// The camera (6600 frames/s at full sensor) is slower than the DMD's 9523
 /// patterns/s, so it, not the DMD, sets the pass rate.
+///
+/// Timing: patterns reach a DLPC900-class controller as 24-bit video at up to
+/// 120 Hz, each frame carrying 24 binary patterns: 2560·1600·24·120 ≈ 11.8 Gbit/s
+/// (from memory of TI's DLPC900 documentation, unverified), 1 bit per pixel per
+/// pattern. The camera's power is larger than an sCMOS's (300 W assumed for a
+/// Phantom-class high-speed camera).
 fn dmd_dlp9000() -> MachineConfig {
     let input = SlmConfig {
         pixels_x: Some(DLP9000_PIXELS.0),
@@ -450,11 +458,15 @@ fn dmd_dlp9000() -> MachineConfig {
         refresh_hz: DLP9000_BINARY_RATE_HZ,
         ..SlmConfig::default()
     };
-    real_machine(
+    let mut m = real_machine(
         cobolt_samba_532(),
         input,
         filter_pair(PLUTO2_BITS, PLUTO2_FILL, PLUTO2_REFRESH_HZ),
         PLUTO2_PIXELS.0 as f64 * PLUTO2_PITCH_M,
         phantom_v2640(),
-    )
+    );
+    m.timing.link_bits_per_s = (DLP9000_PIXELS.0 * DLP9000_PIXELS.1) as f64 * 24.0 * 120.0;
+    m.timing.input_slm_power_w = 10.0;
+    m.timing.camera_power_w = 300.0;
+    m
 }

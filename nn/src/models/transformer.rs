@@ -16,7 +16,7 @@
 //! lens transform of a `[tokens, hidden]` map read out at the Fourier plane, which
 //! the convolution planner does not model; the trace marks it electronic).
 
-use fourf_hw::{OpKind, TraceOp};
+use fourf_hw::{ConvMode, ConvSpec, OpKind, TraceOp};
 use fourf_sim::Op;
 use ndarray::{Array1, Array2, ArrayView2, ArrayView3, ArrayViewMutD};
 use rand::Rng;
@@ -29,7 +29,7 @@ use crate::layers::{
     WeightInit,
 };
 use crate::params::{join, Parameters};
-use crate::spectral::{emulation_job, fourier_mix, GlobalFilter, GlobalFilterConfig};
+use crate::spectral::{emulation_job, fourier_mix, GlobalFilter, GlobalFilterConfig, SpectralEmulation};
 
 /// Which token mixer the blocks use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -234,13 +234,24 @@ pub struct Transformer {
     head: Linear,
 }
 
-/// FLOPs of an FFT-based global filter on `c` channels of an `a×b` grid: a real
-/// forward and inverse 2-D FFT (2.5·N·log₂N each, half a complex FFT) and a complex
-/// multiply (6 FLOPs) per half-spectrum bin.
-pub fn global_filter_flops(a: usize, b: usize, c: usize) -> u64 {
-    let n = (a * b) as f64;
-    let fft = 2.5 * n * n.log2().max(1.0);
-    (c as f64 * (2.0 * fft + 6.0 * (a * (b / 2 + 1)) as f64)).round() as u64
+pub use fourf_hw::layers::global_filter_flops;
+
+/// The convolutions of a global filter over `c` channels of an `a×b` grid on the
+/// optics, laid out by `emulation` (see [`emulation_job`]).
+pub fn global_filter_conv_spec(a: usize, b: usize, c: usize, emulation: SpectralEmulation) -> ConvSpec {
+    let (input, mode) = match emulation {
+        SpectralEmulation::Circular => ([2 * a - 1, 2 * b - 1], ConvMode::Valid),
+        SpectralEmulation::ZeroPadded => ([a, b], ConvMode::Same),
+    };
+    ConvSpec {
+        jobs: c,
+        inputs: c,
+        kernels: c,
+        input,
+        kernel: [a, b],
+        mode,
+        accumulate: 1,
+    }
 }
 
 impl Forward<'_> {
@@ -261,10 +272,12 @@ impl Forward<'_> {
         let y = match self.backend() {
             Backend::Digital => {
                 let y = filter.forward(x);
-                self.record(
-                    TraceOp::electronic(name, OpKind::GlobalFilter, &[a * b, c], &[a * b, c], flops)
-                        .with_params(params),
-                );
+                let mut op = TraceOp::electronic(name, OpKind::GlobalFilter, &[a * b, c], &[a * b, c], flops)
+                    .with_params(params);
+                // What the optics would run: one convolution per channel, laid out
+                // circularly (the digital result is circular).
+                op.conv = Some(global_filter_conv_spec(a, b, c, SpectralEmulation::Circular));
+                self.record(op);
                 y
             }
             Backend::Optical(_) => {
@@ -359,13 +372,12 @@ impl Transformer {
                 }
                 Mixer::Fourier => {
                     let m = fourier_mix(x.view());
-                    let n = x.len() as f64;
                     fwd.record(TraceOp::electronic(
                         join(&pre, "mix"),
                         OpKind::FourierMix,
                         &[x.nrows(), x.ncols()],
                         &[x.nrows(), x.ncols()],
-                        (5.0 * n * n.log2().max(1.0)).round() as u64,
+                        fourf_hw::layers::fourier_mix_flops(x.len()),
                     ));
                     fwd.add_assign(&join(&pre, "residual1"), &mut x, m.view());
                     x = fwd.layer_norm(&join(&pre, "norm1"), &b.norm1, x.view());

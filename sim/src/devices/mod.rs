@@ -8,6 +8,8 @@
 //!   exposure counts.
 //! - [`camera`]: the detector — photo-electrons, shot noise, dark current, read
 //!   noise, full well, conversion gain, bias, ADC, fixed-pattern non-uniformity.
+//! - [`timing`]: the host link, pipelining, device powers and the electronic
+//!   co-processor (for the latency and energy models; the simulation ignores it).
 //!
 //! Every random draw takes an explicit `&mut R where R: rand::Rng`; nothing here
 //! owns a global generator.
@@ -16,3 +18,4 @@ pub mod camera;
 pub mod detection;
 pub mod laser;
 pub mod slm;
+pub mod timing;

@@ -1,0 +1,132 @@
+//! The latency model against the simulator and the CLI: closed-form frame counts
+//! equal the planner's on real traces; `fourf latency` end to end.
+
+use std::process::Command;
+
+use fourf_hw::optical::{frames_for, kernels_are_weights};
+use fourf_nn::backend::Backend;
+use fourf_nn::models::preset;
+use fourf_sim::{FourF, MachineConfig};
+use ndarray::Array3;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde_json::Value;
+
+#[test]
+fn closed_form_frames_equal_the_planners_on_model_traces() {
+    for n in [32, 64, 128] {
+        let backend = Backend::optical(FourF::new(MachineConfig::ideal(n)).unwrap());
+        for name in ["convsharevit-fmnist", "gfnet-fmnist", "spectformer-fmnist"] {
+            let config = preset(name).unwrap();
+            let model = config.init(&mut StdRng::seed_from_u64(0)).unwrap();
+            let img = Array3::from_shape_fn((1, 28, 28), |(_, y, x)| ((y * 31 + x * 17) % 11) as f32 / 11.0 - 0.5);
+            let trace = model.infer(&backend, img.view(), 0).unwrap().trace;
+            let mut total = 0;
+            for op in trace.ops.iter().filter(|o| o.optical.is_some()) {
+                let spec = op.conv.as_ref().unwrap();
+                let used = op.optical.unwrap();
+                let model = frames_for(spec, kernels_are_weights(op.kind), 1, [n, n]);
+                assert_eq!(
+                    (model.frames, model.filters),
+                    (used.frames, used.filters),
+                    "{name} on {n}²: {} {spec:?}",
+                    op.name
+                );
+                total += used.frames;
+            }
+            println!("{name} on ideal {n}²: {total} frames, closed form equal op by op");
+        }
+    }
+}
+
+fn fourf(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_fourf")).args(args).output().unwrap()
+}
+
+#[test]
+fn latency_cli_reports_every_op_and_each_gpu() {
+    let out = fourf(&[
+        "latency",
+        "--model",
+        "convsharevit-fmnist",
+        "--machine",
+        "lcos-pluto2",
+        "--gpu",
+        "h100",
+        "--gpu",
+        "rtx4090",
+        "--batch",
+        "8",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["batch"], 8);
+    let ops = r["optical"]["ops"].as_array().unwrap();
+    assert_eq!(ops.len(), 61);
+    let gpus = r["gpus"].as_array().unwrap();
+    assert_eq!(gpus.len(), 2);
+    assert_eq!(gpus[0]["ops"].as_array().unwrap().len(), 61);
+    // Optical time is frames × passes × period plus filter changes.
+    let o = &r["optical"];
+    let m = &r["machine"];
+    let frames = o["frames"].as_f64().unwrap();
+    let expect = frames * m["passes_per_frame"].as_f64().unwrap() * o["pass_period_s"].as_f64().unwrap()
+        + o["filters"].as_f64().unwrap() / m["filter_rate_hz"].as_f64().unwrap();
+    assert!((o["optical_s"].as_f64().unwrap() / expect - 1.0).abs() < 1e-9);
+    // A layer table and a bad GPU name.
+    let out = fourf(&[
+        "latency",
+        "--layers",
+        "experiments/configs/resnet18_cifar.toml",
+        "--gpu",
+        "h100",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = fourf(&["latency", "--model", "gfnet-ti", "--gpu", "h1000"]);
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && e.contains("h1000") && e.contains("rtx4090"),
+        "{e}"
+    );
+    let out = fourf(&["latency", "--gpu", "h100"]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn closed_form_frames_equal_the_planners_for_cnn_layers() {
+    use fourf_hw::{ConvMode, ConvSpec};
+    use fourf_sim::{ConvJob, Mode, Op, Planner, PlannerConfig};
+    use ndarray::Array2;
+    // A CNN layer: C_in inputs, C_in·C_out distinct kernels; several frame sizes.
+    for (c_in, c_out, n, k, frame, mode) in [
+        (3, 4, 8, 3, 32, Mode::Same),
+        (2, 9, 16, 3, 48, Mode::Same),
+        (4, 2, 10, 5, 32, Mode::Valid),
+        (1, 20, 8, 3, 64, Mode::Full),
+    ] {
+        let inputs: Vec<Array2<f64>> = (0..c_in).map(|i| Array2::from_elem((n, n), 1.0 + i as f64)).collect();
+        let kernels: Vec<Array2<f64>> = (0..c_in * c_out)
+            .map(|j| Array2::from_elem((k, k), 1.0 + j as f64))
+            .collect();
+        let jobs: Vec<ConvJob> = (0..c_in * c_out)
+            .map(|j| ConvJob::new(inputs[j / c_out].view(), kernels[j].view(), mode, Op::Convolution))
+            .collect();
+        let plan = Planner::new((frame, frame), PlannerConfig::default()).plan(&jobs).unwrap();
+        let spec = ConvSpec {
+            jobs: c_in * c_out,
+            inputs: c_in,
+            kernels: c_in * c_out,
+            input: [n, n],
+            kernel: [k, k],
+            mode: match mode {
+                Mode::Valid => ConvMode::Valid,
+                Mode::Same => ConvMode::Same,
+                Mode::Full => ConvMode::Full,
+            },
+            accumulate: c_in,
+        };
+        let model = frames_for(&spec, true, 1, [frame, frame]);
+        assert_eq!(model.frames, plan.frame_count(), "{c_in}×{c_out} {n} {k} {frame} {mode:?}");
+    }
+}
