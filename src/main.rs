@@ -111,7 +111,7 @@ enum Command {
         /// A trace written by `fourf eval --trace`.
         #[arg(long, value_name = "TRACE.json", group = "network")]
         trace: Option<PathBuf>,
-        /// Machine preset (see `fourf presets`) or machine .toml file; its [timing] section
+        /// Machine preset (see `fourf presets`) or machine .toml file; its `[timing]` section
         /// holds the link, pipelining, powers and co-processor.
         #[arg(long, value_name = "PRESET|FILE.toml", default_value = "dmd-dlp9000")]
         machine: String,
@@ -132,7 +132,7 @@ enum Command {
         /// model where they match.
         #[arg(long, value_name = "FILE.csv")]
         gpu_measurements: Option<PathBuf>,
-        /// Run the electronic ops on this GPU instead of the machine's [timing] co-processor.
+        /// Run the electronic ops on this GPU instead of the machine's `[timing]` co-processor.
         #[arg(long, value_name = "NAME")]
         coprocessor_gpu: Option<String>,
         /// Print the report as one JSON object.

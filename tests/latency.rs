@@ -112,7 +112,9 @@ fn closed_form_frames_equal_the_planners_for_cnn_layers() {
         let jobs: Vec<ConvJob> = (0..c_in * c_out)
             .map(|j| ConvJob::new(inputs[j / c_out].view(), kernels[j].view(), mode, Op::Convolution))
             .collect();
-        let plan = Planner::new((frame, frame), PlannerConfig::default()).plan(&jobs).unwrap();
+        let plan = Planner::new((frame, frame), PlannerConfig::default())
+            .plan(&jobs)
+            .unwrap();
         let spec = ConvSpec {
             jobs: c_in * c_out,
             inputs: c_in,
@@ -127,6 +129,10 @@ fn closed_form_frames_equal_the_planners_for_cnn_layers() {
             accumulate: c_in,
         };
         let model = frames_for(&spec, true, 1, [frame, frame]);
-        assert_eq!(model.frames, plan.frame_count(), "{c_in}×{c_out} {n} {k} {frame} {mode:?}");
+        assert_eq!(
+            model.frames,
+            plan.frame_count(),
+            "{c_in}×{c_out} {n} {k} {frame} {mode:?}"
+        );
     }
 }

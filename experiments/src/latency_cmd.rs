@@ -287,7 +287,13 @@ pub fn run_latency(args: &LatencyArgs) -> anyhow::Result<LatencyReport> {
     let electronic: Option<Vec<f64>> = match &args.coprocessor_gpu {
         Some(name) => {
             let spec = gpu(name)?;
-            timing.coprocessor.power_w = spec.board_power_w;
+            // The accumulation of optical results runs on the same GPU.
+            timing.coprocessor = Coprocessor {
+                flops_per_s: spec.peak_fp32_flops * model.cuda_core_efficiency,
+                bytes_per_s: spec.memory_bandwidth_bytes_per_s * model.memory_efficiency,
+                launch_s: model.launch_overhead_s,
+                power_w: spec.board_power_w,
+            };
             let e = fourf_hw::gpu::estimate(&trace, &spec, &model, args.batch, args.precision);
             Some(e.ops.iter().map(|o| o.time_s).collect())
         }

@@ -161,7 +161,7 @@ pub const GPU_NAMES: &[&str] = &["v100", "a100", "h100", "h200", "rtx2080ti", "r
 
 /// The preset GPU called `name` (case-insensitive; `-`, `_` and spaces ignored, so
 /// `RTX-4090` works). Numbers from `notes/issue5_research.md` §1; the label there
-/// ([S] secondary spec page, [D] derived, [M] from memory, unverified) is repeated
+/// (\[S\] secondary spec page, \[D\] derived, \[M\] from memory, unverified) is repeated
 /// in each preset's `source`.
 ///
 /// - `v100`: the **SXM2** 16 GB V100. DeiT (the validation target) used "one 16 GB
@@ -184,9 +184,9 @@ pub const GPU_NAMES: &[&str] = &["v100", "a100", "h100", "h200", "rtx2080ti", "r
 ///   13.4 FP32, 53.8 FP16-with-FP32-accumulate (half of 544 tensor cores·128
 ///   FLOP/clk·1.545 GHz = 107.6), 616 GB/s, 11 GB, 250 W.
 /// - `rtx3090`: 35.6 FP32, 936 GB/s, 350 W (holynerdvana.blogspot.com, Tom's
-///   Hardware table); FP16-acc 142 [S] so FP32-acc 71 [D]; TF32 35.6 [M].
+///   Hardware table); FP16-acc 142 \[S\] so FP32-acc 71 \[D\]; TF32 35.6 \[M\].
 /// - `rtx4090`: 82.6 FP32 and TF32, 1008 GB/s, 450 W (waredb.com,
-///   holynerdvana.blogspot.com). FP16 with FP32 accumulate **165.2** [D]: 512
+///   holynerdvana.blogspot.com). FP16 with FP32 accumulate **165.2** \[D\]: 512
 ///   tensor cores·2.52 GHz·256 FLOP/clk (GA102's per-core rate, which reproduces the
 ///   3090's 142) = 330.3 with FP16 accumulate, half with FP32; waredb's 165.15
 ///   "FP16" equals its BF16 figure, which always accumulates in FP32. (The research

@@ -149,7 +149,11 @@ pub fn frames_for(spec: &ConvSpec, kernels_are_weights: bool, batch: usize, fram
     if jobs_per_group == 1 && kernels_per_input > 1 {
         let fit = per_frame(spec, frame);
         if fit >= 1 {
-            let inputs = if kernels_are_weights { spec.inputs } else { spec.inputs * batch };
+            let inputs = if kernels_are_weights {
+                spec.inputs
+            } else {
+                spec.inputs * batch
+            };
             let frames = inputs * kernels_per_input.div_ceil(fit);
             return FrameUse {
                 frames,
