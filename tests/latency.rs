@@ -136,3 +136,48 @@ fn closed_form_frames_equal_the_planners_for_cnn_layers() {
         );
     }
 }
+
+#[test]
+fn traces_from_eval_and_measured_gpus_feed_the_projection() {
+    let dir = std::env::temp_dir().join(format!("fourf-latency-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let trace = dir.join("trace.json");
+    let out = fourf(&[
+        "eval",
+        "--model",
+        "gfnet-fmnist",
+        "--backend",
+        "optical",
+        "--limit",
+        "1",
+        "--trace",
+        trace.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let from_trace = fourf(&["latency", "--trace", trace.to_str().unwrap(), "--gpu", "v100", "--json"]);
+    let from_model = fourf(&["latency", "--model", "gfnet-fmnist", "--gpu", "v100", "--json"]);
+    let a: Value = serde_json::from_slice(&from_trace.stdout).unwrap();
+    let b: Value = serde_json::from_slice(&from_model.stdout).unwrap();
+    // The optical run's trace and the digital one project to the same frames and times.
+    assert_eq!(a["optical"]["frames"], b["optical"]["frames"]);
+    assert_eq!(a["gpus"][0]["time_s"], b["gpus"][0]["time_s"]);
+    // A measured throughput replaces the roofline for the network it names.
+    let out = fourf(&[
+        "latency",
+        "--model",
+        "deit-ti",
+        "--gpu",
+        "v100",
+        "--batch",
+        "256",
+        "--precision",
+        "fp32",
+        "--gpu-measurements",
+        "experiments/configs/gpu_measurements.csv",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["gpus"][0]["basis"], "measured");
+    assert!((r["gpus"][0]["images_per_s"].as_f64().unwrap() - 2536.0).abs() < 1e-6);
+}

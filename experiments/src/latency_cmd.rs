@@ -223,7 +223,7 @@ impl LatencyReport {
         for g in &self.gpus {
             let e = &g.estimate;
             s += &format!(
-                "\n{} ({}, {:?}): {:.4} ms per batch, {:.1} images/s, {:.3e} J per image; optics speed-up {:.3}×; \
+                "\n{} ({}, {:?}): {:.4} ms per batch, {:.1} images/s, {:.3e} J per image; optics speed-up {}×; \
                  break-even rate: input SLM {}, both SLMs {}, whole machine {}",
                 e.gpu,
                 e.precision,
@@ -231,7 +231,11 @@ impl LatencyReport {
                 e.time_s * 1e3,
                 e.images_per_s,
                 e.energy_per_image_j,
-                g.optics_speedup,
+                if g.optics_speedup >= 0.01 {
+                    format!("{:.3}", g.optics_speedup)
+                } else {
+                    format!("{:.3e}", g.optics_speedup)
+                },
                 match g.break_even_input_rate_hz {
                     Some(r) => format!("{r:.4e} Hz (now {:.4e} Hz)", m.input_rate_hz),
                     None => "none".into(),

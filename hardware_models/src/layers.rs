@@ -609,7 +609,75 @@ fn emit(layer: &Layer, prefix: &str, trace: &mut Trace) {
     }
 }
 
-fn linear_op(name: String, tokens: usize, inf: usize, outf: usize, bias: bool) -> TraceOp {
+/// The convolutions of a global filter over `c` channels of an `a×b` grid on the
+/// optics: one per channel, the input wrap-extended to `(2a−1)×(2b−1)` and
+/// convolved `valid` (circular), or the bare `a×b` tile convolved `same`
+/// (zero-padded). `fourf-nn` records its filters with this too.
+pub fn global_filter_conv_spec(a: usize, b: usize, c: usize, emulation: FilterEmulation) -> ConvSpec {
+    let (input, mode) = match emulation {
+        FilterEmulation::Circular => ([2 * a - 1, 2 * b - 1], ConvMode::Valid),
+        FilterEmulation::ZeroPadded => ([a, b], ConvMode::Same),
+    };
+    ConvSpec {
+        jobs: c,
+        inputs: c,
+        kernels: c,
+        input,
+        kernel: [a, b],
+        mode,
+        accumulate: 1,
+    }
+}
+
+/// The three electronic ops between the projections of multi-head attention over
+/// `t` tokens of width `d` with `heads` heads, named `name.scores`, `name.softmax`
+/// and `name.mix`: `Q·Kᵀ` and `A·V` per head as matrix products, and the softmax.
+/// `fourf-nn` records its attention with these too.
+pub fn attention_core_ops(name: &str, t: usize, d: usize, heads: usize) -> [TraceOp; 3] {
+    let hd = d / heads;
+    [
+        TraceOp::electronic(
+            join(name, "scores"),
+            OpKind::AttentionScores,
+            &[t, 2 * d],
+            &[heads, t, t],
+            2 * (heads * t * t * hd) as u64,
+        )
+        .with_gemm(Gemm {
+            count: heads,
+            m: t,
+            n: t,
+            k: hd,
+            shared_weights: false,
+        }),
+        TraceOp::electronic(
+            join(name, "softmax"),
+            OpKind::Softmax,
+            &[heads, t, t],
+            &[heads, t, t],
+            SOFTMAX_FLOPS * (heads * t * t) as u64,
+        ),
+        TraceOp::electronic(
+            join(name, "mix"),
+            OpKind::AttentionMix,
+            &[heads, t, t],
+            &[t, d],
+            2 * (heads * t * t * hd) as u64,
+        )
+        .with_gemm(Gemm {
+            count: heads,
+            m: t,
+            n: hd,
+            k: t,
+            shared_weights: false,
+        }),
+    ]
+}
+
+/// A fully connected layer over `tokens` rows, `inf → outf`, with or without a
+/// bias, as a GPU matrix product with shared weights. `fourf-nn` records its linear
+/// layers with this too.
+pub fn linear_op(name: String, tokens: usize, inf: usize, outf: usize, bias: bool) -> TraceOp {
     TraceOp::electronic(
         name,
         OpKind::Linear,
@@ -672,47 +740,8 @@ fn emit_once(kind: &LayerKind, name: &str, trace: &mut Trace) {
             qkv_bias,
         } => {
             // The ops of fourf-nn's `Forward::attention` (nn/src/ops.rs).
-            let hd = d / heads;
             trace.push(linear_op(join(name, "qkv"), t, d, 3 * d, qkv_bias));
-            trace.push(
-                TraceOp::electronic(
-                    join(name, "scores"),
-                    OpKind::AttentionScores,
-                    &[t, 2 * d],
-                    &[heads, t, t],
-                    2 * (heads * t * t * hd) as u64,
-                )
-                .with_gemm(Gemm {
-                    count: heads,
-                    m: t,
-                    n: t,
-                    k: hd,
-                    shared_weights: false,
-                }),
-            );
-            trace.push(TraceOp::electronic(
-                join(name, "softmax"),
-                OpKind::Softmax,
-                &[heads, t, t],
-                &[heads, t, t],
-                SOFTMAX_FLOPS * (heads * t * t) as u64,
-            ));
-            trace.push(
-                TraceOp::electronic(
-                    join(name, "mix"),
-                    OpKind::AttentionMix,
-                    &[heads, t, t],
-                    &[t, d],
-                    2 * (heads * t * t * hd) as u64,
-                )
-                .with_gemm(Gemm {
-                    count: heads,
-                    m: t,
-                    n: hd,
-                    k: t,
-                    shared_weights: false,
-                }),
-            );
+            trace.ops.extend(attention_core_ops(name, t, d, heads));
             trace.push(linear_op(join(name, "proj"), t, d, d, true));
         }
         &LayerKind::GlobalFilter {
@@ -729,19 +758,7 @@ fn emit_once(kind: &LayerKind, name: &str, trace: &mut Trace) {
                 global_filter_flops(a, b, c),
             )
             .with_params(a * (b / 2 + 1) * c * 2);
-            let (input, mode) = match emulation {
-                FilterEmulation::Circular => ([2 * a - 1, 2 * b - 1], ConvMode::Valid),
-                FilterEmulation::ZeroPadded => ([a, b], ConvMode::Same),
-            };
-            op.conv = optical.then_some(ConvSpec {
-                jobs: c,
-                inputs: c,
-                kernels: c,
-                input,
-                kernel: [a, b],
-                mode,
-                accumulate: 1,
-            });
+            op.conv = optical.then(|| global_filter_conv_spec(a, b, c, emulation));
             trace.push(op);
         }
         &LayerKind::FourierMix { tokens, dim } => trace.push(TraceOp::electronic(

@@ -8,7 +8,8 @@
 //! element-wise ops are memory-bound on every GPU, so their FLOP constants barely
 //! matter; their bytes do.
 
-use fourf_hw::{Gemm, OpKind, TraceOp};
+use fourf_hw::layers::{attention_core_ops, linear_op};
+use fourf_hw::{OpKind, TraceOp};
 use ndarray::{Array2, ArrayView2, Axis};
 
 use crate::backend::Forward;
@@ -22,19 +23,8 @@ impl Forward<'_> {
     pub fn linear(&mut self, name: &str, layer: &Linear, x: ArrayView2<f32>) -> Array2<f32> {
         let y = layer.forward(x);
         let (t, i) = x.dim();
-        let o = layer.out_features();
-        let params = layer.weight.len() + layer.bias.as_ref().map_or(0, |b| b.len());
-        self.record(
-            TraceOp::electronic(name, OpKind::Linear, &[t, i], &[t, o], 2 * (t * i * o) as u64)
-                .with_params(params)
-                .with_gemm(Gemm {
-                    count: 1,
-                    m: t,
-                    n: o,
-                    k: i,
-                    shared_weights: true,
-                }),
-        );
+        let op = linear_op(name.to_string(), t, i, layer.out_features(), layer.bias.is_some());
+        self.record(op);
         y
     }
 
@@ -120,33 +110,8 @@ impl Forward<'_> {
             let mut a = attn.index_axis_mut(Axis(0), h);
             a.assign(&q.dot(&k.t()));
             a *= scale;
+            softmax_in_place(&mut a);
         }
-        self.record(
-            TraceOp::electronic(
-                join(name, "scores"),
-                OpKind::AttentionScores,
-                &[t, 2 * d],
-                &[heads, t, t],
-                2 * (heads * t * t * hd) as u64,
-            )
-            .with_gemm(Gemm {
-                count: heads,
-                m: t,
-                n: t,
-                k: hd,
-                shared_weights: false,
-            }),
-        );
-        for h in 0..heads {
-            softmax_in_place(&mut attn.index_axis_mut(Axis(0), h));
-        }
-        self.record(TraceOp::electronic(
-            join(name, "softmax"),
-            OpKind::Softmax,
-            &[heads, t, t],
-            &[heads, t, t],
-            SOFTMAX_FLOPS * (heads * t * t) as u64,
-        ));
         let mut mixed = Array2::<f32>::zeros((t, d));
         for h in 0..heads {
             let v = qkv.slice(ndarray::s![.., 2 * d + h * hd..2 * d + (h + 1) * hd]);
@@ -154,22 +119,9 @@ impl Forward<'_> {
                 .slice_mut(ndarray::s![.., h * hd..(h + 1) * hd])
                 .assign(&attn.index_axis(Axis(0), h).dot(&v));
         }
-        self.record(
-            TraceOp::electronic(
-                join(name, "mix"),
-                OpKind::AttentionMix,
-                &[heads, t, t],
-                &[t, d],
-                2 * (heads * t * t * hd) as u64,
-            )
-            .with_gemm(Gemm {
-                count: heads,
-                m: t,
-                n: hd,
-                k: t,
-                shared_weights: false,
-            }),
-        );
+        for op in attention_core_ops(name, t, d, heads) {
+            self.record(op);
+        }
         self.linear(&join(name, "proj"), &layer.proj, mixed.view())
     }
 }

@@ -56,6 +56,9 @@ fn ideal_optics_match_digital_for_every_model() {
             let names = |t: &fourf_hw::Trace| t.ops.iter().map(|o| o.name.clone()).collect::<Vec<_>>();
             assert_eq!(names(&d.trace), names(&o.trace), "{name}: traces differ");
             assert_eq!(d.trace.totals().flops, o.trace.totals().flops, "{name}: FLOPs differ");
+            assert_eq!(d.trace.totals().bytes, o.trace.totals().bytes, "{name}: bytes differ");
+            let specs = |t: &fourf_hw::Trace| t.ops.iter().map(|o| o.conv.clone()).collect::<Vec<_>>();
+            assert_eq!(specs(&d.trace), specs(&o.trace), "{name}: convolution specs differ");
             assert!(d
                 .trace
                 .ops

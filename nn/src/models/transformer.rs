@@ -16,7 +16,8 @@
 //! lens transform of a `[tokens, hidden]` map read out at the Fourier plane, which
 //! the convolution planner does not model; the trace marks it electronic).
 
-use fourf_hw::{ConvMode, ConvSpec, OpKind, TraceOp};
+use fourf_hw::layers::FilterEmulation;
+use fourf_hw::{ConvSpec, OpKind, TraceOp};
 use fourf_sim::Op;
 use ndarray::{Array1, Array2, ArrayView2, ArrayView3, ArrayViewMutD};
 use rand::Rng;
@@ -239,19 +240,15 @@ pub use fourf_hw::layers::global_filter_flops;
 /// The convolutions of a global filter over `c` channels of an `a×b` grid on the
 /// optics, laid out by `emulation` (see [`emulation_job`]).
 pub fn global_filter_conv_spec(a: usize, b: usize, c: usize, emulation: SpectralEmulation) -> ConvSpec {
-    let (input, mode) = match emulation {
-        SpectralEmulation::Circular => ([2 * a - 1, 2 * b - 1], ConvMode::Valid),
-        SpectralEmulation::ZeroPadded => ([a, b], ConvMode::Same),
-    };
-    ConvSpec {
-        jobs: c,
-        inputs: c,
-        kernels: c,
-        input,
-        kernel: [a, b],
-        mode,
-        accumulate: 1,
-    }
+    fourf_hw::layers::global_filter_conv_spec(
+        a,
+        b,
+        c,
+        match emulation {
+            SpectralEmulation::Circular => FilterEmulation::Circular,
+            SpectralEmulation::ZeroPadded => FilterEmulation::ZeroPadded,
+        },
+    )
 }
 
 impl Forward<'_> {
@@ -322,6 +319,8 @@ impl Forward<'_> {
             op.flops = flops;
             op.input_shape = shape.to_vec();
             op.output_shape = shape.to_vec();
+            // The digital op's traffic: tokens in and out, and the filter.
+            op.bytes = 4 * (2 * shape[0] * shape[1] + op.params) as u64;
         }
     }
 }
