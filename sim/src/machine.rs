@@ -673,7 +673,12 @@ impl FourF {
         let gain = passive_gain(h.as_slice().expect("standard layout"));
         h.mapv_inplace(|v| v / gain);
         let zero_order = self.config.filter_slm.fill_factor;
-        let shown = self.filter_slm.render(h.view(), 1).mapv(|v| v * zero_order);
+        let shown = if self.filter_slm.is_transparent() {
+            // |h| ≤ 1 after the passive gain: an exact panel shows h as it is.
+            h
+        } else {
+            self.filter_slm.render(h.view(), 1).mapv(|v| v * zero_order)
+        };
         // 3. Onto the Fourier grid, in the executor's layout.
         let mut t = vec![C64::new(0.0, 0.0); ny * nx];
         let (hy, hx) = (ny / 2, nx / 2);

@@ -448,6 +448,16 @@ pub struct Slm {
 }
 
 impl Slm {
+    /// Whether the panel shows every transmission with `|t| ≤ 1` exactly on one
+    /// sample per pixel: complex modulation without quantisation or crosstalk and a
+    /// fill factor of 1 ([`Slm::render`] at `s = 1` is then the identity).
+    pub fn is_transparent(&self) -> bool {
+        self.config.modulation == Modulation::Complex
+            && matches!(self.levels, Levels::Continuous)
+            && self.config.crosstalk_px == 0.0
+            && self.config.fill_factor == 1.0
+    }
+
     /// Validates `config` (keys named `{prefix}.…`) and loads its level table.
     ///
     /// Table errors name `{prefix}.levels_csv`, the file and, where there is one,
@@ -848,6 +858,32 @@ mod tests {
             modulation,
             bits,
             ..SlmConfig::default()
+        }
+    }
+
+    /// A transparent panel renders every transmission inside the unit disc
+    /// unchanged (what lets the machine skip rendering an exact filter); any
+    /// quantisation, crosstalk or fill factor makes it non-transparent.
+    #[test]
+    fn transparent_panels_render_the_identity() {
+        let slm = Slm::new(cfg(Modulation::Complex, None), "s").unwrap();
+        assert!(slm.is_transparent());
+        let t = Array2::from_shape_fn((5, 7), |(i, j)| {
+            C64::from_polar(0.13 * (i + j) as f64 % 1.0, 0.7 * j as f64)
+        });
+        assert_eq!(slm.render(t.view(), 1), t);
+        for other in [
+            cfg(Modulation::TwoSlm, None),
+            SlmConfig {
+                fill_factor: 0.9,
+                ..cfg(Modulation::Complex, None)
+            },
+            SlmConfig {
+                crosstalk_px: 0.3,
+                ..cfg(Modulation::Complex, None)
+            },
+        ] {
+            assert!(!Slm::new(other, "s").unwrap().is_transparent());
         }
     }
 
