@@ -43,7 +43,7 @@
 //! possible batch, 224²). FP32 is the precision we take for that table: the paper
 //! states none; DeiT-B's 292 images/s at ≈ 35 GFLOP/image is ≈ 10 TFLOP/s, 65 % of
 //! the V100's FP32 peak but 8 % of its tensor peak (research notes,
-//! `notes/issue5_research.md` §2); and the throughput function of the Swin
+//! `docs/latency_sources.md` §2); and the throughput function of the Swin
 //! Transformer repository (microsoft/Swin-Transformer `main.py`, `throughput()`),
 //! whose paper reports DeiT's numbers next to its own "following DeiT" with the
 //! same 30-run average, calls the model without `autocast`, i.e. in FP32.
@@ -160,7 +160,7 @@ const GIB: u64 = 1 << 30;
 pub const GPU_NAMES: &[&str] = &["v100", "a100", "h100", "h200", "rtx2080ti", "rtx3090", "rtx4090"];
 
 /// The preset GPU called `name` (case-insensitive; `-`, `_` and spaces ignored, so
-/// `RTX-4090` works). Numbers from `notes/issue5_research.md` §1; the label there
+/// `RTX-4090` works). Numbers from `docs/latency_sources.md` §1; the label there
 /// (\[S\] secondary spec page, \[D\] derived, \[M\] from memory, unverified) is repeated
 /// in each preset's `source`.
 ///
