@@ -132,3 +132,50 @@ fn gfnet_circular_and_zero_padded_differ_by_a_measured_amount() {
         "zero-padded tiles should not equal circular filtering"
     );
 }
+
+/// A small noisy machine: 8-bit amplitude input (signed inputs split), 8-bit
+/// two-SLM filter, 2000 e⁻ at full scale, read noise, balanced homodyne.
+fn noisy(n: usize) -> Backend {
+    let mut m = MachineConfig::ideal(n);
+    m.input_slm.modulation = fourf_sim::devices::slm::Modulation::Amplitude;
+    m.input_slm.bits = Some(8);
+    m.filter_slm.modulation = fourf_sim::devices::slm::Modulation::TwoSlm;
+    m.filter_slm.bits = Some(8);
+    m.camera.full_scale_e = Some(2000.0);
+    m.camera.read_noise_e = 2.0;
+    m.detection.scheme = fourf_sim::devices::detection::Scheme::BalancedHomodyne;
+    Backend::optical(FourF::new(m).unwrap())
+}
+
+#[test]
+fn noisy_runs_repeat_bit_for_bit_at_any_thread_count_and_differ_across_seeds() {
+    let config = preset("convsharevit-fmnist").unwrap();
+    let model = config.init(&mut StdRng::seed_from_u64(3)).unwrap();
+    let backend = noisy(64);
+    let images: Vec<Array3<f32>> = (0..4).map(|s| image(&config, 200 + s)).collect();
+    let run = |threads: usize, seed: u64| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| model.infer_batch(&backend, &images, seed, 0, &|| {}).unwrap())
+    };
+    let one = run(1, 7);
+    let two = run(2, 7);
+    for (a, b) in one.iter().zip(&two) {
+        assert_eq!(a.logits, b.logits, "thread count changed a noisy result");
+    }
+    let other = run(2, 8);
+    assert!(
+        one.iter().zip(&other).any(|(a, b)| a.logits != b.logits),
+        "the seed is not used"
+    );
+    // The noise is real but bounded: every optical op has an error between 1e-4 and 1.
+    let digital = model.infer(&Backend::Digital, images[0].view(), 0).unwrap();
+    let err = rel(&one[0].logits, &digital.logits);
+    println!("convsharevit-fmnist on a noisy 64² machine: relative logit error {err:.3e}");
+    for op in one[0].trace.ops.iter().filter(|o| o.optical.is_some()) {
+        let e = op.relative_error.unwrap();
+        assert!(e > 1e-4 && e < 1.0, "{}: {e}", op.name);
+    }
+}
