@@ -362,10 +362,9 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<EvalReport> {
         err_max = err_max.max(e);
     }
     let first: &Trace = &chosen[0].trace;
-    let totals = first.totals();
-    let per_image = |f: fn(&fourf_hw::TraceTotals) -> usize| {
-        chosen.iter().map(|i| f(&i.trace.totals()) as f64).sum::<f64>() / n as f64
-    };
+    let all: Vec<fourf_hw::TraceTotals> = chosen.iter().map(|i| i.trace.totals()).collect();
+    let totals = all[0];
+    let per_image = |f: fn(&fourf_hw::TraceTotals) -> usize| all.iter().map(|t| f(t) as f64).sum::<f64>() / n as f64;
     Ok(EvalReport {
         model: args.model.clone(),
         kind: config.kind().to_string(),

@@ -37,7 +37,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::trace::{ConvMode, ConvSpec, OpKind, Trace};
+use crate::trace::{ConvSpec, OpKind, Trace};
 
 /// The electronic co-processor beside the optics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,14 +101,6 @@ pub struct FrameUse {
     pub tiles_per_frame: usize,
 }
 
-fn window(mode: ConvMode, n: usize, k: usize) -> (usize, usize) {
-    match mode {
-        ConvMode::Full => (0, n + k - 1),
-        ConvMode::Same => ((k - 1) / 2, (k - 1) / 2 + n),
-        ConvMode::Valid => (k - 1, n),
-    }
-}
-
 /// Distance between equal tiles along one axis (the planner's automatic guard).
 fn pitch(l: usize, a: usize, b: usize) -> usize {
     (l - a.min(l)).max(b)
@@ -120,7 +112,7 @@ fn per_frame(spec: &ConvSpec, frame: [usize; 2]) -> usize {
     (0..2)
         .map(|ax| {
             let (n, k) = (spec.input[ax], spec.kernel[ax]);
-            let (a, b) = window(spec.mode, n, k);
+            let (a, b) = spec.mode.window(n, k);
             let p = pitch(n + k - 1, a, b);
             frame[ax] / p.max(1)
         })
@@ -174,7 +166,7 @@ pub fn frames_for(spec: &ConvSpec, kernels_are_weights: bool, batch: usize, fram
     let blocks: usize = (0..2)
         .map(|ax| {
             let (n, k) = (spec.input[ax], spec.kernel[ax]);
-            let (a, b) = window(spec.mode, n, k);
+            let (a, b) = spec.mode.window(n, k);
             let c = (frame[ax] + 1).saturating_sub(k).max(1);
             (b - a).div_ceil(c)
         })
@@ -283,15 +275,12 @@ impl OpticalTiming {
             };
         let pixels = (self.frame[0] * self.frame[1]) as f64;
         let link = pixels * self.link_bits_per_pixel / self.link_bits_per_s;
-        let parts = [(slm, "input_slm"), (camera, "camera"), (link, "link")];
+        let worst = [(slm, "input_slm"), (camera, "camera"), (link, "link")]
+            .into_iter()
+            .fold((0.0, "input_slm"), |m, p| if p.0 > m.0 { p } else { m });
         if self.pipelined {
-            parts
-                .into_iter()
-                .fold((0.0, "input_slm"), |m, p| if p.0 > m.0 { p } else { m })
+            worst
         } else {
-            let worst = parts
-                .into_iter()
-                .fold((0.0, "input_slm"), |m, p| if p.0 > m.0 { p } else { m });
             (slm + camera + link, worst.1)
         }
     }
@@ -468,7 +457,7 @@ impl OpticalTiming {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::{Trace, TraceOp};
+    use crate::trace::{ConvMode, Trace, TraceOp};
 
     fn spec(jobs: usize, inputs: usize, kernels: usize, n: usize, k: usize, mode: ConvMode) -> ConvSpec {
         ConvSpec {

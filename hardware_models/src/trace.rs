@@ -93,6 +93,19 @@ pub enum ConvMode {
     Full,
 }
 
+impl ConvMode {
+    /// The kept window `[start, end)` of the full output along one axis for an
+    /// input of `n` and a kernel of `k` samples (as `fourf-sim`'s `Mode::window`;
+    /// `valid` expects `n ≥ k`).
+    pub fn window(self, n: usize, k: usize) -> (usize, usize) {
+        match self {
+            ConvMode::Full => (0, n + k - 1),
+            ConvMode::Same => ((k - 1) / 2, (k - 1) / 2 + n),
+            ConvMode::Valid => (k - 1, n),
+        }
+    }
+}
+
 /// The 2-D convolutions an op consists of, enough to plan them onto any machine.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConvSpec {
@@ -121,10 +134,9 @@ fn one() -> usize {
 impl ConvSpec {
     /// Output `[h, w]` of each job.
     pub fn output(&self) -> [usize; 2] {
-        let one = |n: usize, k: usize| match self.mode {
-            ConvMode::Valid => n + 1 - k.min(n + 1),
-            ConvMode::Same => n,
-            ConvMode::Full => n + k - 1,
+        let one = |n: usize, k: usize| {
+            let (a, b) = self.mode.window(n, k);
+            b.saturating_sub(a)
         };
         [one(self.input[0], self.kernel[0]), one(self.input[1], self.kernel[1])]
     }
@@ -139,8 +151,8 @@ impl ConvSpec {
                 ConvMode::Valid => (out * k) as u64,
                 ConvMode::Full => (n * k) as u64,
                 ConvMode::Same => {
-                    let start = (k - 1) / 2;
-                    (start..start + n)
+                    let (start, end) = self.mode.window(n, k);
+                    (start..end)
                         .map(|o| {
                             let lo = (o + 1).saturating_sub(k);
                             let hi = o.min(n - 1);

@@ -115,6 +115,15 @@ fn tf(
     }
 }
 
+/// A small network for 28×28 Fashion-MNIST: patch 4 (49 tokens), 64 × 4, MLP
+/// ratio 2.
+fn fmnist(heads: usize) -> TransformerConfig {
+    TransformerConfig {
+        mlp_ratio: 2.0,
+        ..tf(28, 1, 4, 64, 4, heads, 10)
+    }
+}
+
 /// Every preset.
 pub const PRESETS: &[Preset] = &[
     Preset {
@@ -193,39 +202,27 @@ pub const PRESETS: &[Preset] = &[
     Preset {
         name: "vit-fmnist",
         description: "small ViT for 28×28 Fashion-MNIST: patch 4 (49 tokens), 64 × 4, 4 heads, MLP ratio 2",
-        config: || {
-            let mut c = tf(28, 1, 4, 64, 4, 4, 10);
-            c.mlp_ratio = 2.0;
-            ModelConfig::Vit(c)
-        },
+        config: || ModelConfig::Vit(fmnist(4)),
     },
     Preset {
         name: "gfnet-fmnist",
         description: "small GFNet for Fashion-MNIST: patch 4 (7×7 grid, filter 7×4), 64 × 4, MLP ratio 2",
-        config: || {
-            let mut c = tf(28, 1, 4, 64, 4, 1, 10);
-            c.mlp_ratio = 2.0;
-            ModelConfig::Gfnet(c)
-        },
+        config: || ModelConfig::Gfnet(fmnist(1)),
     },
     Preset {
         name: "spectformer-fmnist",
         description: "small SpectFormer for Fashion-MNIST: 64 × 4, 2 spectral then 2 attention blocks (4 heads)",
         config: || {
-            let mut c = tf(28, 1, 4, 64, 4, 4, 10);
-            c.mlp_ratio = 2.0;
-            c.spectral_blocks = 2;
-            ModelConfig::Spectformer(c)
+            ModelConfig::Spectformer(TransformerConfig {
+                spectral_blocks: 2,
+                ..fmnist(4)
+            })
         },
     },
     Preset {
         name: "fnet-fmnist",
         description: "small FNet for Fashion-MNIST: patch 4, 64 × 4, MLP ratio 2",
-        config: || {
-            let mut c = tf(28, 1, 4, 64, 4, 1, 10);
-            c.mlp_ratio = 2.0;
-            ModelConfig::Fnet(c)
-        },
+        config: || ModelConfig::Fnet(fmnist(1)),
     },
     Preset {
         name: "convsharevit-fmnist",
