@@ -35,4 +35,5 @@ pub mod models;
 pub mod ops;
 pub mod params;
 pub mod spectral;
+pub mod train;
 pub mod weights;

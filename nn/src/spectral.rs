@@ -44,7 +44,7 @@ use rand_distr::{Distribution, Normal};
 use rustfft::{Fft, FftPlanner};
 use serde::{Deserialize, Serialize};
 
-use crate::layers::LayerError;
+use crate::layers::{LayerError, Real};
 use crate::params::{join, Parameters};
 
 fn default_init_std() -> f32 {
@@ -116,10 +116,10 @@ impl GlobalFilterConfig {
 /// GFNet's global filter: a learned complex filter per channel applied in the 2-D
 /// Fourier domain of the token grid (see the [module documentation](self)).
 #[derive(Debug, Clone, PartialEq)]
-pub struct GlobalFilter {
+pub struct GlobalFilter<T = f32> {
     /// The filter `[a, b/2+1, C, 2]`: real and imaginary part of bin `(u, v)` of
     /// channel `c` at `[u, v, c, 0]` and `[u, v, c, 1]` (GFNet's layout).
-    pub complex_weight: Array4<f32>,
+    pub complex_weight: Array4<T>,
     /// Grid width `b` (not recoverable from `b/2 + 1`).
     grid_w: usize,
 }
@@ -139,6 +139,9 @@ impl GlobalFilter {
         }
         Ok(Self { complex_weight, grid_w })
     }
+}
+
+impl<T: Real> GlobalFilter<T> {
 
     /// Channels `C`.
     pub fn dim(&self) -> usize {
@@ -165,7 +168,7 @@ impl GlobalFilter {
     /// Bin `(u, v)` of channel `c` as a complex number.
     fn bin(&self, u: usize, v: usize, c: usize) -> C64 {
         let w = &self.complex_weight;
-        C64::new(w[[u, v, c, 0]] as f64, w[[u, v, c, 1]] as f64)
+        C64::new(w[[u, v, c, 0]].as_f64(), w[[u, v, c, 1]].as_f64())
     }
 
     /// Filters tokens `x` `[a·b, C]` (row-major grid) exactly as GFNet:
@@ -174,7 +177,7 @@ impl GlobalFilter {
     ///
     /// # Panics
     /// If `x` is not `[a·b, C]`.
-    pub fn forward(&self, x: ArrayView2<f32>) -> Array2<f32> {
+    pub fn forward(&self, x: ArrayView2<T>) -> Array2<T> {
         self.check_weight();
         let (a, b) = self.grid();
         let c_dim = self.dim();
@@ -189,10 +192,10 @@ impl GlobalFilter {
         let scale = 1.0 / (a * b) as f64; // ortho forward and inverse: 1/√(ab) each
         let mut grid = vec![C64::new(0.0, 0.0); a * b];
         let mut half = vec![C64::new(0.0, 0.0); h * a];
-        let mut y = Array2::<f32>::zeros((a * b, c_dim));
+        let mut y = Array2::<T>::zeros((a * b, c_dim));
         for c in 0..c_dim {
             for (g, &v) in grid.iter_mut().zip(x.column(c)) {
-                *g = C64::new(v as f64, 0.0);
+                *g = C64::new(v.as_f64(), 0.0);
             }
             plans.run(Pass::RowForward, &mut grid);
             // Keep columns 0..=b/2 (the rfft2 half), transposed: half[v·a + u].
@@ -209,10 +212,108 @@ impl GlobalFilter {
             }
             plans.c2r(&mut half, &mut grid);
             for (o, g) in y.column_mut(c).iter_mut().zip(&grid) {
-                *o = g.re as f32;
+                *o = T::of(g.re);
             }
         }
         y
+    }
+
+    /// [`GlobalFilter::forward`] over a batch of token grids folded into the rows of
+    /// `x` `[B·a·b, C]`, and the cache of its backward pass (the half spectra of the
+    /// input, in `f64`).
+    ///
+    /// # Panics
+    /// If `x` does not have `C` columns and a multiple of `a·b` rows.
+    pub fn forward_train(&self, x: ArrayView2<T>) -> (Array2<T>, GlobalFilterCache) {
+        self.check_weight();
+        let (a, b) = self.grid();
+        let (n, c_dim) = (a * b, self.dim());
+        assert!(
+            x.ncols() == c_dim && x.nrows().is_multiple_of(n),
+            "GlobalFilter::forward_train: input {:?} is not [B·{n}, {c_dim}] (grid {a}×{b})",
+            x.dim()
+        );
+        let mut plans = Plans::new(a, b);
+        let h = b / 2 + 1;
+        let scale = 1.0 / n as f64;
+        let mut grid = vec![C64::new(0.0, 0.0); n];
+        let mut y = Array2::<T>::zeros(x.dim());
+        let mut spectra = Vec::with_capacity(x.nrows() / n * c_dim);
+        for img in 0..x.nrows() / n {
+            let rows = img * n..(img + 1) * n;
+            for c in 0..c_dim {
+                let spec = plans.rfft2(x.slice(ndarray::s![rows.clone(), c]).iter().map(|v| v.as_f64()), &mut grid);
+                let mut half = spec.clone();
+                for v in 0..h {
+                    for u in 0..a {
+                        half[v * a + u] *= self.bin(u, v, c) * scale;
+                    }
+                }
+                plans.c2r(&mut half, &mut grid);
+                for (o, g) in y.slice_mut(ndarray::s![rows.clone(), c]).iter_mut().zip(&grid) {
+                    *o = T::of(g.re);
+                }
+                spectra.push(spec);
+            }
+        }
+        (y, GlobalFilterCache { spectra })
+    }
+
+    /// The backward pass: adds `∂L/∂complex_weight` to `grad` and returns `∂L/∂x`
+    /// `[B·a·b, C]`.
+    ///
+    /// The filter is a real circulant operator per channel, so its adjoint is the same
+    /// filter with the conjugate weights: `∂L/∂x = irfft2(rfft2(g) ⊙ W̄)` (ortho).
+    /// With `X` and `D` the ortho half spectra of the input and of `g`, a bin of a
+    /// column that `irfft2` Hermitian-completes counts twice (it and its mirror):
+    /// `∂L/∂Re W = f·Re(X D̄)`, `∂L/∂Im W = f·Im(X̄ D)`, `f = 2`, and `f = 1` for the
+    /// self-conjugate columns 0 and (even `b`) `b/2`.
+    ///
+    /// # Panics
+    /// If `g` does not match the cache.
+    pub fn backward(&self, cache: &GlobalFilterCache, g: ArrayView2<T>, grad: &mut GlobalFilter<T>) -> Array2<T> {
+        let (a, b) = self.grid();
+        let (n, c_dim) = (a * b, self.dim());
+        assert!(
+            g.ncols() == c_dim && g.nrows() / n * c_dim == cache.spectra.len(),
+            "GlobalFilter::backward: gradient {:?} does not match the cache",
+            g.dim()
+        );
+        let mut plans = Plans::new(a, b);
+        let h = b / 2 + 1;
+        let scale = 1.0 / n as f64;
+        let mut grid = vec![C64::new(0.0, 0.0); n];
+        let mut dx = Array2::<T>::zeros(g.dim());
+        for img in 0..g.nrows() / n {
+            let rows = img * n..(img + 1) * n;
+            for c in 0..c_dim {
+                let xs = &cache.spectra[img * c_dim + c];
+                let mut d = plans.rfft2(g.slice(ndarray::s![rows.clone(), c]).iter().map(|v| v.as_f64()), &mut grid);
+                for v in 0..h {
+                    let f = if v == 0 || 2 * v == b { scale } else { 2.0 * scale };
+                    for u in 0..a {
+                        let (xv, dv) = (xs[v * a + u], d[v * a + u]);
+                        let gw = &mut grad.complex_weight;
+                        gw[[u, v, c, 0]] += T::of(f * (xv * dv.conj()).re);
+                        gw[[u, v, c, 1]] += T::of(f * (xv.conj() * dv).im);
+                        d[v * a + u] = dv * self.bin(u, v, c).conj() * scale;
+                    }
+                }
+                plans.c2r(&mut d, &mut grid);
+                for (o, g) in dx.slice_mut(ndarray::s![rows.clone(), c]).iter_mut().zip(&grid) {
+                    *o = T::of(g.re);
+                }
+            }
+        }
+        dx
+    }
+
+    /// The filter converted to another element type.
+    pub fn cast<U: Real>(&self) -> GlobalFilter<U> {
+        GlobalFilter {
+            complex_weight: crate::layers::cast(&self.complex_weight),
+            grid_w: self.grid_w,
+        }
     }
 
     /// The real circular kernels `[C, a, b]`: `k_c = irfft2(W_c)` with PyTorch's C2R
@@ -244,8 +345,16 @@ impl GlobalFilter {
     }
 }
 
-impl Parameters for GlobalFilter {
-    fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewMutD<'_, f32>)) {
+/// What [`GlobalFilter::backward`] needs of a forward pass: the unnormalised half
+/// spectrum of every (image, channel), image-major, stored transposed
+/// (`[v·a + u]`).
+#[derive(Debug, Clone)]
+pub struct GlobalFilterCache {
+    spectra: Vec<Vec<C64>>,
+}
+
+impl<T: Real> Parameters<T> for GlobalFilter<T> {
+    fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewMutD<'_, T>)) {
         f(
             &join(prefix, "complex_weight"),
             self.complex_weight.view_mut().into_dyn(),
@@ -310,6 +419,25 @@ impl Plans {
             Pass::ColInverse => &self.col_inv,
         };
         fft.process_with_scratch(data, &mut self.scratch);
+    }
+
+    /// The unnormalised `rfft2` of the row-major `a × b` real grid `x`, as the
+    /// transposed half spectrum (`[v·a + u]`, `v < b/2 + 1`); `grid` is scratch.
+    fn rfft2(&mut self, x: impl Iterator<Item = f64>, grid: &mut [C64]) -> Vec<C64> {
+        let (a, b) = (self.a, self.b);
+        let h = b / 2 + 1;
+        for (g, v) in grid.iter_mut().zip(x) {
+            *g = C64::new(v, 0.0);
+        }
+        self.run(Pass::RowForward, grid);
+        let mut half = vec![C64::new(0.0, 0.0); h * a];
+        for v in 0..h {
+            for u in 0..a {
+                half[v * a + u] = grid[u * b + v];
+            }
+        }
+        self.run(Pass::ColForward, &mut half);
+        half
     }
 
     /// PyTorch's `irfft2` (unnormalised) of the half spectrum `half`, stored
@@ -396,11 +524,11 @@ pub fn emulation_job(
 ///
 /// # Panics
 /// If `x` is empty.
-pub fn fourier_mix(x: ArrayView2<f32>) -> Array2<f32> {
+pub fn fourier_mix<T: Real>(x: ArrayView2<T>) -> Array2<T> {
     let (n, d) = x.dim();
     assert!(n > 0 && d > 0, "fourier_mix: empty input {:?}", x.dim());
     let mut plans = Plans::new(n, d);
-    let mut grid: Vec<C64> = x.iter().map(|&v| C64::new(v as f64, 0.0)).collect();
+    let mut grid: Vec<C64> = x.iter().map(|&v| C64::new(v.as_f64(), 0.0)).collect();
     plans.run(Pass::RowForward, &mut grid);
     let mut t = vec![C64::new(0.0, 0.0); n * d];
     for (i, row) in grid.chunks_exact(d).enumerate() {
@@ -409,7 +537,28 @@ pub fn fourier_mix(x: ArrayView2<f32>) -> Array2<f32> {
         }
     }
     plans.run(Pass::ColForward, &mut t);
-    Array2::from_shape_fn((n, d), |(i, j)| t[j * n + i].re as f32)
+    Array2::from_shape_fn((n, d), |(i, j)| T::of(t[j * n + i].re))
+}
+
+/// [`fourier_mix`] of every sequence of `tokens` rows of `x` `[B·tokens, d]`.
+///
+/// Its backward pass is itself: `y = Re(A x)` with `A = F_T ⊗ F_d` symmetric
+/// (DFT matrices are), so `∂L/∂x = Re(Aᵀ g) = Re(A g)`.
+///
+/// # Panics
+/// If the rows are not a multiple of `tokens`.
+pub fn fourier_mix_batch<T: Real>(x: ArrayView2<T>, tokens: usize) -> Array2<T> {
+    assert!(
+        tokens > 0 && x.nrows().is_multiple_of(tokens),
+        "fourier_mix_batch: {:?} is not [B·{tokens}, d]",
+        x.dim()
+    );
+    let mut y = Array2::zeros(x.dim());
+    for i in 0..x.nrows() / tokens {
+        let r = ndarray::s![i * tokens..(i + 1) * tokens, ..];
+        y.slice_mut(r).assign(&fourier_mix(x.slice(r)));
+    }
+    y
 }
 
 #[cfg(test)]

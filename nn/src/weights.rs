@@ -39,7 +39,7 @@ use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors, View};
 use thiserror::Error;
 
-use crate::layers::{LayerNorm, Linear, Mlp, MultiHeadSelfAttention, PatchEmbedding, TokenEmbedding};
+use crate::layers::{LayerNorm, Linear, Mlp, MultiHeadSelfAttention, PatchEmbedding, Real, TokenEmbedding};
 use crate::params::{join, Parameters};
 
 /// How many names an [`WeightsError::Unexpected`] message lists before "… and N more".
@@ -461,8 +461,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 // ---------------------------------------------------------------------------
 // `Parameters` of the layers, with timm / PyTorch names and shapes.
 
-impl Parameters for Linear {
-    fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewMutD<'_, f32>)) {
+impl<T: Real> Parameters<T> for Linear<T> {
+    fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewMutD<'_, T>)) {
         f(&join(prefix, "weight"), self.weight.view_mut().into_dyn());
         if let Some(b) = &mut self.bias {
             f(&join(prefix, "bias"), b.view_mut().into_dyn());
@@ -470,35 +470,35 @@ impl Parameters for Linear {
     }
 }
 
-impl Parameters for LayerNorm {
-    fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewMutD<'_, f32>)) {
+impl<T: Real> Parameters<T> for LayerNorm<T> {
+    fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewMutD<'_, T>)) {
         f(&join(prefix, "weight"), self.weight.view_mut().into_dyn());
         f(&join(prefix, "bias"), self.bias.view_mut().into_dyn());
     }
 }
 
-impl Parameters for MultiHeadSelfAttention {
-    fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewMutD<'_, f32>)) {
+impl<T: Real> Parameters<T> for MultiHeadSelfAttention<T> {
+    fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewMutD<'_, T>)) {
         self.qkv.visit_params(&join(prefix, "qkv"), f);
         self.proj.visit_params(&join(prefix, "proj"), f);
     }
 }
 
-impl Parameters for Mlp {
-    fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewMutD<'_, f32>)) {
+impl<T: Real> Parameters<T> for Mlp<T> {
+    fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewMutD<'_, T>)) {
         self.fc1.visit_params(&join(prefix, "fc1"), f);
         self.fc2.visit_params(&join(prefix, "fc2"), f);
     }
 }
 
-impl Parameters for PatchEmbedding {
+impl<T: Real> Parameters<T> for PatchEmbedding<T> {
     /// `proj.weight` is visited as the `Conv2d` weight `[d, c, p, p]` (a reshaped
     /// view of the `[d, c·p·p]` linear weight), then `proj.bias`.
     ///
     /// # Panics
     /// If `proj.weight` does not have `in_channels · patch²` columns (the public
     /// fields were set inconsistently).
-    fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewMutD<'_, f32>)) {
+    fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewMutD<'_, T>)) {
         let (c, p) = (self.in_channels, self.patch);
         let (d, cols) = self.proj.weight.dim();
         assert_eq!(
@@ -524,10 +524,10 @@ impl Parameters for PatchEmbedding {
     }
 }
 
-impl Parameters for TokenEmbedding {
+impl<T: Real> Parameters<T> for TokenEmbedding<T> {
     /// `cls_token` as `[1, 1, d]` (if present), then `pos_embed` as `[1, tokens, d]`
     /// (timm's shapes, with a leading batch axis).
-    fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewMutD<'_, f32>)) {
+    fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewMutD<'_, T>)) {
         if let Some(c) = &mut self.class_token {
             let view = c.view_mut().insert_axis(Axis(0)).insert_axis(Axis(0));
             f(&join(prefix, "cls_token"), view.into_dyn());

@@ -9,7 +9,7 @@ use ndarray::{s, Array2, ArrayView2};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{require_positive, softmax_in_place, LayerError, Linear, LinearConfig, WeightInit};
+use super::{require_positive, softmax_in_place, LayerError, Linear, LinearConfig, Real, WeightInit};
 
 fn default_true() -> bool {
     true
@@ -88,11 +88,11 @@ impl MultiHeadSelfAttentionConfig {
 
 /// Multi-head self-attention.
 #[derive(Debug, Clone, PartialEq)]
-pub struct MultiHeadSelfAttention {
+pub struct MultiHeadSelfAttention<T = f32> {
     /// Fused projection `d → 3d` (weight `[3d, d]`).
-    pub qkv: Linear,
+    pub qkv: Linear<T>,
     /// Output projection `d → d`.
-    pub proj: Linear,
+    pub proj: Linear<T>,
     /// Number of heads.
     pub heads: usize,
 }
@@ -166,5 +166,102 @@ impl MultiHeadSelfAttention {
     /// If `x` does not have `d` columns.
     pub fn forward(&self, x: ArrayView2<f32>) -> Array2<f32> {
         self.forward_with_attention(x).1
+    }
+}
+
+/// What [`MultiHeadSelfAttention::backward`] needs of a forward pass over a batch.
+#[derive(Debug, Clone)]
+pub struct AttentionCache<T = f32> {
+    /// Tokens per sequence.
+    pub tokens: usize,
+    /// The input `[B·T, d]`.
+    pub x: Array2<T>,
+    /// `qkv(x)` `[B·T, 3d]`.
+    pub qkv: Array2<T>,
+    /// Attention probabilities, one `[T, T]` per (sequence, head), sequence-major.
+    pub attn: Vec<Array2<T>>,
+    /// Heads concatenated before `proj` `[B·T, d]`.
+    pub mixed: Array2<T>,
+}
+
+impl<T: Real> MultiHeadSelfAttention<T> {
+    /// Self-attention over a batch of sequences of `tokens` tokens each, folded into
+    /// the rows of `x` `[B·tokens, d]`, and the cache of its backward pass.
+    ///
+    /// # Panics
+    /// If `x` does not have `d` columns or a multiple of `tokens` rows.
+    pub fn forward_train(&self, x: ArrayView2<T>, tokens: usize) -> (Array2<T>, AttentionCache<T>) {
+        let d = self.proj.out_features();
+        assert!(
+            x.ncols() == d && tokens > 0 && x.nrows().is_multiple_of(tokens),
+            "MultiHeadSelfAttention::forward_train: input {:?} is not [B·{tokens}, {d}]",
+            x.dim()
+        );
+        let hd = d / self.heads;
+        let scale = T::one() / T::of(hd as f64).sqrt();
+        let qkv = self.qkv.forward(x);
+        let mut mixed = Array2::zeros((x.nrows(), d));
+        let mut attn = Vec::with_capacity(x.nrows() / tokens * self.heads);
+        for b in 0..x.nrows() / tokens {
+            let rows = b * tokens..(b + 1) * tokens;
+            for h in 0..self.heads {
+                let c = h * hd;
+                let q = qkv.slice(s![rows.clone(), c..c + hd]);
+                let k = qkv.slice(s![rows.clone(), d + c..d + c + hd]);
+                let v = qkv.slice(s![rows.clone(), 2 * d + c..2 * d + c + hd]);
+                let scores = q.dot(&k.t()) * scale;
+                let a = super::softmax::softmax_rows(scores.view());
+                mixed.slice_mut(s![rows.clone(), c..c + hd]).assign(&a.dot(&v));
+                attn.push(a);
+            }
+        }
+        let y = self.proj.forward(mixed.view());
+        let cache = AttentionCache {
+            tokens,
+            x: x.to_owned(),
+            qkv,
+            attn,
+            mixed,
+        };
+        (y, cache)
+    }
+
+    /// The backward pass: adds the parameter gradients to `grad` and returns
+    /// `∂L/∂x` `[B·T, d]`.
+    pub fn backward(&self, cache: &AttentionCache<T>, g: ArrayView2<T>, grad: &mut MultiHeadSelfAttention<T>) -> Array2<T> {
+        let d = self.proj.out_features();
+        let hd = d / self.heads;
+        let t = cache.tokens;
+        let scale = T::one() / T::of(hd as f64).sqrt();
+        let dmixed = self.proj.backward(cache.mixed.view(), g, &mut grad.proj);
+        let mut dqkv = Array2::zeros(cache.qkv.dim());
+        for b in 0..cache.x.nrows() / t {
+            let rows = b * t..(b + 1) * t;
+            for h in 0..self.heads {
+                let c = h * hd;
+                let a = &cache.attn[b * self.heads + h];
+                let q = cache.qkv.slice(s![rows.clone(), c..c + hd]);
+                let k = cache.qkv.slice(s![rows.clone(), d + c..d + c + hd]);
+                let v = cache.qkv.slice(s![rows.clone(), 2 * d + c..2 * d + c + hd]);
+                let dm = dmixed.slice(s![rows.clone(), c..c + hd]);
+                // mixed = A v: dA = dm vᵀ, dv = Aᵀ dm.
+                let da = dm.dot(&v.t());
+                dqkv.slice_mut(s![rows.clone(), 2 * d + c..2 * d + c + hd]).assign(&a.t().dot(&dm));
+                // A = softmax(S), S = scale · q kᵀ.
+                let ds = super::softmax::softmax_backward(a.view(), da.view()) * scale;
+                dqkv.slice_mut(s![rows.clone(), c..c + hd]).assign(&ds.dot(&k));
+                dqkv.slice_mut(s![rows.clone(), d + c..d + c + hd]).assign(&ds.t().dot(&q));
+            }
+        }
+        self.qkv.backward(cache.x.view(), dqkv.view(), &mut grad.qkv)
+    }
+
+    /// The layer converted to another element type.
+    pub fn cast<U: Real>(&self) -> MultiHeadSelfAttention<U> {
+        MultiHeadSelfAttention {
+            qkv: self.qkv.cast(),
+            proj: self.proj.cast(),
+            heads: self.heads,
+        }
     }
 }

@@ -10,7 +10,9 @@
 //! 7.1.6; no cancellation), beyond by the continued fraction of `erfc`
 //! (A&S 7.1.14). Both are accurate to a few ulp of `f64`, far below `f32` rounding.
 
-use ndarray::{ArrayBase, DataMut, Dimension};
+use ndarray::{Array2, ArrayBase, ArrayView2, DataMut, Dimension};
+
+use super::Real;
 use serde::{Deserialize, Serialize};
 
 /// Which GELU formula to use.
@@ -99,6 +101,53 @@ where
 {
     x.mapv_inplace(|v| mode.apply(v));
 }
+
+/// GELU in `mode` of `x` in any [`Real`] type, with libm's `erf` (training path).
+pub fn gelu_real<T: Real>(x: T, mode: GeluMode) -> T {
+    let half = T::of(0.5);
+    match mode {
+        GeluMode::Exact => half * x * (T::one() + (x * T::of(std::f64::consts::FRAC_1_SQRT_2)).erf()),
+        GeluMode::Tanh => half * x * (T::one() + (T::of(SQRT_2_OVER_PI) * (x + T::of(0.044715) * x * x * x)).tanh()),
+    }
+}
+
+/// `d gelu / dx` in `mode`: exact `Φ(x) + x·φ(x)`; tanh
+/// `½(1 + tanh u) + ½x(1 − tanh² u)·√(2/π)(1 + 3·0.044715 x²)` with
+/// `u = √(2/π)(x + 0.044715 x³)`.
+pub fn gelu_derivative<T: Real>(x: T, mode: GeluMode) -> T {
+    let half = T::of(0.5);
+    match mode {
+        GeluMode::Exact => {
+            let cdf = half * (T::one() + (x * T::of(std::f64::consts::FRAC_1_SQRT_2)).erf());
+            let pdf = T::of(0.5 * std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2) * (-half * x * x).exp();
+            cdf + x * pdf
+        }
+        GeluMode::Tanh => {
+            let c = T::of(SQRT_2_OVER_PI);
+            let a = T::of(0.044715);
+            let t = (c * (x + a * x * x * x)).tanh();
+            half * (T::one() + t) + half * x * (T::one() - t * t) * c * (T::one() + T::of(3.0) * a * x * x)
+        }
+    }
+}
+
+/// GELU of every element of the pre-activation `x` (training path).
+pub fn gelu_forward<T: Real>(x: ArrayView2<T>, mode: GeluMode) -> Array2<T> {
+    x.mapv(|v| gelu_real(v, mode))
+}
+
+/// The backward pass of GELU: `∂L/∂x = g · gelu'(x)` for the pre-activation `x`.
+///
+/// # Panics
+/// If `x` and `g` differ in shape.
+pub fn gelu_backward<T: Real>(x: ArrayView2<T>, g: ArrayView2<T>, mode: GeluMode) -> Array2<T> {
+    assert_eq!(x.dim(), g.dim(), "gelu_backward: input vs gradient");
+    let mut d = g.to_owned();
+    ndarray::Zip::from(&mut d).and(&x).for_each(|d, &x| *d = *d * gelu_derivative(x, mode));
+    d
+}
+
+const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 
 #[cfg(test)]
 mod tests {

@@ -1,10 +1,14 @@
-//! Fully connected layer `y = x Wᵀ + b` with the PyTorch weight layout `[out, in]`.
+//! Fully connected layer `y = x Wᵀ + b` with the PyTorch weight layout `[out, in]`,
+//! and its backward pass: `∂L/∂x = g W`, `∂L/∂W += gᵀ x`, `∂L/∂b += Σ_rows g` for
+//! the upstream gradient `g = ∂L/∂y`. A batch is folded into the rows of `x`, so
+//! one GEMM serves every token of every image.
 
+use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{require_positive, LayerError, WeightInit};
+use super::{cast, require_positive, LayerError, Real, WeightInit};
 
 fn default_bias() -> bool {
     true
@@ -71,11 +75,11 @@ impl LinearConfig {
 
 /// A fully connected layer.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Linear {
+pub struct Linear<T = f32> {
     /// Weight `[out, in]` (PyTorch layout).
-    pub weight: Array2<f32>,
+    pub weight: Array2<T>,
     /// Bias `[out]`, if any.
-    pub bias: Option<Array1<f32>>,
+    pub bias: Option<Array1<T>>,
 }
 
 impl Linear {
@@ -100,7 +104,9 @@ impl Linear {
         }
         Ok(Self { weight, bias })
     }
+}
 
+impl<T: Real> Linear<T> {
     /// Input features.
     pub fn in_features(&self) -> usize {
         self.weight.ncols()
@@ -115,7 +121,7 @@ impl Linear {
     ///
     /// # Panics
     /// If `x` does not have `in_features` columns.
-    pub fn forward(&self, x: ArrayView2<f32>) -> Array2<f32> {
+    pub fn forward(&self, x: ArrayView2<T>) -> Array2<T> {
         assert_eq!(
             x.ncols(),
             self.in_features(),
@@ -128,5 +134,43 @@ impl Linear {
             y += &b.view().insert_axis(Axis(0));
         }
         y
+    }
+
+    /// Adds `∂L/∂W = gᵀ x` and `∂L/∂b = Σ_rows g` to `grad` for the input `x`
+    /// `[rows, in]` of [`Linear::forward`] and the upstream gradient `g` `[rows, out]`.
+    ///
+    /// # Panics
+    /// If the shapes do not match the layer or `grad` lacks a bias this layer has.
+    pub fn accumulate_grad(&self, x: ArrayView2<T>, g: ArrayView2<T>, grad: &mut Linear<T>) {
+        assert!(
+            x.nrows() == g.nrows() && g.ncols() == self.out_features() && grad.weight.dim() == self.weight.dim(),
+            "Linear::accumulate_grad: input {:?}, gradient {:?}, weight {:?}, grad weight {:?}",
+            x.dim(),
+            g.dim(),
+            self.weight.dim(),
+            grad.weight.dim()
+        );
+        general_mat_mul(T::one(), &g.t(), &x, T::one(), &mut grad.weight);
+        if let Some(gb) = &mut grad.bias {
+            *gb += &g.sum_axis(Axis(0));
+        }
+    }
+
+    /// The backward pass: adds the parameter gradients to `grad` (see
+    /// [`Linear::accumulate_grad`]) and returns `∂L/∂x = g W` `[rows, in]`.
+    ///
+    /// # Panics
+    /// As [`Linear::accumulate_grad`].
+    pub fn backward(&self, x: ArrayView2<T>, g: ArrayView2<T>, grad: &mut Linear<T>) -> Array2<T> {
+        self.accumulate_grad(x, g, grad);
+        g.dot(&self.weight)
+    }
+
+    /// The layer with its weights converted to another element type.
+    pub fn cast<U: Real>(&self) -> Linear<U> {
+        Linear {
+            weight: cast(&self.weight),
+            bias: self.bias.as_ref().map(cast),
+        }
     }
 }

@@ -5,7 +5,8 @@ use ndarray::{Array2, ArrayView2};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{gelu_in_place, require_positive, GeluMode, LayerError, Linear, LinearConfig, WeightInit};
+use super::gelu::{gelu_backward, gelu_forward};
+use super::{gelu_in_place, require_positive, GeluMode, LayerError, Linear, LinearConfig, Real, WeightInit};
 
 /// Configuration of an [`Mlp`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,11 +73,11 @@ impl MlpConfig {
 
 /// Linear–GELU–Linear.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Mlp {
+pub struct Mlp<T = f32> {
     /// `d → hidden`.
-    pub fc1: Linear,
+    pub fc1: Linear<T>,
     /// `hidden → d`.
-    pub fc2: Linear,
+    pub fc2: Linear<T>,
     /// GELU formula.
     pub activation: GeluMode,
 }
@@ -91,5 +92,51 @@ impl Mlp {
         let mut h = self.fc1.forward(x);
         gelu_in_place(&mut h, self.activation);
         self.fc2.forward(h.view())
+    }
+}
+
+/// What [`Mlp::backward`] needs of a forward pass.
+#[derive(Debug, Clone)]
+pub struct MlpCache<T = f32> {
+    /// The input `[rows, d]`.
+    pub x: Array2<T>,
+    /// `fc1(x)` before GELU `[rows, hidden]`.
+    pub pre: Array2<T>,
+    /// GELU of `pre`.
+    pub act: Array2<T>,
+}
+
+impl<T: Real> Mlp<T> {
+    /// `fc2(gelu(fc1(x)))` for `x` `[rows, d]` (the batch folded into rows), and the
+    /// cache of its backward pass.
+    pub fn forward_train(&self, x: ArrayView2<T>) -> (Array2<T>, MlpCache<T>) {
+        let pre = self.fc1.forward(x);
+        let act = gelu_forward(pre.view(), self.activation);
+        let y = self.fc2.forward(act.view());
+        (
+            y,
+            MlpCache {
+                x: x.to_owned(),
+                pre,
+                act,
+            },
+        )
+    }
+
+    /// The backward pass: adds the parameter gradients to `grad` and returns
+    /// `∂L/∂x`.
+    pub fn backward(&self, cache: &MlpCache<T>, g: ArrayView2<T>, grad: &mut Mlp<T>) -> Array2<T> {
+        let da = self.fc2.backward(cache.act.view(), g, &mut grad.fc2);
+        let dp = gelu_backward(cache.pre.view(), da.view(), self.activation);
+        self.fc1.backward(cache.x.view(), dp.view(), &mut grad.fc1)
+    }
+
+    /// The layer converted to another element type.
+    pub fn cast<U: Real>(&self) -> Mlp<U> {
+        Mlp {
+            fc1: self.fc1.cast(),
+            fc2: self.fc2.cast(),
+            activation: self.activation,
+        }
     }
 }

@@ -35,17 +35,58 @@ pub mod softmax;
 pub mod token_embedding;
 
 pub use attention::{MultiHeadSelfAttention, MultiHeadSelfAttentionConfig};
-pub use gelu::{erf, gelu, gelu_in_place, gelu_tanh, GeluMode};
+pub use gelu::{erf, gelu, gelu_backward, gelu_derivative, gelu_forward, gelu_in_place, gelu_real, gelu_tanh, GeluMode};
 pub use init::WeightInit;
 pub use layer_norm::{LayerNorm, LayerNormConfig};
 pub use linear::{Linear, LinearConfig};
 pub use mlp::{Mlp, MlpConfig};
 pub use patch_embedding::{PatchEmbedding, PatchEmbeddingConfig};
 pub use pooling::Pooling;
-pub use softmax::{softmax, softmax_in_place};
+pub use softmax::{softmax, softmax_backward, softmax_in_place, softmax_rows};
 pub use token_embedding::{TokenEmbedding, TokenEmbeddingConfig};
 
 use thiserror::Error;
+
+/// The element type of a layer: `f32` for inference and training, `f64` for the
+/// finite-difference gradient checks. Every layer struct takes it as a type
+/// parameter that defaults to `f32`.
+pub trait Real: ndarray::NdFloat + num_traits::FromPrimitive + std::iter::Sum {
+    /// `x` rounded to this type.
+    fn of(x: f64) -> Self;
+    /// The value as `f64` (exact).
+    fn as_f64(self) -> f64;
+    /// The error function (libm's `erff` / `erf`).
+    fn erf(self) -> Self;
+}
+
+impl Real for f32 {
+    fn of(x: f64) -> Self {
+        x as f32
+    }
+    fn as_f64(self) -> f64 {
+        f64::from(self)
+    }
+    fn erf(self) -> Self {
+        libm::erff(self)
+    }
+}
+
+impl Real for f64 {
+    fn of(x: f64) -> Self {
+        x
+    }
+    fn as_f64(self) -> f64 {
+        self
+    }
+    fn erf(self) -> Self {
+        libm::erf(self)
+    }
+}
+
+/// `a` converted element by element to another [`Real`] type.
+pub fn cast<T: Real, U: Real, D: ndarray::Dimension>(a: &ndarray::Array<T, D>) -> ndarray::Array<U, D> {
+    a.mapv(|v| U::of(v.as_f64()))
+}
 
 /// A layer configuration that cannot be built.
 #[derive(Debug, Error, Clone, PartialEq)]

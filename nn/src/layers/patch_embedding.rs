@@ -6,11 +6,11 @@
 //! `proj(x).flatten(2).transpose(1, 2)`); inside a patch the features are ordered
 //! `(channel, ky, kx)` to match the flattened weight.
 
-use ndarray::{Array1, Array2, Array4, ArrayView3};
+use ndarray::{Array1, Array2, Array4, ArrayView2, ArrayView3, ArrayView4};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{require_positive, LayerError, Linear, LinearConfig, WeightInit};
+use super::{require_positive, LayerError, Linear, LinearConfig, Real, WeightInit};
 
 /// Configuration of a [`PatchEmbedding`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,9 +68,9 @@ impl PatchEmbeddingConfig {
 
 /// Patch embedding by a strided convolution.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PatchEmbedding {
+pub struct PatchEmbedding<T = f32> {
     /// The convolution as a linear map `c·p·p → d`.
-    pub proj: Linear,
+    pub proj: Linear<T>,
     /// Image channels `c`.
     pub in_channels: usize,
     /// Patch side `p`.
@@ -98,6 +98,9 @@ impl PatchEmbedding {
             patch: ph,
         })
     }
+}
+
+impl<T: Real> PatchEmbedding<T> {
 
     /// Embedding width `d`.
     pub fn dim(&self) -> usize {
@@ -113,7 +116,7 @@ impl PatchEmbedding {
     ///
     /// # Panics
     /// If `image` does not have `c` channels or `h`, `w` are not multiples of `p`.
-    pub fn patches(&self, image: ArrayView3<f32>) -> Array2<f32> {
+    pub fn patches(&self, image: ArrayView3<T>) -> Array2<T> {
         let (c, h, w) = image.dim();
         let p = self.patch;
         assert!(
@@ -139,7 +142,34 @@ impl PatchEmbedding {
     ///
     /// # Panics
     /// If `image` does not have `c` channels or `h`, `w` are not multiples of `p`.
-    pub fn forward(&self, image: ArrayView3<f32>) -> Array2<f32> {
+    pub fn forward(&self, image: ArrayView3<T>) -> Array2<T> {
         self.proj.forward(self.patches(image).view())
+    }
+
+    /// The patches of every image of a batch `[B, c, h, w]`, image after image:
+    /// `[B·patches, c·p·p]`, the input of `proj` for the whole batch.
+    ///
+    /// # Panics
+    /// As [`PatchEmbedding::patches`].
+    pub fn patches_batch(&self, images: ArrayView4<T>) -> Array2<T> {
+        let per: Vec<Array2<T>> = images.outer_iter().map(|im| self.patches(im)).collect();
+        let views: Vec<_> = per.iter().map(|p| p.view()).collect();
+        ndarray::concatenate(ndarray::Axis(0), &views).expect("patches of one shape")
+    }
+
+    /// The backward pass (the image needs no gradient): adds `proj`'s gradients for
+    /// the `patches` of [`PatchEmbedding::patches_batch`] and the upstream gradient
+    /// `g` `[B·patches, d]` to `grad`.
+    pub fn backward(&self, patches: ArrayView2<T>, g: ArrayView2<T>, grad: &mut PatchEmbedding<T>) {
+        self.proj.accumulate_grad(patches, g, &mut grad.proj);
+    }
+
+    /// The layer converted to another element type.
+    pub fn cast<U: Real>(&self) -> PatchEmbedding<U> {
+        PatchEmbedding {
+            proj: self.proj.cast(),
+            in_channels: self.in_channels,
+            patch: self.patch,
+        }
     }
 }

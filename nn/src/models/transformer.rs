@@ -19,18 +19,23 @@
 use fourf_hw::layers::FilterEmulation;
 use fourf_hw::{ConvSpec, OpKind, TraceOp};
 use fourf_sim::Op;
-use ndarray::{Array1, Array2, ArrayView2, ArrayView3, ArrayViewMutD};
+use ndarray::{Array1, Array2, ArrayView2, ArrayView3, ArrayView4, ArrayViewMutD};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{Backend, ConvBatch, Forward, ForwardError};
+use crate::layers::attention::AttentionCache;
+use crate::layers::layer_norm::LayerNormCache;
+use crate::layers::mlp::MlpCache;
 use crate::layers::{
-    LayerError, LayerNorm, LayerNormConfig, Linear, LinearConfig, Mlp, MlpConfig, MultiHeadSelfAttention,
+    LayerError, LayerNorm, Real, LayerNormConfig, Linear, LinearConfig, Mlp, MlpConfig, MultiHeadSelfAttention,
     MultiHeadSelfAttentionConfig, PatchEmbedding, PatchEmbeddingConfig, Pooling, TokenEmbedding, TokenEmbeddingConfig,
     WeightInit,
 };
 use crate::params::{join, Parameters};
-use crate::spectral::{emulation_job, fourier_mix, GlobalFilter, GlobalFilterConfig, SpectralEmulation};
+use crate::spectral::{
+    emulation_job, fourier_mix, fourier_mix_batch, GlobalFilter, GlobalFilterCache, GlobalFilterConfig, SpectralEmulation,
+};
 
 /// Which token mixer the blocks use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -209,30 +214,31 @@ impl TransformerConfig {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-enum Mixer {
-    Attention(MultiHeadSelfAttention),
-    Filter(GlobalFilter),
+enum Mixer<T = f32> {
+    Attention(MultiHeadSelfAttention<T>),
+    Filter(GlobalFilter<T>),
     Fourier,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-struct Block {
-    norm1: LayerNorm,
-    mixer: Mixer,
-    norm2: LayerNorm,
-    mlp: Mlp,
+struct Block<T = f32> {
+    norm1: LayerNorm<T>,
+    mixer: Mixer<T>,
+    norm2: LayerNorm<T>,
+    mlp: Mlp<T>,
 }
 
-/// A ViT, GFNet, SpectFormer or FNet (see the module docs).
+/// A ViT, GFNet, SpectFormer or FNet (see the module docs), with parameters of
+/// element type `T` (`f32`; `f64` for gradient checks).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Transformer {
+pub struct Transformer<T = f32> {
     kind: TransformerKind,
     config: TransformerConfig,
-    patch_embed: PatchEmbedding,
-    tokens: TokenEmbedding,
-    blocks: Vec<Block>,
-    norm: LayerNorm,
-    head: Linear,
+    patch_embed: PatchEmbedding<T>,
+    tokens: TokenEmbedding<T>,
+    blocks: Vec<Block<T>>,
+    norm: LayerNorm<T>,
+    head: Linear<T>,
 }
 
 pub use fourf_hw::layers::global_filter_flops;
@@ -405,12 +411,12 @@ impl Transformer {
     }
 }
 
-impl Parameters for Transformer {
+impl<T: Real> Parameters<T> for Transformer<T> {
     /// timm names: `patch_embed.proj.*`, `cls_token`, `pos_embed`,
     /// `blocks.i.norm1.*`, `blocks.i.attn.{qkv,proj}.*` or
     /// `blocks.i.filter.complex_weight` (GFNet), `blocks.i.norm2.*`,
     /// `blocks.i.mlp.{fc1,fc2}.*`, `norm.*`, `head.*`.
-    fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewMutD<'_, f32>)) {
+    fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewMutD<'_, T>)) {
         self.patch_embed.visit_params(&join(prefix, "patch_embed"), f);
         self.tokens.visit_params(prefix, f);
         for (i, b) in self.blocks.iter_mut().enumerate() {
@@ -426,5 +432,180 @@ impl Parameters for Transformer {
         }
         self.norm.visit_params(&join(prefix, "norm"), f);
         self.head.visit_params(&join(prefix, "head"), f);
+    }
+}
+
+/// What [`Transformer::backward`] needs of [`Transformer::forward_train`].
+#[derive(Debug, Clone)]
+pub struct TransformerCache<T = f32> {
+    patches: Array2<T>,
+    blocks: Vec<BlockCache<T>>,
+    norm: LayerNormCache<T>,
+}
+
+#[derive(Debug, Clone)]
+enum BlockCache<T> {
+    Attention {
+        norm1: LayerNormCache<T>,
+        attn: AttentionCache<T>,
+        norm2: LayerNormCache<T>,
+        mlp: MlpCache<T>,
+    },
+    Filter {
+        norm1: LayerNormCache<T>,
+        filter: GlobalFilterCache,
+        norm2: LayerNormCache<T>,
+        mlp: MlpCache<T>,
+    },
+    Fourier {
+        norm1: LayerNormCache<T>,
+        mlp: MlpCache<T>,
+        norm2: LayerNormCache<T>,
+    },
+}
+
+impl<T: Real> Transformer<T> {
+    fn pooling(&self) -> Pooling {
+        if self.tokens.class_token.is_some() {
+            Pooling::ClassToken
+        } else {
+            Pooling::Mean
+        }
+    }
+
+    /// Logits `[B, classes]` of a batch of images `[B, channels, size, size]`, every
+    /// token of every image folded into the rows of one matrix per layer (the exact
+    /// digital forward, as [`Transformer::forward`] on the digital backend), and the
+    /// cache of the backward pass.
+    ///
+    /// # Panics
+    /// If the image shape differs from the configuration's.
+    pub fn forward_train(&self, images: ArrayView4<T>) -> (Array2<T>, TransformerCache<T>) {
+        let cfg = &self.config;
+        let (_, c, h, w) = images.dim();
+        assert_eq!(
+            (c, h, w),
+            (cfg.in_channels, cfg.image_size, cfg.image_size),
+            "Transformer::forward_train: image [c, h, w]"
+        );
+        let t = self.tokens.tokens();
+        let patches = self.patch_embed.patches_batch(images);
+        let emb = self.patch_embed.proj.forward(patches.view());
+        let mut x = self.tokens.forward_batch(emb.view());
+        let mut caches = Vec::with_capacity(self.blocks.len());
+        for b in &self.blocks {
+            let cache = match &b.mixer {
+                Mixer::Attention(attn) => {
+                    let (h1, norm1) = b.norm1.forward_train(x.view());
+                    let (h1, attn) = attn.forward_train(h1.view(), t);
+                    x += &h1;
+                    let (h2, norm2) = b.norm2.forward_train(x.view());
+                    let (h2, mlp) = b.mlp.forward_train(h2.view());
+                    x += &h2;
+                    BlockCache::Attention { norm1, attn, norm2, mlp }
+                }
+                Mixer::Filter(filter) => {
+                    let (h, norm1) = b.norm1.forward_train(x.view());
+                    let (h, fc) = filter.forward_train(h.view());
+                    let (h, norm2) = b.norm2.forward_train(h.view());
+                    let (h, mlp) = b.mlp.forward_train(h.view());
+                    x += &h;
+                    BlockCache::Filter {
+                        norm1,
+                        filter: fc,
+                        norm2,
+                        mlp,
+                    }
+                }
+                Mixer::Fourier => {
+                    x += &fourier_mix_batch(x.view(), t);
+                    let (x1, norm1) = b.norm1.forward_train(x.view());
+                    let (h, mlp) = b.mlp.forward_train(x1.view());
+                    let (x2, norm2) = b.norm2.forward_train((&x1 + &h).view());
+                    x = x2;
+                    BlockCache::Fourier { norm1, mlp, norm2 }
+                }
+            };
+            caches.push(cache);
+        }
+        let (n, norm) = self.norm.forward_train(x.view());
+        let pooled = self.pooling().forward_batch(n.view(), t);
+        let logits = self.head.forward(pooled.view());
+        // The head's input is recomputed in the backward pass from the final norm.
+        let cache = TransformerCache {
+            patches,
+            blocks: caches,
+            norm,
+        };
+        (logits, cache)
+    }
+
+    /// The backward pass of [`Transformer::forward_train`] for the gradient `g` of
+    /// the logits `[B, classes]`: adds every parameter's gradient to `grad` (a model
+    /// of the same shape, e.g. from [`crate::params::zeros_like`]).
+    ///
+    /// # Panics
+    /// If `g` or `grad` do not match the cache or the model.
+    pub fn backward(&self, cache: &TransformerCache<T>, g: ArrayView2<T>, grad: &mut Transformer<T>) {
+        let t = self.tokens.tokens();
+        let pooling = self.pooling();
+        // The final norm's output, rebuilt from its cache (x̂·weight + bias).
+        let n = &cache.norm.xhat * &self.norm.weight.view().insert_axis(ndarray::Axis(0))
+            + &self.norm.bias.view().insert_axis(ndarray::Axis(0));
+        let pooled = pooling.forward_batch(n.view(), t);
+        let dp = self.head.backward(pooled.view(), g, &mut grad.head);
+        let dn = pooling.backward(dp.view(), t);
+        let mut dx = self.norm.backward(&cache.norm, dn.view(), &mut grad.norm);
+        for ((b, bc), gb) in self.blocks.iter().zip(&cache.blocks).zip(grad.blocks.iter_mut()).rev() {
+            match (&b.mixer, bc, &mut gb.mixer) {
+                (Mixer::Attention(attn), BlockCache::Attention { norm1, attn: ac, norm2, mlp }, Mixer::Attention(ga)) => {
+                    let d = b.mlp.backward(mlp, dx.view(), &mut gb.mlp);
+                    dx += &b.norm2.backward(norm2, d.view(), &mut gb.norm2);
+                    let d = attn.backward(ac, dx.view(), ga);
+                    dx += &b.norm1.backward(norm1, d.view(), &mut gb.norm1);
+                }
+                (Mixer::Filter(filter), BlockCache::Filter { norm1, filter: fc, norm2, mlp }, Mixer::Filter(gf)) => {
+                    let d = b.mlp.backward(mlp, dx.view(), &mut gb.mlp);
+                    let d = b.norm2.backward(norm2, d.view(), &mut gb.norm2);
+                    let d = filter.backward(fc, d.view(), gf);
+                    dx += &b.norm1.backward(norm1, d.view(), &mut gb.norm1);
+                }
+                (Mixer::Fourier, BlockCache::Fourier { norm1, mlp, norm2 }, Mixer::Fourier) => {
+                    let da = b.norm2.backward(norm2, dx.view(), &mut gb.norm2);
+                    let dx1 = &da + &b.mlp.backward(mlp, da.view(), &mut gb.mlp);
+                    let db = b.norm1.backward(norm1, dx1.view(), &mut gb.norm1);
+                    dx = &db + &fourier_mix_batch(db.view(), t);
+                }
+                _ => panic!("Transformer::backward: the cache or the gradient model does not match the model"),
+            }
+        }
+        let de = self.tokens.backward(dx.view(), &mut grad.tokens);
+        self.patch_embed.backward(cache.patches.view(), de.view(), &mut grad.patch_embed);
+    }
+
+    /// The model converted to another element type (e.g. `f64` for a gradient check).
+    pub fn cast<U: Real>(&self) -> Transformer<U> {
+        Transformer {
+            kind: self.kind,
+            config: self.config.clone(),
+            patch_embed: self.patch_embed.cast(),
+            tokens: self.tokens.cast(),
+            blocks: self
+                .blocks
+                .iter()
+                .map(|b| Block {
+                    norm1: b.norm1.cast(),
+                    mixer: match &b.mixer {
+                        Mixer::Attention(a) => Mixer::Attention(a.cast()),
+                        Mixer::Filter(f) => Mixer::Filter(f.cast()),
+                        Mixer::Fourier => Mixer::Fourier,
+                    },
+                    norm2: b.norm2.cast(),
+                    mlp: b.mlp.cast(),
+                })
+                .collect(),
+            norm: self.norm.cast(),
+            head: self.head.cast(),
+        }
     }
 }
