@@ -9,6 +9,7 @@ use fourf_experiments::{
     model_presets_table, presets_table, run_conv, run_eval, run_latency, BackendKind, ConvArgs, EvalArgs, LatencyArgs,
     LatencySource, Mode, Precision, SpectralEmulation,
 };
+use fourf_experiments::{run_train, TrainArgs};
 
 /// Simulator of free-space optical 4f accelerators.
 #[derive(Parser)]
@@ -68,9 +69,10 @@ enum Command {
         /// Seed of the initialisation when no --weights are given.
         #[arg(long, value_name = "N", default_value_t = 0)]
         init_seed: u64,
-        /// Directory with the Fashion-MNIST IDX files (t10k-images-idx3-ubyte[.gz], ...).
-        #[arg(long, value_name = "DIR", default_value = fourf_experiments::DEFAULT_DATA_DIR)]
-        data: PathBuf,
+        /// Directory with the Fashion-MNIST IDX files (t10k-images-idx3-ubyte[.gz], ...);
+        /// default: the test set committed in data/.
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
         /// Evaluate at most N test images (default: all 10 000).
         #[arg(long, value_name = "N")]
         limit: Option<usize>,
@@ -98,6 +100,23 @@ enum Command {
     },
     /// List the model presets.
     Models,
+    /// Train a network on Fashion-MNIST from a config file; re-run to resume.
+    ///
+    /// Example: `fourf train models/gfnet-fmnist/train.toml --out runs/gfnet --set epochs=2`
+    Train {
+        /// Training config (.toml): model, epochs, batch, optimizer, schedule, augment, data.
+        #[arg(value_name = "CONFIG.toml")]
+        config: PathBuf,
+        /// Override a config key, e.g. `--set optimizer.lr=5e-4` (repeatable).
+        #[arg(long = "set", value_name = "key=value")]
+        sets: Vec<String>,
+        /// Output directory for the checkpoint, weights and log (default: runs/<config stem>).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Project latency and energy of a network on a 4f machine beside GPU baselines.
     ///
     /// Example: `fourf latency --model gfnet-ti --machine dmd-dlp9000 --gpu h100 --gpu rtx4090 --batch 64`
@@ -212,6 +231,18 @@ fn main() -> ExitCode {
                 .map(|r| if json { r.to_json() } else { r.summary() }),
             }
         }
+        Command::Train {
+            config,
+            sets,
+            out,
+            json,
+        } => run_train(&TrainArgs { config, sets, out }).map(|r| {
+            if json {
+                serde_json::to_string(&r).expect("a report serialises")
+            } else {
+                r.summary()
+            }
+        }),
         Command::Eval {
             model,
             weights,
@@ -229,7 +260,7 @@ fn main() -> ExitCode {
             model,
             weights,
             init_seed,
-            data,
+            data: data.unwrap_or_else(fourf_experiments::default_test_dir),
             limit,
             backend,
             machine,

@@ -13,6 +13,8 @@
 //!   `--set path=value` overrides.
 //! - [`npy`]: NumPy `.npy` reader and writer (float32/float64, 2-D maps or 3-D stacks).
 //! - [`images`]: PNG pictures of planes (colormaps, linear or dB scaling).
+//! - [`train_cmd`]: `fourf train` — training with AdamW, checkpoints that resume
+//!   to the same bits, and a CSV log.
 //! - [`atomic`]: write-to-temp-then-rename, so a failed command leaves no
 //!   half-written file.
 
@@ -25,16 +27,18 @@ pub mod images;
 pub mod latency_cmd;
 pub mod machine_file;
 pub mod npy;
+pub mod train_cmd;
 
 pub use conv_cmd::{presets_table, run_conv, ConvArgs, ConvReport};
 pub use eval_cmd::{model_presets_table, run_eval, BackendKind, EvalArgs, EvalReport};
 pub use fourf_hw::gpu::Precision;
-pub use fourf_nn::data::DEFAULT_DIR as DEFAULT_DATA_DIR;
+pub use fourf_nn::data::{default_test_dir, DEFAULT_DIR as DEFAULT_DATA_DIR};
 pub use fourf_nn::spectral::SpectralEmulation;
 pub use fourf_sim::{Mode, Op};
 pub use latency_cmd::{run_latency, LatencyArgs, LatencyReport, LatencySource};
 pub use machine_file::{load_machine, MachineFileError};
 pub use npy::{read_npy, write_npy, Dtype, MapStack, NpyError};
+pub use train_cmd::{run_train, TrainArgs, TrainConfig, TrainReport};
 
 /// A fresh, empty directory under the system temp dir for one test.
 #[cfg(test)]

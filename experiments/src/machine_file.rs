@@ -70,10 +70,10 @@ pub enum MachineFileError {
 }
 
 /// One `--set path=value`.
-struct Override<'a> {
-    raw: &'a str,
-    path: Vec<&'a str>,
-    value: Value,
+pub(crate) struct Override<'a> {
+    pub(crate) raw: &'a str,
+    pub(crate) path: Vec<&'a str>,
+    pub(crate) value: Value,
 }
 
 /// The machine named by `spec` (a preset name, see [`presets::MACHINES`], or a path
@@ -129,7 +129,7 @@ fn base_tree(spec: &str) -> Result<(Table, Option<(PathBuf, String)>), MachineFi
     Ok((t, Some((path.to_path_buf(), text))))
 }
 
-fn parse_set(raw: &str) -> Result<Override<'_>, MachineFileError> {
+pub(crate) fn parse_set(raw: &str) -> Result<Override<'_>, MachineFileError> {
     let syntax = || MachineFileError::SetSyntax { set: raw.to_string() };
     let (path, value) = raw.split_once('=').ok_or_else(syntax)?;
     let path: Vec<&str> = path.trim().split('.').map(str::trim).collect();
@@ -145,7 +145,7 @@ fn parse_set(raw: &str) -> Result<Override<'_>, MachineFileError> {
 }
 
 /// Sets the leaf `o.path` to `o.value`, creating missing tables on the way.
-fn apply(tree: &mut Table, o: &Override) -> Result<(), MachineFileError> {
+pub(crate) fn apply(tree: &mut Table, o: &Override) -> Result<(), MachineFileError> {
     let (leaf, parents) = o.path.split_last().expect("paths are non-empty");
     let mut table = tree;
     for (depth, key) in parents.iter().enumerate() {
@@ -193,7 +193,7 @@ fn blame(base: &Table, file: Option<(PathBuf, String)>, overrides: &[Override], 
     unreachable!("the full tree fails with: {message}")
 }
 
-fn file_error(path: &Path, text: &str, e: &toml::de::Error) -> MachineFileError {
+pub(crate) fn file_error(path: &Path, text: &str, e: &toml::de::Error) -> MachineFileError {
     let line = e
         .span()
         .map_or(1, |s| text[..s.start.min(text.len())].matches('\n').count() + 1);

@@ -26,6 +26,22 @@ use thiserror::Error;
 /// Where Debian's `dataset-fashion-mnist` package installs the Fashion-MNIST IDX files.
 pub const DEFAULT_DIR: &str = "/usr/share/datasets/fashion-mnist";
 
+/// The Fashion-MNIST test set committed with fourf (`data/` at the top of the
+/// repository: gzip IDX files and Zalando's MIT licence), found by the path of the
+/// source tree this crate was built from.
+pub const COMMITTED_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data");
+
+/// Where the test set is read from by default: the committed copy
+/// ([`COMMITTED_DIR`]) if it is there, else Debian's package ([`DEFAULT_DIR`]).
+pub fn default_test_dir() -> PathBuf {
+    let committed = Path::new(COMMITTED_DIR);
+    if committed.join("t10k-images-idx3-ubyte.gz").is_file() {
+        committed.to_path_buf()
+    } else {
+        PathBuf::from(DEFAULT_DIR)
+    }
+}
+
 /// Mean pixel value of the Fashion-MNIST training set (60 000 images), pixels in `[0, 1]`.
 ///
 /// Computed over every pixel of `train-images-idx3-ubyte`; the test

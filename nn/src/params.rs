@@ -32,7 +32,9 @@ pub fn zeros_like<T: num_traits::Zero + Copy, P: Parameters<T> + Clone>(model: &
 /// Every parameter of `model` flattened, in visiting order (name, values).
 pub fn flat_params<T: Copy, P: Parameters<T> + ?Sized>(model: &mut P) -> Vec<(String, Vec<T>)> {
     let mut out = Vec::new();
-    model.visit_params("", &mut |name, t| out.push((name.to_string(), t.iter().copied().collect())));
+    model.visit_params("", &mut |name, t| {
+        out.push((name.to_string(), t.iter().copied().collect()))
+    });
     out
 }
 

@@ -142,7 +142,6 @@ impl GlobalFilter {
 }
 
 impl<T: Real> GlobalFilter<T> {
-
     /// Channels `C`.
     pub fn dim(&self) -> usize {
         self.complex_weight.dim().2
@@ -242,7 +241,10 @@ impl<T: Real> GlobalFilter<T> {
         for img in 0..x.nrows() / n {
             let rows = img * n..(img + 1) * n;
             for c in 0..c_dim {
-                let spec = plans.rfft2(x.slice(ndarray::s![rows.clone(), c]).iter().map(|v| v.as_f64()), &mut grid);
+                let spec = plans.rfft2(
+                    x.slice(ndarray::s![rows.clone(), c]).iter().map(|v| v.as_f64()),
+                    &mut grid,
+                );
                 let mut half = spec.clone();
                 for v in 0..h {
                     for u in 0..a {
@@ -288,7 +290,10 @@ impl<T: Real> GlobalFilter<T> {
             let rows = img * n..(img + 1) * n;
             for c in 0..c_dim {
                 let xs = &cache.spectra[img * c_dim + c];
-                let mut d = plans.rfft2(g.slice(ndarray::s![rows.clone(), c]).iter().map(|v| v.as_f64()), &mut grid);
+                let mut d = plans.rfft2(
+                    g.slice(ndarray::s![rows.clone(), c]).iter().map(|v| v.as_f64()),
+                    &mut grid,
+                );
                 for v in 0..h {
                     let f = if v == 0 || 2 * v == b { scale } else { 2.0 * scale };
                     for u in 0..a {

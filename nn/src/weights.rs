@@ -155,6 +155,8 @@ pub struct TensorStore {
     tensors: BTreeMap<String, ArrayD<f32>>,
     /// The file this store was loaded from, named in errors of [`Self::load_into`].
     path: Option<PathBuf>,
+    /// String metadata of the file header (`__metadata__`), besides `format`.
+    pub metadata: BTreeMap<String, String>,
 }
 
 impl TensorStore {
@@ -221,6 +223,13 @@ impl TensorStore {
                  a JSON header of tensors and their data"
             ),
         })?;
+        let metadata = SafeTensors::read_metadata(&bytes)
+            .ok()
+            .and_then(|(_, m)| m.metadata().clone())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(k, _)| k != "format")
+            .collect();
         let mut tensors = BTreeMap::new();
         for (name, view) in st.iter() {
             let data = decode(&view).ok_or_else(|| WeightsError::UnsupportedDtype {
@@ -240,6 +249,7 @@ impl TensorStore {
         Ok(Self {
             tensors,
             path: Some(path.to_path_buf()),
+            metadata,
         })
     }
 
@@ -263,7 +273,8 @@ impl TensorStore {
                 )
             })
             .collect();
-        let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+        let mut metadata: HashMap<String, String> = self.metadata.clone().into_iter().collect();
+        metadata.insert("format".to_string(), "pt".to_string());
         let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| WeightsError::Format {
             path: path.to_path_buf(),
             message: format!("cannot encode the tensors as safetensors: {e}"),

@@ -77,8 +77,9 @@ fn check_params<P: Parameters<f64> + Clone>(
     loss: impl Fn(&P) -> f64,
 ) -> (f64, String) {
     let mut analytic: Vec<(String, Vec<f64>)> = Vec::new();
-    grad.clone()
-        .visit_params("", &mut |n, t| analytic.push((n.to_string(), t.iter().copied().collect())));
+    grad.clone().visit_params("", &mut |n, t| {
+        analytic.push((n.to_string(), t.iter().copied().collect()))
+    });
     let mut m = model.clone();
     let mut worst = (0.0, String::new());
     for (name, a) in &analytic {
@@ -116,12 +117,19 @@ fn check_params<P: Parameters<f64> + Clone>(
 fn linear_with_and_without_bias() {
     let mut rng = StdRng::seed_from_u64(1);
     for bias in [true, false] {
-        let layer = LinearConfig::new(5, 4).with_bias(bias).init(&mut rng).unwrap().cast::<f64>();
+        let layer = LinearConfig::new(5, 4)
+            .with_bias(bias)
+            .init(&mut rng)
+            .unwrap()
+            .cast::<f64>();
         let x = random((6, 5), &mut rng);
         let r = random((6, 4), &mut rng);
         let mut grad = zeros_like(&layer);
         let dx = layer.backward(x.view(), r.view(), &mut grad);
-        let e = rel_err(dx.as_slice().unwrap(), &numeric_input(&x, |x| dot(layer.forward(x.view()).view(), r.view())));
+        let e = rel_err(
+            dx.as_slice().unwrap(),
+            &numeric_input(&x, |x| dot(layer.forward(x.view()).view(), r.view())),
+        );
         assert!(e < BOUND, "dx: {e}");
         let (e, t) = check_params(&layer, &grad, 100, |l| dot(l.forward(x.view()).view(), r.view()));
         assert!(e < BOUND, "{t}: {e}");
@@ -140,7 +148,10 @@ fn layer_norm() {
     let (_, cache) = layer.forward_train(x.view());
     let mut grad = zeros_like(&layer);
     let dx = layer.backward(&cache, r.view(), &mut grad);
-    let e = rel_err(dx.as_slice().unwrap(), &numeric_input(&x, |x| dot(layer.forward(x.view()).view(), r.view())));
+    let e = rel_err(
+        dx.as_slice().unwrap(),
+        &numeric_input(&x, |x| dot(layer.forward(x.view()).view(), r.view())),
+    );
     assert!(e < BOUND, "dx: {e}");
     let (e, t) = check_params(&layer, &grad, 100, |l| dot(l.forward(x.view()).view(), r.view()));
     assert!(e < BOUND, "{t}: {e}");
@@ -160,7 +171,10 @@ fn gelu_exact_and_tanh() {
     // The f32 training GELU (libm erff) agrees with the inference GELU.
     for v in [-3.0f32, -0.7, 0.0, 0.3, 1.9, 5.0] {
         let a = fourf_nn::layers::gelu_real(v, GeluMode::Exact);
-        assert!((a - fourf_nn::layers::gelu(v)).abs() <= 2.0 * f32::EPSILON * v.abs().max(1.0), "{v}");
+        assert!(
+            (a - fourf_nn::layers::gelu(v)).abs() <= 2.0 * f32::EPSILON * v.abs().max(1.0),
+            "{v}"
+        );
     }
 }
 
@@ -171,7 +185,10 @@ fn softmax() {
     let r = random((3, 8), &mut rng);
     let y = softmax_rows(x.view());
     let dx = softmax_backward(y.view(), r.view());
-    let e = rel_err(dx.as_slice().unwrap(), &numeric_input(&x, |x| dot(softmax_rows(x.view()).view(), r.view())));
+    let e = rel_err(
+        dx.as_slice().unwrap(),
+        &numeric_input(&x, |x| dot(softmax_rows(x.view()).view(), r.view())),
+    );
     assert!(e < BOUND, "{e}");
 }
 
@@ -182,7 +199,10 @@ fn cross_entropy_with_label_smoothing() {
     let labels = [0u8, 5, 2, 2];
     for eps in [0.0, 0.1] {
         let (_, g) = cross_entropy(z.view(), &labels, eps);
-        let e = rel_err(g.as_slice().unwrap(), &numeric_input(&z, |z| cross_entropy(z.view(), &labels, eps).0));
+        let e = rel_err(
+            g.as_slice().unwrap(),
+            &numeric_input(&z, |z| cross_entropy(z.view(), &labels, eps).0),
+        );
         assert!(e < BOUND, "ε = {eps}: {e}");
     }
     // Uniform logits: the loss is ln K whatever the smoothing.
@@ -193,7 +213,10 @@ fn cross_entropy_with_label_smoothing() {
 #[test]
 fn attention_over_a_batch() {
     let mut rng = StdRng::seed_from_u64(6);
-    let layer = MultiHeadSelfAttentionConfig::new(12, 3).init(&mut rng).unwrap().cast::<f64>();
+    let layer = MultiHeadSelfAttentionConfig::new(12, 3)
+        .init(&mut rng)
+        .unwrap()
+        .cast::<f64>();
     let (b, t) = (2, 5);
     let x = random((b * t, 12), &mut rng);
     let r = random((b * t, 12), &mut rng);
@@ -210,7 +233,10 @@ fn attention_over_a_batch() {
     }
     let mut grad = zeros_like(&layer);
     let dx = layer.backward(&cache, r.view(), &mut grad);
-    let e = rel_err(dx.as_slice().unwrap(), &numeric_input(&x, |x| dot(f(&layer, x).view(), r.view())));
+    let e = rel_err(
+        dx.as_slice().unwrap(),
+        &numeric_input(&x, |x| dot(f(&layer, x).view(), r.view())),
+    );
     assert!(e < BOUND, "dx: {e}");
     let (e, t) = check_params(&layer, &grad, 60, |l| dot(f(l, &x).view(), r.view()));
     assert!(e < BOUND, "{t}: {e}");
@@ -220,7 +246,11 @@ fn attention_over_a_batch() {
 fn mlp() {
     let mut rng = StdRng::seed_from_u64(7);
     for mode in [GeluMode::Exact, GeluMode::Tanh] {
-        let layer = MlpConfig::new(6, 10).with_activation(mode).init(&mut rng).unwrap().cast::<f64>();
+        let layer = MlpConfig::new(6, 10)
+            .with_activation(mode)
+            .init(&mut rng)
+            .unwrap()
+            .cast::<f64>();
         let x = random((4, 6), &mut rng);
         let r = random((4, 6), &mut rng);
         let (_, cache) = layer.forward_train(x.view());
@@ -247,7 +277,11 @@ fn patch_and_token_embedding_and_pooling() {
             .init(&mut rng)
             .unwrap()
             .cast::<f64>();
-        let pooling = if class_token { Pooling::ClassToken } else { Pooling::Mean };
+        let pooling = if class_token {
+            Pooling::ClassToken
+        } else {
+            Pooling::Mean
+        };
         let t = te.tokens();
         let r = random((3, 5), &mut rng);
         let loss = |pe: &fourf_nn::layers::PatchEmbedding<f64>, te: &fourf_nn::layers::TokenEmbedding<f64>| {
@@ -278,16 +312,24 @@ fn global_filter_odd_and_even_grids() {
     let mut rng = StdRng::seed_from_u64(9);
     for (a, b) in [(4, 6), (5, 5), (3, 4), (2, 2), (1, 3), (6, 1)] {
         let c = 3;
-        let layer = GlobalFilterConfig::new(c, a, b).with_init_std(0.5).init(&mut rng).unwrap().cast::<f64>();
+        let layer = GlobalFilterConfig::new(c, a, b)
+            .with_init_std(0.5)
+            .init(&mut rng)
+            .unwrap()
+            .cast::<f64>();
         let x = random((2 * a * b, c), &mut rng);
         let r = random((2 * a * b, c), &mut rng);
         let (y, cache) = layer.forward_train(x.view());
         // The batched forward equals the per-image forward.
         let y0 = layer.forward(x.slice(ndarray::s![..a * b, ..]));
-        assert!((&y.slice(ndarray::s![..a * b, ..]) - &y0).iter().all(|v| v.abs() < 1e-12));
+        assert!((&y.slice(ndarray::s![..a * b, ..]) - &y0)
+            .iter()
+            .all(|v| v.abs() < 1e-12));
         let mut grad = zeros_like(&layer);
         let dx = layer.backward(&cache, r.view(), &mut grad);
-        let loss = |l: &fourf_nn::spectral::GlobalFilter<f64>, x: &Array2<f64>| dot(l.forward_train(x.view()).0.view(), r.view());
+        let loss = |l: &fourf_nn::spectral::GlobalFilter<f64>, x: &Array2<f64>| {
+            dot(l.forward_train(x.view()).0.view(), r.view())
+        };
         let e = rel_err(dx.as_slice().unwrap(), &numeric_input(&x, |x| loss(&layer, x)));
         assert!(e < BOUND, "{a}×{b} dx: {e}");
         let (e, t) = check_params(&layer, &grad, 1000, |l| loss(l, &x));
@@ -301,7 +343,10 @@ fn fourier_mix_is_self_adjoint() {
     let x = random((2 * 5, 4), &mut rng);
     let r = random((2 * 5, 4), &mut rng);
     let dx = fourier_mix_batch(r.view(), 5);
-    let e = rel_err(dx.as_slice().unwrap(), &numeric_input(&x, |x| dot(fourier_mix_batch(x.view(), 5).view(), r.view())));
+    let e = rel_err(
+        dx.as_slice().unwrap(),
+        &numeric_input(&x, |x| dot(fourier_mix_batch(x.view(), 5).view(), r.view())),
+    );
     assert!(e < BOUND, "{e}");
 }
 
@@ -331,9 +376,13 @@ fn whole_transformers() {
         let mut rng = StdRng::seed_from_u64(11);
         let mut model = cfg.init(kind, &mut rng).unwrap().cast::<f64>();
         // Larger than the 0.02 initialisation, so that every path carries signal.
-        model.visit_params("", &mut |_, mut t| t.mapv_inplace(|v| v + 0.3 * (rng.random::<f64>() - 0.5)));
+        model.visit_params("", &mut |_, mut t| {
+            t.mapv_inplace(|v| v + 0.3 * (rng.random::<f64>() - 0.5))
+        });
         let images = Array4::from_shape_simple_fn((3, 1, 8, 8), || rng.random::<f64>() - 0.5);
-        let loss = |m: &fourf_nn::models::Transformer<f64>| cross_entropy(m.forward_train(images.view()).0.view(), &labels, 0.1).0;
+        let loss = |m: &fourf_nn::models::Transformer<f64>| {
+            cross_entropy(m.forward_train(images.view()).0.view(), &labels, 0.1).0
+        };
         let (logits, cache) = model.forward_train(images.view());
         let (_, g) = cross_entropy(logits.view(), &labels, 0.1);
         let mut grad = zeros_like(&model);

@@ -228,7 +228,12 @@ impl<T: Real> MultiHeadSelfAttention<T> {
 
     /// The backward pass: adds the parameter gradients to `grad` and returns
     /// `∂L/∂x` `[B·T, d]`.
-    pub fn backward(&self, cache: &AttentionCache<T>, g: ArrayView2<T>, grad: &mut MultiHeadSelfAttention<T>) -> Array2<T> {
+    pub fn backward(
+        &self,
+        cache: &AttentionCache<T>,
+        g: ArrayView2<T>,
+        grad: &mut MultiHeadSelfAttention<T>,
+    ) -> Array2<T> {
         let d = self.proj.out_features();
         let hd = d / self.heads;
         let t = cache.tokens;
@@ -246,11 +251,13 @@ impl<T: Real> MultiHeadSelfAttention<T> {
                 let dm = dmixed.slice(s![rows.clone(), c..c + hd]);
                 // mixed = A v: dA = dm vᵀ, dv = Aᵀ dm.
                 let da = dm.dot(&v.t());
-                dqkv.slice_mut(s![rows.clone(), 2 * d + c..2 * d + c + hd]).assign(&a.t().dot(&dm));
+                dqkv.slice_mut(s![rows.clone(), 2 * d + c..2 * d + c + hd])
+                    .assign(&a.t().dot(&dm));
                 // A = softmax(S), S = scale · q kᵀ.
                 let ds = super::softmax::softmax_backward(a.view(), da.view()) * scale;
                 dqkv.slice_mut(s![rows.clone(), c..c + hd]).assign(&ds.dot(&k));
-                dqkv.slice_mut(s![rows.clone(), d + c..d + c + hd]).assign(&ds.t().dot(&q));
+                dqkv.slice_mut(s![rows.clone(), d + c..d + c + hd])
+                    .assign(&ds.t().dot(&q));
             }
         }
         self.qkv.backward(cache.x.view(), dqkv.view(), &mut grad.qkv)

@@ -119,7 +119,8 @@ pub fn gelu_derivative<T: Real>(x: T, mode: GeluMode) -> T {
     match mode {
         GeluMode::Exact => {
             let cdf = half * (T::one() + (x * T::of(std::f64::consts::FRAC_1_SQRT_2)).erf());
-            let pdf = T::of(0.5 * std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2) * (-half * x * x).exp();
+            let pdf =
+                T::of(0.5 * std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2) * (-half * x * x).exp();
             cdf + x * pdf
         }
         GeluMode::Tanh => {
@@ -143,7 +144,9 @@ pub fn gelu_forward<T: Real>(x: ArrayView2<T>, mode: GeluMode) -> Array2<T> {
 pub fn gelu_backward<T: Real>(x: ArrayView2<T>, g: ArrayView2<T>, mode: GeluMode) -> Array2<T> {
     assert_eq!(x.dim(), g.dim(), "gelu_backward: input vs gradient");
     let mut d = g.to_owned();
-    ndarray::Zip::from(&mut d).and(&x).for_each(|d, &x| *d = *d * gelu_derivative(x, mode));
+    ndarray::Zip::from(&mut d)
+        .and(&x)
+        .for_each(|d, &x| *d *= gelu_derivative(x, mode));
     d
 }
 

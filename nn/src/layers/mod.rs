@@ -35,7 +35,9 @@ pub mod softmax;
 pub mod token_embedding;
 
 pub use attention::{MultiHeadSelfAttention, MultiHeadSelfAttentionConfig};
-pub use gelu::{erf, gelu, gelu_backward, gelu_derivative, gelu_forward, gelu_in_place, gelu_real, gelu_tanh, GeluMode};
+pub use gelu::{
+    erf, gelu, gelu_backward, gelu_derivative, gelu_forward, gelu_in_place, gelu_real, gelu_tanh, GeluMode,
+};
 pub use init::WeightInit;
 pub use layer_norm::{LayerNorm, LayerNormConfig};
 pub use linear::{Linear, LinearConfig};

@@ -101,7 +101,6 @@ impl PatchEmbedding {
 }
 
 impl<T: Real> PatchEmbedding<T> {
-
     /// Embedding width `d`.
     pub fn dim(&self) -> usize {
         self.proj.out_features()

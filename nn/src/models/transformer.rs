@@ -28,13 +28,14 @@ use crate::layers::attention::AttentionCache;
 use crate::layers::layer_norm::LayerNormCache;
 use crate::layers::mlp::MlpCache;
 use crate::layers::{
-    LayerError, LayerNorm, Real, LayerNormConfig, Linear, LinearConfig, Mlp, MlpConfig, MultiHeadSelfAttention,
-    MultiHeadSelfAttentionConfig, PatchEmbedding, PatchEmbeddingConfig, Pooling, TokenEmbedding, TokenEmbeddingConfig,
-    WeightInit,
+    LayerError, LayerNorm, LayerNormConfig, Linear, LinearConfig, Mlp, MlpConfig, MultiHeadSelfAttention,
+    MultiHeadSelfAttentionConfig, PatchEmbedding, PatchEmbeddingConfig, Pooling, Real, TokenEmbedding,
+    TokenEmbeddingConfig, WeightInit,
 };
 use crate::params::{join, Parameters};
 use crate::spectral::{
-    emulation_job, fourier_mix, fourier_mix_batch, GlobalFilter, GlobalFilterCache, GlobalFilterConfig, SpectralEmulation,
+    emulation_job, fourier_mix, fourier_mix_batch, GlobalFilter, GlobalFilterCache, GlobalFilterConfig,
+    SpectralEmulation,
 };
 
 /// Which token mixer the blocks use.
@@ -502,7 +503,12 @@ impl<T: Real> Transformer<T> {
                     let (h2, norm2) = b.norm2.forward_train(x.view());
                     let (h2, mlp) = b.mlp.forward_train(h2.view());
                     x += &h2;
-                    BlockCache::Attention { norm1, attn, norm2, mlp }
+                    BlockCache::Attention {
+                        norm1,
+                        attn,
+                        norm2,
+                        mlp,
+                    }
                 }
                 Mixer::Filter(filter) => {
                     let (h, norm1) = b.norm1.forward_train(x.view());
@@ -551,20 +557,38 @@ impl<T: Real> Transformer<T> {
         let pooling = self.pooling();
         // The final norm's output, rebuilt from its cache (x̂·weight + bias).
         let n = &cache.norm.xhat * &self.norm.weight.view().insert_axis(ndarray::Axis(0))
-            + &self.norm.bias.view().insert_axis(ndarray::Axis(0));
+            + self.norm.bias.view().insert_axis(ndarray::Axis(0));
         let pooled = pooling.forward_batch(n.view(), t);
         let dp = self.head.backward(pooled.view(), g, &mut grad.head);
         let dn = pooling.backward(dp.view(), t);
         let mut dx = self.norm.backward(&cache.norm, dn.view(), &mut grad.norm);
         for ((b, bc), gb) in self.blocks.iter().zip(&cache.blocks).zip(grad.blocks.iter_mut()).rev() {
             match (&b.mixer, bc, &mut gb.mixer) {
-                (Mixer::Attention(attn), BlockCache::Attention { norm1, attn: ac, norm2, mlp }, Mixer::Attention(ga)) => {
+                (
+                    Mixer::Attention(attn),
+                    BlockCache::Attention {
+                        norm1,
+                        attn: ac,
+                        norm2,
+                        mlp,
+                    },
+                    Mixer::Attention(ga),
+                ) => {
                     let d = b.mlp.backward(mlp, dx.view(), &mut gb.mlp);
                     dx += &b.norm2.backward(norm2, d.view(), &mut gb.norm2);
                     let d = attn.backward(ac, dx.view(), ga);
                     dx += &b.norm1.backward(norm1, d.view(), &mut gb.norm1);
                 }
-                (Mixer::Filter(filter), BlockCache::Filter { norm1, filter: fc, norm2, mlp }, Mixer::Filter(gf)) => {
+                (
+                    Mixer::Filter(filter),
+                    BlockCache::Filter {
+                        norm1,
+                        filter: fc,
+                        norm2,
+                        mlp,
+                    },
+                    Mixer::Filter(gf),
+                ) => {
                     let d = b.mlp.backward(mlp, dx.view(), &mut gb.mlp);
                     let d = b.norm2.backward(norm2, d.view(), &mut gb.norm2);
                     let d = filter.backward(fc, d.view(), gf);
@@ -580,7 +604,8 @@ impl<T: Real> Transformer<T> {
             }
         }
         let de = self.tokens.backward(dx.view(), &mut grad.tokens);
-        self.patch_embed.backward(cache.patches.view(), de.view(), &mut grad.patch_embed);
+        self.patch_embed
+            .backward(cache.patches.view(), de.view(), &mut grad.patch_embed);
     }
 
     /// The model converted to another element type (e.g. `f64` for a gradient check).

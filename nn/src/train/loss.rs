@@ -17,8 +17,16 @@ use crate::layers::Real;
 /// `epsilon` is outside `[0, 1]`.
 pub fn cross_entropy<T: Real>(logits: ArrayView2<T>, labels: &[u8], epsilon: f64) -> (f64, Array2<T>) {
     let (b, k) = logits.dim();
-    assert_eq!(b, labels.len(), "cross_entropy: {b} logit rows but {} labels", labels.len());
-    assert!((0.0..=1.0).contains(&epsilon), "cross_entropy: label smoothing {epsilon} not in [0, 1]");
+    assert_eq!(
+        b,
+        labels.len(),
+        "cross_entropy: {b} logit rows but {} labels",
+        labels.len()
+    );
+    assert!(
+        (0.0..=1.0).contains(&epsilon),
+        "cross_entropy: label smoothing {epsilon} not in [0, 1]"
+    );
     let mut grad = Array2::zeros((b, k));
     let mut total = 0.0f64;
     let off = epsilon / k as f64;

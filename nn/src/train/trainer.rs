@@ -1,0 +1,286 @@
+//! The pieces of a training loop: the epoch's order of images, the batch with its
+//! augmentation, the loss and gradient of a batch, evaluation, and checkpoints.
+//!
+//! ## Reproducibility
+//! Every random choice is drawn from a stream named by the run's seed and what it
+//! is for, never from a generator that carries over: the order of epoch `e` from
+//! `split_seed(seed, e)`, the augmentation of the image at position `i` of epoch
+//! `e` from `split_seed(split_seed(seed ^ AUGMENT, e), i)`. A run resumed at an
+//! epoch boundary therefore needs no generator state, only the epoch number.
+//! A batch is cut into micro-batches of a fixed size (not one per thread); their
+//! gradients are computed in parallel and summed in their order, so the weights
+//! are the same bits at any thread count.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use ndarray::{s, Array2, Array4, ArrayView4, Axis};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rayon::prelude::*;
+use thiserror::Error;
+
+use crate::backend::split_seed;
+use crate::data::{Dataset, FASHION_MNIST_MEAN, FASHION_MNIST_STD};
+use crate::models::{Model, Transformer};
+use crate::params::{zeros_like, Parameters};
+use crate::train::augment::AugmentConfig;
+use crate::train::loss::cross_entropy;
+use crate::train::optim::{AdamW, AdamWConfig};
+use crate::weights::{TensorStore, WeightsError};
+
+/// Salt of the augmentation streams (so they differ from the order streams).
+const AUGMENT: u64 = 0xA0_6E_17;
+
+/// A model or file that training cannot use.
+#[derive(Debug, Error)]
+pub enum TrainError {
+    /// The model kind has no backward pass yet.
+    #[error("training a `{0}` model is not supported yet; trainable kinds: vit, gfnet, spectformer, fnet")]
+    Unsupported(&'static str),
+    /// A checkpoint cannot be read or written.
+    #[error(transparent)]
+    Weights(#[from] WeightsError),
+    /// A checkpoint is not one this run wrote.
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn transformer(model: &Model) -> Result<&Transformer, TrainError> {
+    match model {
+        Model::Transformer(t) => Ok(t),
+        Model::ConvShareVit(_) => Err(TrainError::Unsupported("conv_share_vit")),
+    }
+}
+
+/// The order in which epoch `epoch` visits `n` training images.
+pub fn epoch_order(seed: u64, epoch: usize, n: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut StdRng::seed_from_u64(split_seed(seed, epoch as u64)));
+    order
+}
+
+/// The images `idx` of `data` (raw, `[0, 1]`), augmented as the images at
+/// positions `first..` of epoch `epoch`, normalised with the Fashion-MNIST mean and
+/// standard deviation: `[B, 1, h, w]`.
+pub fn assemble(
+    data: &Dataset,
+    idx: &[usize],
+    augment: &AugmentConfig,
+    seed: u64,
+    epoch: usize,
+    first: usize,
+) -> Array4<f32> {
+    let (_, h, w) = data.images.dim();
+    let mut out = Array4::zeros((idx.len(), 1, h, w));
+    let stream = split_seed(seed ^ AUGMENT, epoch as u64);
+    let inv = 1.0 / FASHION_MNIST_STD;
+    out.outer_iter_mut()
+        .into_par_iter()
+        .zip(idx.par_iter())
+        .enumerate()
+        .for_each(|(k, (mut o, &i))| {
+            let mut rng = StdRng::seed_from_u64(split_seed(stream, (first + k) as u64));
+            let img = data.images.slice(s![i..i + 1, .., ..]);
+            let a = augment.apply(img, &mut rng);
+            o.assign(&a.mapv(|p| (p - FASHION_MNIST_MEAN) * inv));
+        });
+    out
+}
+
+/// Adds every parameter of `b` to the same parameter of `a`.
+///
+/// # Panics
+/// If the models differ in shape.
+pub fn add_params<P: Parameters + Clone>(a: &mut P, b: &P) {
+    let mut values = Vec::new();
+    b.clone()
+        .visit_params("", &mut |_, t| values.push(t.iter().copied().collect::<Vec<f32>>()));
+    let mut i = 0;
+    a.visit_params("", &mut |name, mut t| {
+        assert_eq!(t.len(), values[i].len(), "add_params: `{name}` differs in size");
+        t.iter_mut().zip(&values[i]).for_each(|(x, &y)| *x += y);
+        i += 1;
+    });
+}
+
+/// The mean loss of a batch (`images` `[B, c, h, w]`, normalised) and the gradient
+/// of that mean with respect to every parameter, computed in micro-batches of
+/// `micro` images in parallel and summed in order.
+pub fn batch_gradient(
+    model: &Model,
+    images: ArrayView4<f32>,
+    labels: &[u8],
+    label_smoothing: f64,
+    micro: usize,
+) -> Result<(f64, Model), TrainError> {
+    let t = transformer(model)?;
+    let b = labels.len();
+    let parts: Vec<(f64, Transformer)> = (0..b)
+        .step_by(micro.max(1))
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|start| {
+            let end = (start + micro.max(1)).min(b);
+            let x = images.slice(s![start..end, .., .., ..]);
+            let (logits, cache) = t.forward_train(x);
+            let (loss, mut g) = cross_entropy(logits.view(), &labels[start..end], label_smoothing);
+            // The chunk's mean → its share of the batch mean.
+            let share = (end - start) as f32 / b as f32;
+            g *= share;
+            let mut grad = zeros_like(t);
+            t.backward(&cache, g.view(), &mut grad);
+            (loss * (end - start) as f64, grad)
+        })
+        .collect();
+    let mut it = parts.into_iter();
+    let (mut loss, mut grad) = it.next().expect("a batch has at least one image");
+    for (l, g) in it {
+        loss += l;
+        add_params(&mut grad, &g);
+    }
+    Ok((loss / b as f64, Model::Transformer(grad)))
+}
+
+/// Logits `[B, classes]` of normalised `images` `[B, c, h, w]` on the exact
+/// digital path, in micro-batches of `micro` images in parallel.
+pub fn predict(model: &Model, images: ArrayView4<f32>, micro: usize) -> Result<Array2<f32>, TrainError> {
+    let t = transformer(model)?;
+    let parts: Vec<Array2<f32>> = images
+        .axis_chunks_iter(Axis(0), micro.max(1))
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|x| t.forward_train(x).0)
+        .collect();
+    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+    Ok(ndarray::concatenate(Axis(0), &views).expect("logits of one width"))
+}
+
+/// Accuracy and mean cross-entropy of `model` on `data` (normalised), digitally.
+pub fn evaluate(model: &Model, data: &Dataset, micro: usize) -> Result<(f64, f64), TrainError> {
+    let (n, h, w) = data.images.dim();
+    let images = data
+        .images
+        .view()
+        .into_shape_with_order((n, 1, h, w))
+        .expect("contiguous images");
+    let logits = predict(model, images, micro)?;
+    let (loss, _) = cross_entropy(logits.view(), &data.labels, 0.0);
+    let correct = logits
+        .rows()
+        .into_iter()
+        .zip(&data.labels)
+        .filter(|(row, &y)| argmax(row.iter().copied()) == usize::from(y))
+        .count();
+    Ok((correct as f64 / n as f64, loss))
+}
+
+/// Index of the largest value (the first of equals).
+pub fn argmax(values: impl Iterator<Item = f32>) -> usize {
+    let mut best = (0, f32::NEG_INFINITY);
+    for (i, v) in values.enumerate() {
+        if v > best.1 {
+            best = (i, v);
+        }
+    }
+    best.0
+}
+
+/// A training run's state at an epoch boundary: the weights, AdamW's moments and
+/// step, the epochs done and free-form metadata (config, log).
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// The optimiser.
+    pub optimizer: AdamW,
+    /// Metadata strings kept with the checkpoint.
+    pub metadata: BTreeMap<String, String>,
+}
+
+const MOMENT_1: &str = "optimizer.m.";
+const MOMENT_2: &str = "optimizer.v.";
+
+impl Checkpoint {
+    /// Writes `model` and this state to one safetensors file at `path`, atomically
+    /// (weights under their own names, moments under `optimizer.m.*` and
+    /// `optimizer.v.*`, counters and metadata in the header).
+    pub fn save(&self, path: &Path, model: &mut Model) -> Result<(), TrainError> {
+        let mut store = TensorStore::from_params(model);
+        let mut i = 0;
+        let (m, v) = (&self.optimizer.m, &self.optimizer.v);
+        let mut moments = Vec::new();
+        model.visit_params("", &mut |name, t| {
+            let shape = ndarray::IxDyn(t.shape());
+            moments.push((
+                format!("{MOMENT_1}{name}"),
+                ndarray::ArrayD::from_shape_vec(shape.clone(), m[i].clone()).expect("moment of the tensor's size"),
+            ));
+            moments.push((
+                format!("{MOMENT_2}{name}"),
+                ndarray::ArrayD::from_shape_vec(shape, v[i].clone()).expect("moment of the tensor's size"),
+            ));
+            i += 1;
+        });
+        for (name, t) in moments {
+            store.insert(name, t);
+        }
+        store.metadata = self.metadata.clone();
+        store.metadata.insert("epoch".into(), self.epoch.to_string());
+        store.metadata.insert("step".into(), self.optimizer.step.to_string());
+        Ok(store.save(path)?)
+    }
+
+    /// Reads a checkpoint written by [`Checkpoint::save`] into `model`, with the
+    /// optimiser settings `config`.
+    pub fn load(path: &Path, model: &mut Model, config: AdamWConfig) -> Result<Self, TrainError> {
+        let bad = |message: String| TrainError::Checkpoint {
+            path: path.display().to_string(),
+            message,
+        };
+        let mut store = TensorStore::load(path)?;
+        let mut opt = AdamW::new(config, model);
+        let mut i = 0;
+        let mut missing = None;
+        model.visit_params("", &mut |name, t| {
+            for (prefix, dst) in [(MOMENT_1, &mut opt.m[i]), (MOMENT_2, &mut opt.v[i])] {
+                match store.remove(&format!("{prefix}{name}")) {
+                    Some(a) if a.len() == t.len() => *dst = a.iter().copied().collect(),
+                    _ => {
+                        missing.get_or_insert(format!("{prefix}{name}"));
+                    }
+                }
+            }
+            i += 1;
+        });
+        if let Some(name) = missing {
+            return Err(bad(format!(
+                "optimizer state `{name}` is missing or of another size; was it written by `fourf train` for this model?"
+            )));
+        }
+        store.load_into(model)?;
+        let number = |key: &str| {
+            store
+                .metadata
+                .get(key)
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| bad(format!("header metadata `{key}` is missing or not a number")))
+        };
+        let epoch = number("epoch")? as usize;
+        opt.step = number("step")?;
+        let mut metadata = store.metadata.clone();
+        metadata.remove("epoch");
+        metadata.remove("step");
+        Ok(Self {
+            epoch,
+            optimizer: opt,
+            metadata,
+        })
+    }
+}
