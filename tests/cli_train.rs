@@ -183,8 +183,6 @@ fn config_errors_name_the_key() {
     assert!(e.contains("--set batch") && e.contains("usize"), "{e}");
     let e = err(&["--set", "model=nonet"]);
     assert!(e.contains("nonet") && e.contains("vit-fmnist"), "{e}");
-    let e = err(&["--set", "model=convsharevit-fmnist"]);
-    assert!(e.contains("conv_share_vit") && e.contains("not supported"), "{e}");
     let bad = dir.join("bad.toml");
     std::fs::write(&bad, "model = \"vit-fmnist\"\nepochs = 1\nbatchsize = 3\n").unwrap();
     let r = fourf(&["train", bad.to_str().unwrap(), "--out", out.to_str().unwrap()], "2");

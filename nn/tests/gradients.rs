@@ -405,3 +405,70 @@ fn whole_transformers() {
 
 #[allow(dead_code)]
 fn _real_is_object_safe<T: Real>() {}
+
+/// ConvShareViT end to end — shared Q/K/V convolutions (valid and same), the
+/// score correlations, softmax and value mixing, the projection, the
+/// convolutional and the linear MLP, the transposed-convolution and the patch
+/// embedding, class token, positional embedding and the correlation classifier —
+/// against finite differences, and the batched forward against the traced one.
+#[test]
+fn whole_conv_share_vit() {
+    use fourf_nn::models::{ConvShareEmbed, ConvShareMlp, ConvSharePadding, ConvShareVitConfig};
+    let labels = [2u8, 0];
+    let variants = [
+        (
+            ConvSharePadding::Valid,
+            ConvShareEmbed::TransposedConv { kernel: 3 },
+            ConvShareMlp::SharedConv { ratio: 2 },
+        ),
+        (
+            ConvSharePadding::Same,
+            ConvShareEmbed::TransposedConv { kernel: 3 },
+            ConvShareMlp::SharedConv { ratio: 2 },
+        ),
+        (
+            ConvSharePadding::Valid,
+            ConvShareEmbed::Patch { patch: 3 },
+            ConvShareMlp::Linear { ratio: 2 },
+        ),
+    ];
+    for (padding, embed, mlp) in variants {
+        let cfg = ConvShareVitConfig {
+            image_size: 6,
+            in_channels: 2,
+            embed: embed.clone(),
+            token_size: 4,
+            depth: 2,
+            heads: 2,
+            kernel_size: 3,
+            padding,
+            mlp: mlp.clone(),
+            classes: 3,
+        };
+        let mut rng = StdRng::seed_from_u64(12);
+        let mut model = cfg.init(&mut rng).unwrap().cast::<f64>();
+        model.visit_params("", &mut |_, mut t| {
+            t.mapv_inplace(|v| v + 0.3 * (rng.random::<f64>() - 0.5))
+        });
+        let images = Array4::from_shape_simple_fn((2, 2, 6, 6), || rng.random::<f64>() - 0.5);
+        let loss = |m: &fourf_nn::models::ConvShareVit<f64>| {
+            cross_entropy(m.forward_train(images.view()).0.view(), &labels, 0.1).0
+        };
+        let (logits, cache) = model.forward_train(images.view());
+        let (_, g) = cross_entropy(logits.view(), &labels, 0.1);
+        let mut grad = zeros_like(&model);
+        model.backward(&cache, g.view(), &mut grad);
+        let (e, t) = check_params(&model, &grad, 12, loss);
+        assert!(e < BOUND, "{padding:?} {embed:?} {mlp:?} {t}: {e}");
+        let m32 = model.cast::<f32>();
+        let backend = fourf_nn::backend::Backend::Digital;
+        for i in 0..2 {
+            let mut fwd = fourf_nn::backend::Forward::new(&backend, 0);
+            let img = images.index_axis(ndarray::Axis(0), i).mapv(|v| v as f32);
+            let l = m32.forward(&mut fwd, img.view()).unwrap();
+            for (a, b) in l.iter().zip(logits.row(i)) {
+                assert!((f64::from(*a) - b).abs() < 1e-4, "{padding:?}: {a} vs {b}");
+            }
+        }
+    }
+}

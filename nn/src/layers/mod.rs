@@ -10,6 +10,8 @@
 //! programmer errors and panic with the shapes.
 //!
 //! ## Files
+//! - [`conv`]: single-channel 2-D convolution and its backward pass (training
+//!   path of the convolutional models).
 //! - [`init`]: [`WeightInit`], PyTorch-uniform or truncated-normal initialisation.
 //! - [`linear`]: [`LinearConfig`] → [`Linear`], `y = x Wᵀ + b`.
 //! - [`layer_norm`]: [`LayerNormConfig`] → [`LayerNorm`] over the last axis.
@@ -24,6 +26,7 @@
 //! - [`pooling`]: [`Pooling`] of tokens into one feature vector (mean or class token).
 
 pub mod attention;
+pub mod conv;
 pub mod gelu;
 pub mod init;
 pub mod layer_norm;

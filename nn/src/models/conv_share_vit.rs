@@ -31,12 +31,16 @@
 
 use fourf_hw::{Gemm, OpKind, TraceOp};
 use fourf_sim::{Mode, Op};
-use ndarray::{s, Array1, Array2, Array3, Array4, ArrayView2, ArrayView3, ArrayViewMutD, Axis};
+use ndarray::{s, Array1, Array2, Array3, Array4, ArrayView2, ArrayView3, ArrayView4, ArrayViewMutD, Axis};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{ConvBatch, Forward, ForwardError};
-use crate::layers::{LayerError, LayerNorm, LayerNormConfig, Mlp, MlpConfig, PatchEmbedding};
+use crate::layers::conv::{conv2d, conv2d_backward, map_dot};
+use crate::layers::layer_norm::LayerNormCache;
+use crate::layers::mlp::MlpCache;
+use crate::layers::{cast, gelu_backward, gelu_forward, softmax_backward, softmax_rows, GeluMode};
+use crate::layers::{LayerError, LayerNorm, LayerNormConfig, Mlp, MlpConfig, PatchEmbedding, Real};
 use crate::layers::{PatchEmbeddingConfig, WeightInit};
 use crate::params::{join, visit_as, Parameters};
 
@@ -330,42 +334,43 @@ impl ConvShareVitConfig {
 }
 
 /// Kernels `[n, K, K]` and one bias per kernel.
-type Kernels = (Array3<f32>, Array1<f32>);
+type Kernels<T = f32> = (Array3<T>, Array1<T>);
 
 #[derive(Debug, Clone, PartialEq)]
-enum Embed {
-    Transposed { weight: Array4<f32>, bias: Array1<f32> },
-    Patch(PatchEmbedding),
+enum Embed<T = f32> {
+    Transposed { weight: Array4<T>, bias: Array1<T> },
+    Patch(PatchEmbedding<T>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
-enum BlockMlp {
-    Conv { fc1: Kernels, fc2: Kernels },
-    Linear(Mlp),
+enum BlockMlp<T = f32> {
+    Conv { fc1: Kernels<T>, fc2: Kernels<T> },
+    Linear(Mlp<T>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
-struct Block {
-    norm1: LayerNorm,
-    q: Kernels,
-    k: Kernels,
-    v: Kernels,
-    proj: Kernels,
-    norm2: LayerNorm,
-    mlp: BlockMlp,
+struct Block<T = f32> {
+    norm1: LayerNorm<T>,
+    q: Kernels<T>,
+    k: Kernels<T>,
+    v: Kernels<T>,
+    proj: Kernels<T>,
+    norm2: LayerNorm<T>,
+    mlp: BlockMlp<T>,
 }
 
-/// A ConvShareViT (see the module docs).
+/// A ConvShareViT (see the module docs), with parameters of element type `T`
+/// (`f32`; `f64` for gradient checks).
 #[derive(Debug, Clone, PartialEq)]
-pub struct ConvShareVit {
+pub struct ConvShareVit<T = f32> {
     config: ConvShareVitConfig,
-    embed: Embed,
-    cls_token: Array2<f32>,
-    pos_embed: Array3<f32>,
-    blocks: Vec<Block>,
-    norm: LayerNorm,
-    head_weight: Array3<f32>,
-    head_bias: Array1<f32>,
+    embed: Embed<T>,
+    cls_token: Array2<T>,
+    pos_embed: Array3<T>,
+    blocks: Vec<Block<T>>,
+    norm: LayerNorm<T>,
+    head_weight: Array3<T>,
+    head_bias: Array1<T>,
 }
 
 fn to_f64(a: ArrayView2<f32>) -> Array2<f64> {
@@ -383,7 +388,7 @@ fn kernel_list(k: &Array3<f32>) -> Vec<Array2<f64>> {
     k.outer_iter().map(|m| to_f64(m)).collect()
 }
 
-impl ConvShareVit {
+impl<T: Real> ConvShareVit<T> {
     /// The configuration.
     pub fn config(&self) -> &ConvShareVitConfig {
         &self.config
@@ -393,7 +398,9 @@ impl ConvShareVit {
     pub fn tokens(&self) -> usize {
         self.pos_embed.dim().0
     }
+}
 
+impl ConvShareVit {
     /// Shared convolution of every map with every kernel of `kernels` (plus its
     /// bias), as one op. Returns `[kernel][map]` outputs.
     fn shared_conv(
@@ -663,10 +670,10 @@ fn maps_to_rows(maps: &[Array2<f64>], p: usize) -> Array2<f32> {
     x
 }
 
-fn visit_kernels(
-    f: &mut dyn FnMut(&str, ArrayViewMutD<'_, f32>),
+fn visit_kernels<T: Real>(
+    f: &mut dyn FnMut(&str, ArrayViewMutD<'_, T>),
     prefix: &str,
-    kernels: &mut Kernels,
+    kernels: &mut Kernels<T>,
     conv_shape: [usize; 2],
 ) {
     let (n, k, _) = kernels.0.dim();
@@ -682,7 +689,7 @@ fn visit_kernels(
     debug_assert_eq!(conv_shape[0] * conv_shape[1], n);
 }
 
-impl Parameters for ConvShareVit {
+impl<T: Real> Parameters<T> for ConvShareVit<T> {
     /// Names: `embed.{weight,bias}` (ConvTranspose2d `[in, 1, K, K]`) or
     /// `patch_embed.proj.*`, `cls_token` `[1, 1, P, P]`, `pos_embed` `[1, T, P, P]`,
     /// `blocks.i.{norm1,norm2}.*` (over P·P), `blocks.i.attn.{q,k,v}.weight`
@@ -690,7 +697,7 @@ impl Parameters for ConvShareVit {
     /// `[1, 1, K, K]`, `blocks.i.mlp.fc1.weight` `[r, 1, K, K]`,
     /// `blocks.i.mlp.fc2.weight` `[1, r, K, K]` (or a linear `mlp.fc1/fc2`),
     /// `norm.*`, `head.weight` `[classes, 1, P, P]`, `head.bias`.
-    fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewMutD<'_, f32>)) {
+    fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewMutD<'_, T>)) {
         let p = self.config.token_size;
         match &mut self.embed {
             Embed::Transposed { weight, bias } => {
@@ -725,6 +732,470 @@ impl Parameters for ConvShareVit {
         let c = self.head_weight.dim().0;
         visit_as(f, prefix, "head.weight", &mut self.head_weight, &[c, 1, p, p]);
         visit_as(f, prefix, "head.bias", &mut self.head_bias, &[c]);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Training path: the exact digital forward over a batch, in any `Real` type, with
+// the cache of its backward pass, and the backward pass itself.
+
+/// What [`ConvShareVit::backward`] needs of one image's forward pass.
+#[derive(Debug, Clone)]
+struct ImageCache<T> {
+    embed: EmbedCache<T>,
+    blocks: Vec<BlockCache<T>>,
+    norm: LayerNormCache<T>,
+    /// The class-token map after the final norm.
+    cls: Array2<T>,
+}
+
+#[derive(Debug, Clone)]
+enum EmbedCache<T> {
+    /// The image (the transposed convolution's input).
+    Transposed(Array3<T>),
+    /// The patches (the linear projection's input).
+    Patch(Array2<T>),
+}
+
+#[derive(Debug, Clone)]
+struct BlockCache<T> {
+    norm1: LayerNormCache<T>,
+    /// Normalised token maps, the input of Q/K/V.
+    maps: Vec<Array2<T>>,
+    /// `[q|k|v][head][token]` maps, bias included.
+    qkv: [Vec<Vec<Array2<T>>>; 3],
+    /// Attention probabilities `[head]` `T×T`.
+    attn: Vec<Array2<T>>,
+    /// Value maps mixed and summed over heads `[token]`.
+    mixed: Vec<Array2<T>>,
+    norm2: LayerNormCache<T>,
+    mlp: MlpCacheKind<T>,
+}
+
+#[derive(Debug, Clone)]
+enum MlpCacheKind<T> {
+    Conv {
+        /// Normalised token maps, the input of `fc1`.
+        maps: Vec<Array2<T>>,
+        /// `fc1` outputs before GELU `[group][token]`.
+        pre: Vec<Vec<Array2<T>>>,
+    },
+    Linear(MlpCache<T>),
+}
+
+/// What [`ConvShareVit::backward`] needs of [`ConvShareVit::forward_train`].
+#[derive(Debug, Clone)]
+pub struct ConvShareVitCache<T = f32> {
+    images: Vec<ImageCache<T>>,
+}
+
+fn rows_to_maps<T: Real>(x: ArrayView2<T>, p: usize) -> Vec<Array2<T>> {
+    x.outer_iter()
+        .map(|r| {
+            r.to_owned()
+                .into_shape_with_order((p, p))
+                .expect("P·P values per token")
+        })
+        .collect()
+}
+
+fn maps_into_rows<T: Real>(maps: &[Array2<T>], p: usize) -> Array2<T> {
+    let mut x = Array2::zeros((maps.len(), p * p));
+    for (mut row, m) in x.outer_iter_mut().zip(maps) {
+        row.iter_mut().zip(m.iter()).for_each(|(o, &v)| *o = v);
+    }
+    x
+}
+
+fn add_kernel_grad<T: Real>(grad: &mut Kernels<T>, n: usize, dk: &Array2<T>, db: T) {
+    let mut g = grad.0.index_axis_mut(Axis(0), n);
+    g += dk;
+    grad.1[n] += db;
+}
+
+impl<T: Real> ConvShareVit<T> {
+    fn modes(&self) -> (Mode, Mode) {
+        match self.config.padding {
+            ConvSharePadding::Valid => (Mode::Valid, Mode::Full),
+            ConvSharePadding::Same => (Mode::Same, Mode::Same),
+        }
+    }
+
+    /// Logits `[B, classes]` of a batch of images `[B, channels, size, size]` on the
+    /// exact digital path (as [`ConvShareVit::forward`] on the digital backend), and
+    /// the cache of the backward pass.
+    ///
+    /// # Panics
+    /// If the image shape differs from the configuration's.
+    pub fn forward_train(&self, images: ArrayView4<T>) -> (Array2<T>, ConvShareVitCache<T>) {
+        let cfg = &self.config;
+        let (b, c, h, w) = images.dim();
+        assert_eq!(
+            (c, h, w),
+            (cfg.in_channels, cfg.image_size, cfg.image_size),
+            "ConvShareVit::forward_train: image [c, h, w]"
+        );
+        let mut logits = Array2::zeros((b, cfg.classes));
+        let mut caches = Vec::with_capacity(b);
+        for (image, mut out) in images.outer_iter().zip(logits.outer_iter_mut()) {
+            let (l, cache) = self.forward_image(image);
+            out.assign(&l);
+            caches.push(cache);
+        }
+        (logits, ConvShareVitCache { images: caches })
+    }
+
+    fn forward_image(&self, image: ArrayView3<T>) -> (Array1<T>, ImageCache<T>) {
+        let cfg = &self.config;
+        let (p, heads) = (cfg.token_size, cfg.heads);
+        let d = p * p;
+        let (qkv_mode, proj_mode) = self.modes();
+        let scale = T::one() / T::of(cfg.qkv_side() as f64);
+        // Embedding.
+        let (patches, embed) = match &self.embed {
+            Embed::Patch(pe) => {
+                let patches = pe.patches(image);
+                (pe.proj.forward(patches.view()), EmbedCache::Patch(patches))
+            }
+            Embed::Transposed { weight, bias } => {
+                let mut map: Option<Array2<T>> = None;
+                for (ch, x) in image.outer_iter().enumerate() {
+                    let y = conv2d(x, weight.slice(s![ch, 0, .., ..]), Mode::Full);
+                    map = Some(match map {
+                        Some(m) => m + &y,
+                        None => y,
+                    });
+                }
+                let map = map.expect("at least one channel") + bias[0];
+                let g = map.nrows() / p;
+                let mut tokens = Array2::zeros((g * g, d));
+                for gy in 0..g {
+                    for gx in 0..g {
+                        let block = map.slice(s![gy * p..(gy + 1) * p, gx * p..(gx + 1) * p]);
+                        tokens
+                            .row_mut(gy * g + gx)
+                            .iter_mut()
+                            .zip(block.iter())
+                            .for_each(|(o, &v)| *o = v);
+                    }
+                }
+                (tokens, EmbedCache::Transposed(image.to_owned()))
+            }
+        };
+        let t = self.tokens();
+        let mut x = Array2::zeros((t, d));
+        x.row_mut(0)
+            .iter_mut()
+            .zip(self.cls_token.iter())
+            .for_each(|(o, &v)| *o = v);
+        x.slice_mut(s![1.., ..]).assign(&patches);
+        x += &self.pos_embed.view().into_shape_with_order((t, d)).expect("contiguous");
+        let mut blocks = Vec::with_capacity(self.blocks.len());
+        for b in &self.blocks {
+            // Attention.
+            let (n1, norm1) = b.norm1.forward_train(x.view());
+            let maps = rows_to_maps(n1.view(), p);
+            let conv_all = |k: &Kernels<T>| -> Vec<Vec<Array2<T>>> {
+                (0..heads)
+                    .map(|h| {
+                        maps.iter()
+                            .map(|m| conv2d(m.view(), k.0.index_axis(Axis(0), h), qkv_mode) + k.1[h])
+                            .collect()
+                    })
+                    .collect()
+            };
+            let qkv = [conv_all(&b.q), conv_all(&b.k), conv_all(&b.v)];
+            let side = qkv[0][0][0].nrows();
+            let mut attn = Vec::with_capacity(heads);
+            let mut mixed = vec![Array2::<T>::zeros((side, side)); t];
+            for h in 0..heads {
+                let scores = Array2::from_shape_fn((t, t), |(i, j)| {
+                    map_dot(qkv[0][h][i].view(), qkv[1][h][j].view()) * scale
+                });
+                let a = softmax_rows(scores.view());
+                for (i, m) in mixed.iter_mut().enumerate() {
+                    for (j, vm) in qkv[2][h].iter().enumerate() {
+                        m.scaled_add(a[[i, j]], vm);
+                    }
+                }
+                attn.push(a);
+            }
+            let proj: Vec<Array2<T>> = mixed
+                .iter()
+                .map(|m| conv2d(m.view(), b.proj.0.index_axis(Axis(0), 0), proj_mode) + b.proj.1[0])
+                .collect();
+            x += &maps_into_rows(&proj, p);
+            // MLP.
+            let (n2, norm2) = b.norm2.forward_train(x.view());
+            let (out, mlp) = match &b.mlp {
+                BlockMlp::Linear(m) => {
+                    let (o, c) = m.forward_train(n2.view());
+                    (o, MlpCacheKind::Linear(c))
+                }
+                BlockMlp::Conv { fc1, fc2 } => {
+                    let maps2 = rows_to_maps(n2.view(), p);
+                    let r = fc1.0.dim().0;
+                    let pre: Vec<Vec<Array2<T>>> = (0..r)
+                        .map(|g| {
+                            maps2
+                                .iter()
+                                .map(|m| conv2d(m.view(), fc1.0.index_axis(Axis(0), g), Mode::Same) + fc1.1[g])
+                                .collect()
+                        })
+                        .collect();
+                    let mut sum = vec![Array2::<T>::from_elem((p, p), fc2.1[0]); t];
+                    for (g, maps_g) in pre.iter().enumerate() {
+                        for (s_i, m) in sum.iter_mut().zip(maps_g) {
+                            let a = gelu_forward(m.view(), GeluMode::Exact);
+                            *s_i += &conv2d(a.view(), fc2.0.index_axis(Axis(0), g), Mode::Same);
+                        }
+                    }
+                    (maps_into_rows(&sum, p), MlpCacheKind::Conv { maps: maps2, pre })
+                }
+            };
+            x += &out;
+            blocks.push(BlockCache {
+                norm1,
+                maps,
+                qkv,
+                attn,
+                mixed,
+                norm2,
+                mlp,
+            });
+        }
+        let (xn, norm) = self.norm.forward_train(x.view());
+        let cls = xn.row(0).to_owned().into_shape_with_order((p, p)).expect("P·P values");
+        let logits = Array1::from_iter(
+            self.head_weight
+                .outer_iter()
+                .zip(&self.head_bias)
+                .map(|(k, &b)| map_dot(cls.view(), k) + b),
+        );
+        (
+            logits,
+            ImageCache {
+                embed,
+                blocks,
+                norm,
+                cls,
+            },
+        )
+    }
+
+    /// The backward pass of [`ConvShareVit::forward_train`] for the gradient `g` of
+    /// the logits `[B, classes]`: adds every parameter's gradient to `grad` (a model
+    /// of the same shape, e.g. from [`crate::params::zeros_like`]).
+    ///
+    /// # Panics
+    /// If `g` or `grad` do not match the cache or the model.
+    pub fn backward(&self, cache: &ConvShareVitCache<T>, g: ArrayView2<T>, grad: &mut ConvShareVit<T>) {
+        assert_eq!(
+            g.nrows(),
+            cache.images.len(),
+            "ConvShareVit::backward: gradient rows vs images"
+        );
+        for (gi, ic) in g.outer_iter().zip(&cache.images) {
+            self.backward_image(ic, gi, grad);
+        }
+    }
+
+    fn backward_image(&self, c: &ImageCache<T>, g: ndarray::ArrayView1<T>, grad: &mut ConvShareVit<T>) {
+        let cfg = &self.config;
+        let (p, heads) = (cfg.token_size, cfg.heads);
+        let d = p * p;
+        let t = self.tokens();
+        let (qkv_mode, proj_mode) = self.modes();
+        let scale = T::one() / T::of(cfg.qkv_side() as f64);
+        // Classifier: logit_c = Σ cls ⊙ w_c + b_c.
+        let mut dcls = Array2::<T>::zeros((p, p));
+        for ((w, &gc), (mut gw, gb)) in self
+            .head_weight
+            .outer_iter()
+            .zip(g.iter())
+            .zip(grad.head_weight.outer_iter_mut().zip(grad.head_bias.iter_mut()))
+        {
+            gw.scaled_add(gc, &c.cls);
+            *gb += gc;
+            dcls.scaled_add(gc, &w);
+        }
+        let mut dxn = Array2::<T>::zeros((t, d));
+        dxn.row_mut(0).iter_mut().zip(dcls.iter()).for_each(|(o, &v)| *o = v);
+        let mut dx = self.norm.backward(&c.norm, dxn.view(), &mut grad.norm);
+        for ((b, bc), gb) in self.blocks.iter().zip(&c.blocks).zip(grad.blocks.iter_mut()).rev() {
+            // MLP (residual: dx flows on unchanged and into the branch).
+            let dn2 = match (&b.mlp, &bc.mlp, &mut gb.mlp) {
+                (BlockMlp::Linear(m), MlpCacheKind::Linear(mc), BlockMlp::Linear(gm)) => m.backward(mc, dx.view(), gm),
+                (
+                    BlockMlp::Conv { fc1, fc2 },
+                    MlpCacheKind::Conv { maps, pre },
+                    BlockMlp::Conv { fc1: g1, fc2: g2 },
+                ) => {
+                    let dout = rows_to_maps(dx.view(), p);
+                    g2.1[0] += dout.iter().map(|m| m.sum()).fold(T::zero(), |a, b| a + b);
+                    let mut dmaps = vec![Array2::<T>::zeros((p, p)); t];
+                    for (gi, pre_g) in pre.iter().enumerate() {
+                        let mut dk1 = Array2::<T>::zeros(fc1.0.index_axis(Axis(0), gi).dim());
+                        let mut dk2 = Array2::<T>::zeros(dk1.dim());
+                        let mut db1 = T::zero();
+                        for ((pm, dm), (m, dmap)) in pre_g.iter().zip(&dout).zip(maps.iter().zip(dmaps.iter_mut())) {
+                            let a = gelu_forward(pm.view(), GeluMode::Exact);
+                            let (da, dk) =
+                                conv2d_backward(a.view(), fc2.0.index_axis(Axis(0), gi), Mode::Same, dm.view());
+                            dk2 += &dk;
+                            let dpre = gelu_backward(pm.view(), da.view(), GeluMode::Exact);
+                            db1 += dpre.sum();
+                            let (dmi, dk) =
+                                conv2d_backward(m.view(), fc1.0.index_axis(Axis(0), gi), Mode::Same, dpre.view());
+                            dk1 += &dk;
+                            *dmap += &dmi;
+                        }
+                        add_kernel_grad(g1, gi, &dk1, db1);
+                        let mut k2 = g2.0.index_axis_mut(Axis(0), gi);
+                        k2 += &dk2;
+                    }
+                    maps_into_rows(&dmaps, p)
+                }
+                _ => panic!("ConvShareVit::backward: the cache or the gradient model does not match the model"),
+            };
+            dx += &b.norm2.backward(&bc.norm2, dn2.view(), &mut gb.norm2);
+            // Attention.
+            let dproj = rows_to_maps(dx.view(), p);
+            let side = bc.mixed[0].nrows();
+            let mut dkp = Array2::<T>::zeros(b.proj.0.index_axis(Axis(0), 0).dim());
+            let mut dbp = T::zero();
+            let mut dmixed = Vec::with_capacity(t);
+            for (m, dp) in bc.mixed.iter().zip(&dproj) {
+                let (dm, dk) = conv2d_backward(m.view(), b.proj.0.index_axis(Axis(0), 0), proj_mode, dp.view());
+                dkp += &dk;
+                dbp += dp.sum();
+                dmixed.push(dm);
+            }
+            add_kernel_grad(&mut gb.proj, 0, &dkp, dbp);
+            let mut dqkv: [Vec<Vec<Array2<T>>>; 3] =
+                std::array::from_fn(|_| vec![vec![Array2::<T>::zeros((side, side)); t]; heads]);
+            for h in 0..heads {
+                let (q, k, v) = (&bc.qkv[0][h], &bc.qkv[1][h], &bc.qkv[2][h]);
+                let a = &bc.attn[h];
+                // mixed_i = Σ_j a_ij v_j.
+                let da = Array2::from_shape_fn((t, t), |(i, j)| map_dot(dmixed[i].view(), v[j].view()));
+                for j in 0..t {
+                    for i in 0..t {
+                        dqkv[2][h][j].scaled_add(a[[i, j]], &dmixed[i]);
+                    }
+                }
+                // s_ij = scale · q_i · k_j.
+                let ds = softmax_backward(a.view(), da.view()) * scale;
+                for i in 0..t {
+                    for j in 0..t {
+                        dqkv[0][h][i].scaled_add(ds[[i, j]], &k[j]);
+                        dqkv[1][h][j].scaled_add(ds[[i, j]], &q[i]);
+                    }
+                }
+            }
+            let mut dmaps = vec![Array2::<T>::zeros((p, p)); t];
+            for (which, (kernels, gk)) in [(&b.q, &mut gb.q), (&b.k, &mut gb.k), (&b.v, &mut gb.v)]
+                .into_iter()
+                .enumerate()
+            {
+                for h in 0..heads {
+                    let mut dk = Array2::<T>::zeros(kernels.0.index_axis(Axis(0), h).dim());
+                    let mut db = T::zero();
+                    for ((m, dy), dmap) in bc.maps.iter().zip(&dqkv[which][h]).zip(dmaps.iter_mut()) {
+                        let (dm, dkk) =
+                            conv2d_backward(m.view(), kernels.0.index_axis(Axis(0), h), qkv_mode, dy.view());
+                        dk += &dkk;
+                        db += dy.sum();
+                        *dmap += &dm;
+                    }
+                    add_kernel_grad(gk, h, &dk, db);
+                }
+            }
+            dx += &b
+                .norm1
+                .backward(&bc.norm1, maps_into_rows(&dmaps, p).view(), &mut gb.norm1);
+        }
+        // Class token, positional embedding, embedding.
+        let mut gpos = grad
+            .pos_embed
+            .view_mut()
+            .into_shape_with_order((t, d))
+            .expect("contiguous");
+        gpos += &dx;
+        grad.cls_token.iter_mut().zip(dx.row(0)).for_each(|(o, &v)| *o += v);
+        let dpatches = dx.slice(s![1.., ..]);
+        match (&self.embed, &c.embed, &mut grad.embed) {
+            (Embed::Patch(pe), EmbedCache::Patch(patches), Embed::Patch(gp)) => {
+                pe.backward(patches.view(), dpatches, gp)
+            }
+            (
+                Embed::Transposed { weight, .. },
+                EmbedCache::Transposed(image),
+                Embed::Transposed {
+                    weight: gw,
+                    bias: gbias,
+                },
+            ) => {
+                let side = cfg.embedded_side();
+                let g = side / p;
+                let mut dmap = Array2::<T>::zeros((side, side));
+                for gy in 0..g {
+                    for gx in 0..g {
+                        let mut block = dmap.slice_mut(s![gy * p..(gy + 1) * p, gx * p..(gx + 1) * p]);
+                        block
+                            .iter_mut()
+                            .zip(dpatches.row(gy * g + gx))
+                            .for_each(|(o, &v)| *o = v);
+                    }
+                }
+                gbias[0] += dmap.sum();
+                for (ch, x) in image.outer_iter().enumerate() {
+                    let (_, dk) = conv2d_backward(x, weight.slice(s![ch, 0, .., ..]), Mode::Full, dmap.view());
+                    let mut gk = gw.slice_mut(s![ch, 0, .., ..]);
+                    gk += &dk;
+                }
+            }
+            _ => panic!("ConvShareVit::backward: the cache or the gradient model does not match the model"),
+        }
+    }
+
+    /// The model converted to another element type (e.g. `f64` for a gradient check).
+    pub fn cast<U: Real>(&self) -> ConvShareVit<U> {
+        let k = |k: &Kernels<T>| -> Kernels<U> { (cast(&k.0), cast(&k.1)) };
+        ConvShareVit {
+            config: self.config.clone(),
+            embed: match &self.embed {
+                Embed::Transposed { weight, bias } => Embed::Transposed {
+                    weight: cast(weight),
+                    bias: cast(bias),
+                },
+                Embed::Patch(pe) => Embed::Patch(pe.cast()),
+            },
+            cls_token: cast(&self.cls_token),
+            pos_embed: cast(&self.pos_embed),
+            blocks: self
+                .blocks
+                .iter()
+                .map(|b| Block {
+                    norm1: b.norm1.cast(),
+                    q: k(&b.q),
+                    k: k(&b.k),
+                    v: k(&b.v),
+                    proj: k(&b.proj),
+                    norm2: b.norm2.cast(),
+                    mlp: match &b.mlp {
+                        BlockMlp::Conv { fc1, fc2 } => BlockMlp::Conv {
+                            fc1: k(fc1),
+                            fc2: k(fc2),
+                        },
+                        BlockMlp::Linear(m) => BlockMlp::Linear(m.cast()),
+                    },
+                })
+                .collect(),
+            norm: self.norm.cast(),
+            head_weight: cast(&self.head_weight),
+            head_bias: cast(&self.head_bias),
+        }
     }
 }
 

@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use ndarray::{s, Array2, Array4, ArrayView4, Axis};
+use ndarray::{s, Array2, Array4, ArrayView2, ArrayView4, Axis};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -23,7 +23,7 @@ use thiserror::Error;
 
 use crate::backend::split_seed;
 use crate::data::{Dataset, FASHION_MNIST_MEAN, FASHION_MNIST_STD};
-use crate::models::{Model, Transformer};
+use crate::models::{ConvShareVit, Model, Transformer};
 use crate::params::{zeros_like, Parameters};
 use crate::train::augment::AugmentConfig;
 use crate::train::loss::cross_entropy;
@@ -36,9 +36,6 @@ const AUGMENT: u64 = 0xA0_6E_17;
 /// A model or file that training cannot use.
 #[derive(Debug, Error)]
 pub enum TrainError {
-    /// The model kind has no backward pass yet.
-    #[error("training a `{0}` model is not supported yet; trainable kinds: vit, gfnet, spectformer, fnet")]
-    Unsupported(&'static str),
     /// A checkpoint cannot be read or written.
     #[error(transparent)]
     Weights(#[from] WeightsError),
@@ -52,11 +49,75 @@ pub enum TrainError {
     },
 }
 
-fn transformer(model: &Model) -> Result<&Transformer, TrainError> {
-    match model {
-        Model::Transformer(t) => Ok(t),
-        Model::ConvShareVit(_) => Err(TrainError::Unsupported("conv_share_vit")),
+/// A network with a batched training forward and a backward pass.
+trait Trainable: Parameters + Clone + Send + Sync {
+    type Cache;
+    fn forward_batch(&self, images: ArrayView4<f32>) -> (Array2<f32>, Self::Cache);
+    fn backward_batch(&self, cache: &Self::Cache, g: ArrayView2<f32>, grad: &mut Self);
+}
+
+impl Trainable for Transformer {
+    type Cache = crate::models::transformer::TransformerCache;
+    fn forward_batch(&self, images: ArrayView4<f32>) -> (Array2<f32>, Self::Cache) {
+        self.forward_train(images)
     }
+    fn backward_batch(&self, cache: &Self::Cache, g: ArrayView2<f32>, grad: &mut Self) {
+        self.backward(cache, g, grad)
+    }
+}
+
+impl Trainable for ConvShareVit {
+    type Cache = crate::models::conv_share_vit::ConvShareVitCache;
+    fn forward_batch(&self, images: ArrayView4<f32>) -> (Array2<f32>, Self::Cache) {
+        self.forward_train(images)
+    }
+    fn backward_batch(&self, cache: &Self::Cache, g: ArrayView2<f32>, grad: &mut Self) {
+        self.backward(cache, g, grad)
+    }
+}
+
+fn gradient_of<M: Trainable>(
+    model: &M,
+    images: ArrayView4<f32>,
+    labels: &[u8],
+    label_smoothing: f64,
+    micro: usize,
+) -> (f64, M) {
+    let b = labels.len();
+    let parts: Vec<(f64, M)> = (0..b)
+        .step_by(micro.max(1))
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|start| {
+            let end = (start + micro.max(1)).min(b);
+            let x = images.slice(s![start..end, .., .., ..]);
+            let (logits, cache) = model.forward_batch(x);
+            let (loss, mut g) = cross_entropy(logits.view(), &labels[start..end], label_smoothing);
+            // The chunk's mean → its share of the batch mean.
+            g *= (end - start) as f32 / b as f32;
+            let mut grad = zeros_like(model);
+            model.backward_batch(&cache, g.view(), &mut grad);
+            (loss * (end - start) as f64, grad)
+        })
+        .collect();
+    let mut it = parts.into_iter();
+    let (mut loss, mut grad) = it.next().expect("a batch has at least one image");
+    for (l, g) in it {
+        loss += l;
+        add_params(&mut grad, &g);
+    }
+    (loss / b as f64, grad)
+}
+
+fn logits_of<M: Trainable>(model: &M, images: ArrayView4<f32>, micro: usize) -> Array2<f32> {
+    let parts: Vec<Array2<f32>> = images
+        .axis_chunks_iter(Axis(0), micro.max(1))
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|x| model.forward_batch(x).0)
+        .collect();
+    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+    ndarray::concatenate(Axis(0), &views).expect("logits of one width")
 }
 
 /// The order in which epoch `epoch` visits `n` training images.
@@ -119,58 +180,37 @@ pub fn batch_gradient(
     labels: &[u8],
     label_smoothing: f64,
     micro: usize,
-) -> Result<(f64, Model), TrainError> {
-    let t = transformer(model)?;
-    let b = labels.len();
-    let parts: Vec<(f64, Transformer)> = (0..b)
-        .step_by(micro.max(1))
-        .collect::<Vec<_>>()
-        .into_par_iter()
-        .map(|start| {
-            let end = (start + micro.max(1)).min(b);
-            let x = images.slice(s![start..end, .., .., ..]);
-            let (logits, cache) = t.forward_train(x);
-            let (loss, mut g) = cross_entropy(logits.view(), &labels[start..end], label_smoothing);
-            // The chunk's mean → its share of the batch mean.
-            let share = (end - start) as f32 / b as f32;
-            g *= share;
-            let mut grad = zeros_like(t);
-            t.backward(&cache, g.view(), &mut grad);
-            (loss * (end - start) as f64, grad)
-        })
-        .collect();
-    let mut it = parts.into_iter();
-    let (mut loss, mut grad) = it.next().expect("a batch has at least one image");
-    for (l, g) in it {
-        loss += l;
-        add_params(&mut grad, &g);
+) -> (f64, Model) {
+    match model {
+        Model::Transformer(t) => {
+            let (l, g) = gradient_of(t, images, labels, label_smoothing, micro);
+            (l, Model::Transformer(g))
+        }
+        Model::ConvShareVit(m) => {
+            let (l, g) = gradient_of(m, images, labels, label_smoothing, micro);
+            (l, Model::ConvShareVit(g))
+        }
     }
-    Ok((loss / b as f64, Model::Transformer(grad)))
 }
 
 /// Logits `[B, classes]` of normalised `images` `[B, c, h, w]` on the exact
 /// digital path, in micro-batches of `micro` images in parallel.
-pub fn predict(model: &Model, images: ArrayView4<f32>, micro: usize) -> Result<Array2<f32>, TrainError> {
-    let t = transformer(model)?;
-    let parts: Vec<Array2<f32>> = images
-        .axis_chunks_iter(Axis(0), micro.max(1))
-        .collect::<Vec<_>>()
-        .into_par_iter()
-        .map(|x| t.forward_train(x).0)
-        .collect();
-    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
-    Ok(ndarray::concatenate(Axis(0), &views).expect("logits of one width"))
+pub fn predict(model: &Model, images: ArrayView4<f32>, micro: usize) -> Array2<f32> {
+    match model {
+        Model::Transformer(t) => logits_of(t, images, micro),
+        Model::ConvShareVit(m) => logits_of(m, images, micro),
+    }
 }
 
 /// Accuracy and mean cross-entropy of `model` on `data` (normalised), digitally.
-pub fn evaluate(model: &Model, data: &Dataset, micro: usize) -> Result<(f64, f64), TrainError> {
+pub fn evaluate(model: &Model, data: &Dataset, micro: usize) -> (f64, f64) {
     let (n, h, w) = data.images.dim();
     let images = data
         .images
         .view()
         .into_shape_with_order((n, 1, h, w))
         .expect("contiguous images");
-    let logits = predict(model, images, micro)?;
+    let logits = predict(model, images, micro);
     let (loss, _) = cross_entropy(logits.view(), &data.labels, 0.0);
     let correct = logits
         .rows()
@@ -178,7 +218,7 @@ pub fn evaluate(model: &Model, data: &Dataset, micro: usize) -> Result<(f64, f64
         .zip(&data.labels)
         .filter(|(row, &y)| argmax(row.iter().copied()) == usize::from(y))
         .count();
-    Ok((correct as f64 / n as f64, loss))
+    (correct as f64 / n as f64, loss)
 }
 
 /// Index of the largest value (the first of equals).
