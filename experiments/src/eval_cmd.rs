@@ -258,6 +258,34 @@ fn run_all(
     Ok((out, start.elapsed().as_secs_f64()))
 }
 
+/// The digital logits of every image, batched (every token of a micro-batch in one
+/// GEMM per layer, micro-batches in parallel), and the trace of one image's
+/// traced forward pass (the same for every image).
+fn run_digital(
+    model: &Model,
+    data: &fourf_nn::data::Dataset,
+    bar: &ProgressBar,
+) -> anyhow::Result<(Vec<ndarray::Array1<f32>>, Trace, f64)> {
+    let start = Instant::now();
+    let (n, h, w) = data.images.dim();
+    let images = data
+        .images
+        .view()
+        .into_shape_with_order((n, 1, h, w))
+        .expect("contiguous images");
+    let mut logits = Vec::with_capacity(n);
+    for chunk in images.axis_chunks_iter(Axis(0), 8 * CHUNK) {
+        let l = fourf_nn::train::predict(model, chunk, CHUNK);
+        logits.extend(l.outer_iter().map(|r| r.to_owned()));
+        bar.inc(chunk.dim().0 as u64);
+    }
+    let wall = start.elapsed().as_secs_f64();
+    let first = model
+        .infer(&Backend::Digital, images.index_axis(Axis(0), 0), 0)
+        .context("digital backend")?;
+    Ok((logits, first.trace, wall))
+}
+
 /// Runs `fourf eval`.
 pub fn run_eval(args: &EvalArgs) -> anyhow::Result<EvalReport> {
     let config = ModelConfig::load(&args.model)?;
@@ -328,43 +356,50 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<EvalReport> {
         ProgressStyle::with_template("{bar:40} {pos}/{len} forward passes, {elapsed} elapsed, ~{eta} left")
             .expect("a valid template"),
     );
-    let (digital, digital_wall_s) = run_all(&model, &Backend::Digital, &images, args.seed, &bar)?;
-    let (chosen, wall_s) = match &backend {
-        Some(b) => run_all(&model, b, &images, args.seed, &bar)?,
-        None => (digital.clone(), digital_wall_s),
+    let (digital, digital_trace, digital_wall_s) = run_digital(&model, &data, &bar)?;
+    let (optical, wall_s) = match &backend {
+        Some(b) => {
+            let (r, wall) = run_all(&model, b, &images, args.seed, &bar)?;
+            (Some(r), wall)
+        }
+        None => (None, digital_wall_s),
     };
     bar.finish_and_clear();
+    let chosen: Vec<&ndarray::Array1<f32>> = match &optical {
+        Some(r) => r.iter().map(|i| &i.logits).collect(),
+        None => digital.iter().collect(),
+    };
+    let first: &Trace = optical.as_ref().map_or(&digital_trace, |r| &r[0].trace);
 
     if let Some(path) = &args.trace {
-        let json = serde_json::to_string_pretty(&chosen[0].trace).expect("a trace serialises");
+        let json = serde_json::to_string_pretty(first).expect("a trace serialises");
         write_atomic(path, json.as_bytes()).with_context(|| format!("writing the trace to {}", path.display()))?;
     }
-    let correct = |r: &[Inference]| {
+    let correct = |r: &[&ndarray::Array1<f32>]| {
         r.iter()
             .zip(&data.labels)
-            .filter(|(i, &l)| argmax(&i.logits) == l as usize)
+            .filter(|(l, &y)| argmax(l) == y as usize)
             .count() as f64
             / n as f64
     };
     let mut agree = 0;
     let (mut err_sum, mut err_max) = (0.0f64, 0.0f64);
     for (o, d) in chosen.iter().zip(&digital) {
-        agree += usize::from(argmax(&o.logits) == argmax(&d.logits));
-        let num: f64 = o
-            .logits
-            .iter()
-            .zip(&d.logits)
-            .map(|(a, b)| f64::from(a - b).powi(2))
-            .sum();
-        let den: f64 = d.logits.iter().map(|b| f64::from(*b).powi(2)).sum();
+        agree += usize::from(argmax(o) == argmax(d));
+        let num: f64 = o.iter().zip(d).map(|(a, b)| f64::from(a - b).powi(2)).sum();
+        let den: f64 = d.iter().map(|b| f64::from(*b).powi(2)).sum();
         let e = (num / den.max(f64::MIN_POSITIVE)).sqrt();
         err_sum += e;
         err_max = err_max.max(e);
     }
-    let first: &Trace = &chosen[0].trace;
-    let all: Vec<fourf_hw::TraceTotals> = chosen.iter().map(|i| i.trace.totals()).collect();
+    let all: Vec<fourf_hw::TraceTotals> = match &optical {
+        Some(r) => r.iter().map(|i| i.trace.totals()).collect(),
+        None => vec![digital_trace.totals()],
+    };
     let totals = all[0];
-    let per_image = |f: fn(&fourf_hw::TraceTotals) -> usize| all.iter().map(|t| f(t) as f64).sum::<f64>() / n as f64;
+    let per_image =
+        |f: fn(&fourf_hw::TraceTotals) -> usize| all.iter().map(|t| f(t) as f64).sum::<f64>() / all.len() as f64;
+    let digital_refs: Vec<&ndarray::Array1<f32>> = digital.iter().collect();
     Ok(EvalReport {
         model: args.model.clone(),
         kind: config.kind().to_string(),
@@ -377,7 +412,7 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<EvalReport> {
             .map(|b| format!("{:?}", b.spectral_emulation()).to_lowercase()),
         images: n,
         accuracy: correct(&chosen),
-        digital_accuracy: correct(&digital),
+        digital_accuracy: correct(&digital_refs),
         top1_agreement: agree as f64 / n as f64,
         mean_relative_logit_error: err_sum / n as f64,
         max_relative_logit_error: err_max,
@@ -390,11 +425,7 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<EvalReport> {
         exposures_per_image: per_image(|t| t.optical.exposures),
         wall_s,
         digital_wall_s,
-        optical_layers: if backend.is_some() {
-            layer_rows(&chosen)
-        } else {
-            Vec::new()
-        },
+        optical_layers: optical.as_deref().map(layer_rows).unwrap_or_default(),
     })
 }
 
