@@ -845,6 +845,8 @@ impl<T: Real> ConvShareVit<T> {
         (logits, ConvShareVitCache { images: caches })
     }
 
+    // Indices follow the formulas (head h, query i, key j).
+    #[allow(clippy::needless_range_loop)]
     fn forward_image(&self, image: ArrayView3<T>) -> (Array1<T>, ImageCache<T>) {
         let cfg = &self.config;
         let (p, heads) = (cfg.token_size, cfg.heads);
@@ -1000,6 +1002,7 @@ impl<T: Real> ConvShareVit<T> {
         }
     }
 
+    #[allow(clippy::needless_range_loop)]
     fn backward_image(&self, c: &ImageCache<T>, g: ndarray::ArrayView1<T>, grad: &mut ConvShareVit<T>) {
         let cfg = &self.config;
         let (p, heads) = (cfg.token_size, cfg.heads);
