@@ -35,5 +35,6 @@ pub mod models;
 pub mod ops;
 pub mod params;
 pub mod spectral;
+pub mod surrogate;
 pub mod train;
 pub mod weights;
