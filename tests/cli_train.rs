@@ -86,6 +86,51 @@ fn same_weights_at_one_and_two_threads_and_a_finished_run_is_not_redone() {
 }
 
 #[test]
+fn optics_aware_training_repeats_at_any_thread_count_and_differs_from_digital() {
+    let dir = test_dir("optics");
+    let optics = "[optics]\nmachine = \"lcos-pluto2\"\nset = [\"input_slm.pixels_x=128\", \"input_slm.pixels_y=128\", \"camera.full_scale_e=6000\"]\nanneal_epochs = 0.5\n";
+    let data = train_data(&dir);
+    let cfg = dir.join("optics.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "model = \"gfnet-fmnist\"\nepochs = 1\nbatch = 64\nmicro_batch = 16\n[data]\ntrain = \"{}\"\ntrain_limit = 256\ntest_limit = 64\n{optics}",
+            data.display()
+        ),
+    )
+    .unwrap();
+    train(&cfg, &dir.join("one"), "1");
+    train(&cfg, &dir.join("two"), "2");
+    assert_eq!(weights(&dir.join("one")), weights(&dir.join("two")));
+    let plain = config(&dir.join("plain"), "gfnet-fmnist", 1, "");
+    let text = std::fs::read_to_string(&plain).unwrap().replace(
+        "train_limit = 512\ntest_limit = 256",
+        "train_limit = 256\ntest_limit = 64",
+    );
+    std::fs::write(&plain, text).unwrap();
+    train(&plain, &dir.join("digital"), "2");
+    assert_ne!(
+        weights(&dir.join("one")),
+        weights(&dir.join("digital")),
+        "the noise must change the weights"
+    );
+    // A detection scheme the surrogate does not model is refused by name.
+    let r = fourf(
+        &[
+            "train",
+            cfg.to_str().unwrap(),
+            "--out",
+            dir.join("bad").to_str().unwrap(),
+            "--set",
+            "optics.set=[\"detection.scheme=intensity\"]",
+        ],
+        "2",
+    );
+    let e = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success() && e.contains("intensity"), "{e}");
+}
+
+#[test]
 fn killed_runs_resume_to_the_same_bits() {
     let dir = test_dir("resume");
     let cfg = config(&dir, "vit-fmnist", 3, "");

@@ -15,6 +15,7 @@
 //! seed = 0                 # initialisation, order and augmentation
 //! label_smoothing = 0.1    # in [0, 1)
 //! eval_every = 1           # epochs between test evaluations (the last is always)
+//! init_weights = "models/gfnet-fmnist/weights.safetensors"   # optional: fine-tune
 //! [data]
 //! train = "/usr/share/datasets/fashion-mnist"   # Debian's dataset-fashion-mnist
 //! test = "data"            # default: the committed test set
@@ -31,7 +32,17 @@
 //! [augment]
 //! crop_padding = 2
 //! flip = true
+//! [optics]                 # optional: optics-aware training
+//! machine = "lcos-pluto2"  # preset or machine file
+//! set = ["camera.full_scale_e=6000"]
+//! mode = "surrogate"       # or "machine": the full simulation (slow)
+//! anneal_epochs = 2        # noise strength ramps 0 → 1 over these epochs
 //! ```
+//!
+//! With `[optics]`, every op the 4f machine runs sees the machine's noise in the
+//! forward pass (the surrogate of `fourf_nn::surrogate`, redrawn every step, or
+//! the full simulation); gradients pass straight through. Test accuracy is
+//! measured digitally; `fourf eval --backend optical` measures it on the machine.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -42,10 +53,13 @@ use fourf_nn::backend::split_seed;
 use fourf_nn::data::{default_test_dir, load_fashion_mnist, Dataset, Split, DEFAULT_DIR};
 use fourf_nn::data::{FASHION_MNIST_MEAN, FASHION_MNIST_STD};
 use fourf_nn::models::ModelConfig;
+use fourf_nn::surrogate::{NoiseSource, Surrogate};
 use fourf_nn::train::{
     assemble, batch_gradient, epoch_order, evaluate, AdamW, AdamWConfig, AugmentConfig, Checkpoint, ScheduleConfig,
+    StepNoise,
 };
-use fourf_nn::weights::save_weights;
+use fourf_nn::weights::{load_weights, save_weights};
+use fourf_sim::FourF;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -53,7 +67,7 @@ use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
 
 use crate::atomic::write_atomic;
-use crate::machine_file::{apply, file_error, parse_set};
+use crate::machine_file::{apply, file_error, load_machine, parse_set};
 
 fn d_batch() -> usize {
     128
@@ -81,6 +95,38 @@ pub struct DataConfig {
     pub train_limit: Option<usize>,
     /// Evaluate on only the first N test images.
     pub test_limit: Option<usize>,
+}
+
+/// What perturbs the optical ops during training.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoiseMode {
+    /// The fast digital surrogate of the machine (default).
+    #[default]
+    Surrogate,
+    /// The full simulation of the machine (slow; for fine-tuning on a subset).
+    Machine,
+}
+
+fn d_anneal() -> f64 {
+    2.0
+}
+
+/// Optics-aware training: the machine whose noise the optical ops see.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpticsConfig {
+    /// Machine preset or machine .toml file.
+    pub machine: String,
+    /// `path=value` overrides of the machine, as `--set` of `fourf eval`.
+    #[serde(default)]
+    pub set: Vec<String>,
+    /// Surrogate (default) or the full simulation.
+    #[serde(default)]
+    pub mode: NoiseMode,
+    /// The noise strength ramps linearly from 0 to 1 over this many epochs (default 2).
+    #[serde(default = "d_anneal")]
+    pub anneal_epochs: f64,
 }
 
 /// A training config file (see the module docs for every key).
@@ -118,6 +164,12 @@ pub struct TrainConfig {
     /// Augmentation.
     #[serde(default)]
     pub augment: AugmentConfig,
+    /// Start from these weights instead of the seeded initialisation (fine-tuning).
+    #[serde(default)]
+    pub init_weights: Option<PathBuf>,
+    /// Optics-aware training on a machine (default: none, digital training).
+    #[serde(default)]
+    pub optics: Option<OpticsConfig>,
 }
 
 impl TrainConfig {
@@ -180,6 +232,14 @@ impl TrainConfig {
         }
         self.optimizer.validate()?;
         self.schedule.validate()?;
+        if let Some(o) = &self.optics {
+            if !(o.anneal_epochs.is_finite() && o.anneal_epochs >= 0.0) {
+                bail!(
+                    "invalid setting `optics.anneal_epochs` = {}: must be finite and ≥ 0",
+                    o.anneal_epochs
+                );
+            }
+        }
         Ok(())
     }
 
@@ -267,6 +327,8 @@ impl TrainReport {
 
 /// Salt of the initialisation stream.
 const INIT: u64 = 0x1417;
+/// Salt of the optical-noise streams.
+const NOISE: u64 = 0x0_9015E;
 
 fn load_data(config: &TrainConfig) -> anyhow::Result<(Dataset, Dataset)> {
     let train_dir = config.data.train.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DIR));
@@ -303,6 +365,26 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<TrainReport> {
         );
     }
     let mut model = model_config.init(&mut StdRng::seed_from_u64(split_seed(config.seed, INIT)))?;
+    if let Some(w) = &config.init_weights {
+        load_weights(w, &mut model).context("init_weights")?;
+    }
+    let machine = match &config.optics {
+        Some(o) => {
+            let m = FourF::new(load_machine(&o.machine, &o.set).context("optics.machine")?)
+                .with_context(|| format!("optics.machine `{}`", o.machine))?;
+            Some(m)
+        }
+        None => None,
+    };
+    let surrogate = match (&config.optics, &machine) {
+        (Some(o), Some(m)) if o.mode == NoiseMode::Surrogate => Some(Surrogate::new(m).context("optics")?),
+        _ => None,
+    };
+    let source = match (&surrogate, &machine) {
+        (Some(s), _) => Some(NoiseSource::Surrogate(s)),
+        (None, Some(m)) => Some(NoiseSource::Machine(m)),
+        _ => None,
+    };
     let ckpt_path = out.join("checkpoint.safetensors");
     let mut log: Vec<String> = Vec::new();
     let mut optimizer = AdamW::new(config.optimizer.clone(), &mut model);
@@ -349,12 +431,26 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<TrainReport> {
         for (k, idx) in order.chunks(config.batch).enumerate() {
             let images = assemble(&train, idx, &config.augment, config.seed, epoch, k * config.batch);
             let labels: Vec<u8> = idx.iter().map(|&i| train.labels[i]).collect();
+            let noise = source.map(|source| {
+                let anneal = config.optics.as_ref().map_or(0.0, |o| o.anneal_epochs) * steps_per_epoch as f64;
+                let strength = if anneal > 0.0 {
+                    ((optimizer.step + 1) as f64 / anneal).min(1.0)
+                } else {
+                    1.0
+                };
+                StepNoise {
+                    source,
+                    strength,
+                    seed: split_seed(config.seed ^ NOISE, optimizer.step),
+                }
+            });
             let (loss, grad) = batch_gradient(
                 &model,
                 images.view(),
                 &labels,
                 config.label_smoothing,
                 config.micro_batch,
+                noise.as_ref(),
             );
             if !loss.is_finite() {
                 bail!(

@@ -313,6 +313,50 @@ impl<T: Real> GlobalFilter<T> {
         dx
     }
 
+    /// Adds to `y`, the output of [`GlobalFilter::forward_train`] for `x`
+    /// `[B·a·b, C]`, the surrogate's perturbation of the op as a 4f machine runs it
+    /// (every channel of an image one `valid` convolution of its wrap-extended map,
+    /// [`SpectralEmulation::Circular`]).
+    pub fn perturb(&self, x: ArrayView2<T>, y: &mut Array2<T>, noise: &mut crate::surrogate::OpticsNoise) {
+        let (a, b) = self.grid();
+        let (n, c_dim) = (a * b, self.dim());
+        let kernels = self.kernels();
+        for img in 0..x.nrows() / n {
+            let rows = img * n..(img + 1) * n;
+            let mut inputs = Vec::with_capacity(c_dim);
+            let mut ks = Vec::with_capacity(c_dim);
+            let mut exact = Vec::with_capacity(c_dim);
+            for c in 0..c_dim {
+                let xc = Array2::from_shape_fn((a, b), |(i, j)| x[[img * n + i * b + j, c]].as_f64());
+                let (input, kernel, _) = emulation_job(
+                    xc.view(),
+                    kernels.index_axis(ndarray::Axis(0), c),
+                    SpectralEmulation::Circular,
+                );
+                inputs.push(input);
+                ks.push(kernel);
+                exact.push(Array2::from_shape_fn((a, b), |(i, j)| {
+                    y[[img * n + i * b + j, c]].as_f64()
+                }));
+            }
+            let pairs: Vec<(usize, usize)> = (0..c_dim).map(|c| (c, c)).collect();
+            let d = noise.delta(
+                img,
+                &inputs,
+                &ks,
+                &pairs,
+                Mode::Valid,
+                fourf_sim::Op::Convolution,
+                &exact,
+            );
+            for (c, dc) in d.iter().enumerate() {
+                for ((i, j), &v) in dc.indexed_iter() {
+                    y[[rows.start + i * b + j, c]] += T::of(v);
+                }
+            }
+        }
+    }
+
     /// The filter converted to another element type.
     pub fn cast<U: Real>(&self) -> GlobalFilter<U> {
         GlobalFilter {

@@ -39,7 +39,7 @@ use fourf_sim::devices::slm::{Modulation, Slm};
 use fourf_sim::{direct_conv, FourF, Mode, Op};
 use ndarray::Array2;
 use num_complex::Complex64 as C64;
-use rand::Rng;
+use rand::{Rng, RngExt};
 use rand_distr::{Distribution, StandardNormal};
 use thiserror::Error;
 
@@ -228,6 +228,23 @@ impl Surrogate {
         exact: &[Array2<f64>],
         rng: &mut R,
     ) -> Vec<Array2<f64>> {
+        self.apply_cached(inputs, kernels, pairs, mode, op, exact, rng, &mut GainCache::default())
+    }
+
+    /// [`Surrogate::apply`] with the filter gains of kernels seen before taken from
+    /// `cache` (weight kernels repeat for every image of a step).
+    #[allow(clippy::too_many_arguments)]
+    pub fn apply_cached<R: Rng + ?Sized>(
+        &self,
+        inputs: &[Array2<f64>],
+        kernels: &[Array2<f64>],
+        pairs: &[(usize, usize)],
+        mode: Mode,
+        op: Op,
+        exact: &[Array2<f64>],
+        rng: &mut R,
+        cache: &mut GainCache,
+    ) -> Vec<Array2<f64>> {
         assert_eq!(exact.len(), pairs.len(), "Surrogate::apply: one exact output per job");
         // A frame holds one filter: the jobs of one kernel share a frame's scale.
         let max_abs = |x: &Array2<f64>| x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
@@ -239,7 +256,13 @@ impl Surrogate {
             Op::Convolution => k.clone(),
             Op::Correlation => k.slice(ndarray::s![..;-1, ..;-1]).to_owned(),
         };
-        let gains: Vec<f64> = kernels.iter().map(|k| self.gain(&effective(k))).collect();
+        let gains: Vec<f64> = kernels
+            .iter()
+            .map(|k| {
+                let key: Vec<u64> = k.iter().map(|v| v.to_bits()).chain([op as u64]).collect();
+                *cache.0.entry(key).or_insert_with(|| self.gain(&effective(k)))
+            })
+            .collect();
         let signed = self.modulation == Modulation::Amplitude || self.modulation == Modulation::Binary;
         // The passes of input `x` in a frame of scale `scale`: (weight, map shown).
         let passes = |x: &Array2<f64>, scale: f64, any_negative: bool| -> Vec<(f64, Array2<f64>)> {
@@ -341,6 +364,10 @@ impl Surrogate {
     }
 }
 
+/// Filter gains by kernel (its values' bits), reused within a step.
+#[derive(Debug, Clone, Default)]
+pub struct GainCache(std::collections::HashMap<Vec<u64>, f64>);
+
 /// `‖a − b‖ / ‖b‖` over every output of an op (the trace's relative error).
 pub fn relative_error(a: &[Array2<f64>], b: &[Array2<f64>]) -> f64 {
     let (mut num, mut den) = (0.0, 0.0);
@@ -352,5 +379,85 @@ pub fn relative_error(a: &[Array2<f64>], b: &[Array2<f64>]) -> f64 {
         (num / den).sqrt()
     } else {
         num.sqrt()
+    }
+}
+
+/// What perturbs the optical ops of a training forward pass.
+#[derive(Debug, Clone, Copy)]
+pub enum NoiseSource<'a> {
+    /// The fast surrogate.
+    Surrogate(&'a Surrogate),
+    /// The full simulation: every op planned and run on the machine (fine-tuning).
+    Machine(&'a FourF),
+}
+
+/// The perturbation of the optical ops in a training forward pass: its source,
+/// its strength (`0` off, `1` the machine's full noise; annealed in over the first
+/// epochs) and one generator per image of the batch, seeded by the image's
+/// position in the run, so a step draws the same noise at any thread count and
+/// any micro-batch split.
+#[derive(Debug)]
+pub struct OpticsNoise<'a> {
+    /// Where the perturbation comes from.
+    pub source: NoiseSource<'a>,
+    /// Scale of the perturbation.
+    pub strength: f64,
+    rngs: Vec<rand::rngs::StdRng>,
+    gains: GainCache,
+}
+
+impl<'a> OpticsNoise<'a> {
+    /// Noise for `images` images whose generators are seeded
+    /// `split_seed(seed, first + i)`.
+    pub fn new(source: NoiseSource<'a>, strength: f64, seed: u64, first: usize, images: usize) -> Self {
+        use rand::SeedableRng;
+        let rngs = (0..images)
+            .map(|i| rand::rngs::StdRng::seed_from_u64(crate::backend::split_seed(seed, (first + i) as u64)))
+            .collect();
+        Self {
+            source,
+            strength,
+            rngs,
+            gains: GainCache::default(),
+        }
+    }
+
+    /// `strength · (perturbed − exact)` for each job of an op of image `image`
+    /// (see [`Surrogate::apply`]; the machine runs the jobs through the planner).
+    ///
+    /// # Panics
+    /// If the machine refuses the jobs (they are the shapes the model's optical
+    /// forward submits, which it accepts).
+    #[allow(clippy::too_many_arguments)]
+    pub fn delta(
+        &mut self,
+        image: usize,
+        inputs: &[Array2<f64>],
+        kernels: &[Array2<f64>],
+        pairs: &[(usize, usize)],
+        mode: Mode,
+        op: Op,
+        exact: &[Array2<f64>],
+    ) -> Vec<Array2<f64>> {
+        let rng = &mut self.rngs[image];
+        let out = match self.source {
+            NoiseSource::Surrogate(s) => s.apply_cached(inputs, kernels, pairs, mode, op, exact, rng, &mut self.gains),
+            NoiseSource::Machine(m) => {
+                let jobs: Vec<fourf_sim::ConvJob> = pairs
+                    .iter()
+                    .map(|&(i, k)| fourf_sim::ConvJob::new(inputs[i].view(), kernels[k].view(), mode, op))
+                    .collect();
+                let plan = fourf_sim::Planner::new(m.frame_shape(), fourf_sim::PlannerConfig::default())
+                    .plan(&jobs)
+                    .unwrap_or_else(|e| panic!("OpticsNoise: the machine cannot plan the op: {e}"));
+                plan.execute(m, &jobs, rng.random())
+                    .unwrap_or_else(|e| panic!("OpticsNoise: the machine cannot run the op: {e}"))
+                    .outputs
+            }
+        };
+        out.into_iter()
+            .zip(exact)
+            .map(|(o, e)| (o - e) * self.strength)
+            .collect()
     }
 }

@@ -43,6 +43,7 @@ use crate::layers::{cast, gelu_backward, gelu_forward, softmax_backward, softmax
 use crate::layers::{LayerError, LayerNorm, LayerNormConfig, Mlp, MlpConfig, PatchEmbedding, Real};
 use crate::layers::{PatchEmbeddingConfig, WeightInit};
 use crate::params::{join, visit_as, Parameters};
+use crate::surrogate::OpticsNoise;
 
 /// How images become P×P token maps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -807,6 +808,46 @@ fn maps_into_rows<T: Real>(maps: &[Array2<T>], p: usize) -> Array2<T> {
     x
 }
 
+/// The outputs of the jobs `pairs` of `(input, kernel)` indices.
+fn convs<T: Real>(
+    inputs: &[Array2<T>],
+    kernels: &[ArrayView2<T>],
+    pairs: &[(usize, usize)],
+    mode: Mode,
+) -> Vec<Array2<T>> {
+    pairs
+        .iter()
+        .map(|&(i, k)| conv2d(inputs[i].view(), kernels[k], mode))
+        .collect()
+}
+
+/// Adds the surrogate's perturbation of an op to its exact outputs `outs`.
+#[allow(clippy::too_many_arguments)]
+fn perturb<T: Real>(
+    noise: &mut Option<&mut OpticsNoise>,
+    img: usize,
+    inputs: &[Array2<T>],
+    kernels: &[ArrayView2<T>],
+    pairs: &[(usize, usize)],
+    mode: Mode,
+    op: Op,
+    outs: &mut [Array2<T>],
+) {
+    let Some(n) = noise.as_deref_mut() else {
+        return;
+    };
+    let f = |a: ArrayView2<T>| a.mapv(|v| v.as_f64());
+    let inputs: Vec<Array2<f64>> = inputs.iter().map(|x| f(x.view())).collect();
+    let kernels: Vec<Array2<f64>> = kernels.iter().map(|k| f(*k)).collect();
+    let exact: Vec<Array2<f64>> = outs.iter().map(|o| f(o.view())).collect();
+    for (o, d) in outs
+        .iter_mut()
+        .zip(n.delta(img, &inputs, &kernels, pairs, mode, op, &exact))
+    {
+        o.zip_mut_with(&d, |a, &b| *a += T::of(b));
+    }
+}
+
 fn add_kernel_grad<T: Real>(grad: &mut Kernels<T>, n: usize, dk: &Array2<T>, db: T) {
     let mut g = grad.0.index_axis_mut(Axis(0), n);
     g += dk;
@@ -828,6 +869,18 @@ impl<T: Real> ConvShareVit<T> {
     /// # Panics
     /// If the image shape differs from the configuration's.
     pub fn forward_train(&self, images: ArrayView4<T>) -> (Array2<T>, ConvShareVitCache<T>) {
+        self.forward_optics_aware(images, None)
+    }
+
+    /// [`ConvShareVit::forward_train`] with every op a 4f machine runs (embedding,
+    /// Q/K/V, scores, projection, convolutional MLP, classifier) perturbed by
+    /// `noise`, the machine's surrogate, one generator per image; the cache is that
+    /// of the exact ops (straight-through gradients).
+    pub fn forward_optics_aware(
+        &self,
+        images: ArrayView4<T>,
+        mut noise: Option<&mut OpticsNoise>,
+    ) -> (Array2<T>, ConvShareVitCache<T>) {
         let cfg = &self.config;
         let (b, c, h, w) = images.dim();
         assert_eq!(
@@ -837,8 +890,8 @@ impl<T: Real> ConvShareVit<T> {
         );
         let mut logits = Array2::zeros((b, cfg.classes));
         let mut caches = Vec::with_capacity(b);
-        for (image, mut out) in images.outer_iter().zip(logits.outer_iter_mut()) {
-            let (l, cache) = self.forward_image(image);
+        for (img, (image, mut out)) in images.outer_iter().zip(logits.outer_iter_mut()).enumerate() {
+            let (l, cache) = self.forward_image(image, img, &mut noise);
             out.assign(&l);
             caches.push(cache);
         }
@@ -847,7 +900,12 @@ impl<T: Real> ConvShareVit<T> {
 
     // Indices follow the formulas (head h, query i, key j).
     #[allow(clippy::needless_range_loop)]
-    fn forward_image(&self, image: ArrayView3<T>) -> (Array1<T>, ImageCache<T>) {
+    fn forward_image(
+        &self,
+        image: ArrayView3<T>,
+        img: usize,
+        noise: &mut Option<&mut OpticsNoise>,
+    ) -> (Array1<T>, ImageCache<T>) {
         let cfg = &self.config;
         let (p, heads) = (cfg.token_size, cfg.heads);
         let d = p * p;
@@ -860,15 +918,21 @@ impl<T: Real> ConvShareVit<T> {
                 (pe.proj.forward(patches.view()), EmbedCache::Patch(patches))
             }
             Embed::Transposed { weight, bias } => {
-                let mut map: Option<Array2<T>> = None;
-                for (ch, x) in image.outer_iter().enumerate() {
-                    let y = conv2d(x, weight.slice(s![ch, 0, .., ..]), Mode::Full);
-                    map = Some(match map {
-                        Some(m) => m + &y,
-                        None => y,
-                    });
-                }
-                let map = map.expect("at least one channel") + bias[0];
+                let inputs: Vec<Array2<T>> = image.outer_iter().map(|x| x.to_owned()).collect();
+                let kernels: Vec<ArrayView2<T>> = (0..inputs.len()).map(|ch| weight.slice(s![ch, 0, .., ..])).collect();
+                let pairs: Vec<(usize, usize)> = (0..inputs.len()).map(|c| (c, c)).collect();
+                let mut outs = convs(&inputs, &kernels, &pairs, Mode::Full);
+                perturb(
+                    noise,
+                    img,
+                    &inputs,
+                    &kernels,
+                    &pairs,
+                    Mode::Full,
+                    Op::Convolution,
+                    &mut outs,
+                );
+                let map = outs.into_iter().reduce(|a, b| a + &b).expect("at least one channel") + bias[0];
                 let g = map.nrows() / p;
                 let mut tokens = Array2::zeros((g * g, d));
                 for gy in 0..g {
@@ -894,26 +958,57 @@ impl<T: Real> ConvShareVit<T> {
         x += &self.pos_embed.view().into_shape_with_order((t, d)).expect("contiguous");
         let mut blocks = Vec::with_capacity(self.blocks.len());
         for b in &self.blocks {
-            // Attention.
+            // Attention: Q, K and V of all heads as one op of 3·heads kernels.
             let (n1, norm1) = b.norm1.forward_train(x.view());
             let maps = rows_to_maps(n1.view(), p);
-            let conv_all = |k: &Kernels<T>| -> Vec<Vec<Array2<T>>> {
+            let stacked: Vec<(ArrayView2<T>, T)> = [&b.q, &b.k, &b.v]
+                .iter()
+                .flat_map(|k| (0..heads).map(move |h| (k.0.index_axis(Axis(0), h), k.1[h])))
+                .collect();
+            let kernels: Vec<ArrayView2<T>> = stacked.iter().map(|(k, _)| *k).collect();
+            let pairs: Vec<(usize, usize)> = (0..kernels.len()).flat_map(|k| (0..t).map(move |i| (i, k))).collect();
+            let mut outs = convs(&maps, &kernels, &pairs, qkv_mode);
+            perturb(
+                noise,
+                img,
+                &maps,
+                &kernels,
+                &pairs,
+                qkv_mode,
+                Op::Convolution,
+                &mut outs,
+            );
+            let mut it = outs.into_iter();
+            let qkv: [Vec<Vec<Array2<T>>>; 3] = std::array::from_fn(|which| {
                 (0..heads)
-                    .map(|h| {
-                        maps.iter()
-                            .map(|m| conv2d(m.view(), k.0.index_axis(Axis(0), h), qkv_mode) + k.1[h])
-                            .collect()
-                    })
+                    .map(|h| (&mut it).take(t).map(|m| m + stacked[which * heads + h].1).collect())
                     .collect()
-            };
-            let qkv = [conv_all(&b.q), conv_all(&b.k), conv_all(&b.v)];
+            });
             let side = qkv[0][0][0].nrows();
+            // Scores: valid correlations q_i ⋆ k_j (one number each), all heads.
+            let qs: Vec<Array2<T>> = qkv[0].iter().flatten().cloned().collect();
+            let ks: Vec<ArrayView2<T>> = qkv[1].iter().flatten().map(|m| m.view()).collect();
+            let score_pairs: Vec<(usize, usize)> = (0..heads)
+                .flat_map(|h| (0..t).flat_map(move |i| (0..t).map(move |j| (h * t + i, h * t + j))))
+                .collect();
+            let mut raw: Vec<Array2<T>> = score_pairs
+                .iter()
+                .map(|&(i, j)| Array2::from_elem((1, 1), map_dot(qs[i].view(), ks[j])))
+                .collect();
+            perturb(
+                noise,
+                img,
+                &qs,
+                &ks,
+                &score_pairs,
+                Mode::Valid,
+                Op::Correlation,
+                &mut raw,
+            );
             let mut attn = Vec::with_capacity(heads);
             let mut mixed = vec![Array2::<T>::zeros((side, side)); t];
             for h in 0..heads {
-                let scores = Array2::from_shape_fn((t, t), |(i, j)| {
-                    map_dot(qkv[0][h][i].view(), qkv[1][h][j].view()) * scale
-                });
+                let scores = Array2::from_shape_fn((t, t), |(i, j)| raw[(h * t + i) * t + j][[0, 0]] * scale);
                 let a = softmax_rows(scores.view());
                 for (i, m) in mixed.iter_mut().enumerate() {
                     for (j, vm) in qkv[2][h].iter().enumerate() {
@@ -922,10 +1017,20 @@ impl<T: Real> ConvShareVit<T> {
                 }
                 attn.push(a);
             }
-            let proj: Vec<Array2<T>> = mixed
-                .iter()
-                .map(|m| conv2d(m.view(), b.proj.0.index_axis(Axis(0), 0), proj_mode) + b.proj.1[0])
-                .collect();
+            let kp = [b.proj.0.index_axis(Axis(0), 0)];
+            let proj_pairs: Vec<(usize, usize)> = (0..t).map(|i| (i, 0)).collect();
+            let mut proj = convs(&mixed, &kp, &proj_pairs, proj_mode);
+            perturb(
+                noise,
+                img,
+                &mixed,
+                &kp,
+                &proj_pairs,
+                proj_mode,
+                Op::Convolution,
+                &mut proj,
+            );
+            proj.iter_mut().for_each(|m| *m += b.proj.1[0]);
             x += &maps_into_rows(&proj, p);
             // MLP.
             let (n2, norm2) = b.norm2.forward_train(x.view());
@@ -937,20 +1042,27 @@ impl<T: Real> ConvShareVit<T> {
                 BlockMlp::Conv { fc1, fc2 } => {
                     let maps2 = rows_to_maps(n2.view(), p);
                     let r = fc1.0.dim().0;
+                    let k1: Vec<ArrayView2<T>> = fc1.0.outer_iter().collect();
+                    let pairs1: Vec<(usize, usize)> = (0..r).flat_map(|g| (0..t).map(move |i| (i, g))).collect();
+                    let mut h1 = convs(&maps2, &k1, &pairs1, Mode::Same);
+                    perturb(noise, img, &maps2, &k1, &pairs1, Mode::Same, Op::Convolution, &mut h1);
+                    let mut it = h1.into_iter();
                     let pre: Vec<Vec<Array2<T>>> = (0..r)
-                        .map(|g| {
-                            maps2
-                                .iter()
-                                .map(|m| conv2d(m.view(), fc1.0.index_axis(Axis(0), g), Mode::Same) + fc1.1[g])
-                                .collect()
-                        })
+                        .map(|g| (&mut it).take(t).map(|m| m + fc1.1[g]).collect())
                         .collect();
+                    let acts: Vec<Array2<T>> = pre
+                        .iter()
+                        .flatten()
+                        .map(|m| gelu_forward(m.view(), GeluMode::Exact))
+                        .collect();
+                    let k2: Vec<ArrayView2<T>> = fc2.0.outer_iter().collect();
+                    let pairs2: Vec<(usize, usize)> =
+                        (0..r).flat_map(|g| (0..t).map(move |i| (g * t + i, g))).collect();
+                    let mut h2 = convs(&acts, &k2, &pairs2, Mode::Same);
+                    perturb(noise, img, &acts, &k2, &pairs2, Mode::Same, Op::Convolution, &mut h2);
                     let mut sum = vec![Array2::<T>::from_elem((p, p), fc2.1[0]); t];
-                    for (g, maps_g) in pre.iter().enumerate() {
-                        for (s_i, m) in sum.iter_mut().zip(maps_g) {
-                            let a = gelu_forward(m.view(), GeluMode::Exact);
-                            *s_i += &conv2d(a.view(), fc2.0.index_axis(Axis(0), g), Mode::Same);
-                        }
+                    for (j, o) in h2.iter().enumerate() {
+                        sum[j % t] += o;
                     }
                     (maps_into_rows(&sum, p), MlpCacheKind::Conv { maps: maps2, pre })
                 }
@@ -968,12 +1080,25 @@ impl<T: Real> ConvShareVit<T> {
         }
         let (xn, norm) = self.norm.forward_train(x.view());
         let cls = xn.row(0).to_owned().into_shape_with_order((p, p)).expect("P·P values");
-        let logits = Array1::from_iter(
-            self.head_weight
-                .outer_iter()
-                .zip(&self.head_bias)
-                .map(|(k, &b)| map_dot(cls.view(), k) + b),
+        // Classifier: the class-token map correlated (valid) with one map per class.
+        let heads_k: Vec<ArrayView2<T>> = self.head_weight.outer_iter().collect();
+        let head_pairs: Vec<(usize, usize)> = (0..heads_k.len()).map(|c| (0, c)).collect();
+        let cls_in = [cls.clone()];
+        let mut raw: Vec<Array2<T>> = heads_k
+            .iter()
+            .map(|k| Array2::from_elem((1, 1), map_dot(cls.view(), *k)))
+            .collect();
+        perturb(
+            noise,
+            img,
+            &cls_in,
+            &heads_k,
+            &head_pairs,
+            Mode::Valid,
+            Op::Correlation,
+            &mut raw,
         );
+        let logits = Array1::from_iter(raw.iter().zip(&self.head_bias).map(|(o, &b)| o[[0, 0]] + b));
         (
             logits,
             ImageCache {

@@ -37,6 +37,7 @@ use crate::spectral::{
     emulation_job, fourier_mix, fourier_mix_batch, GlobalFilter, GlobalFilterCache, GlobalFilterConfig,
     SpectralEmulation,
 };
+use crate::surrogate::OpticsNoise;
 
 /// Which token mixer the blocks use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -482,6 +483,17 @@ impl<T: Real> Transformer<T> {
     /// # Panics
     /// If the image shape differs from the configuration's.
     pub fn forward_train(&self, images: ArrayView4<T>) -> (Array2<T>, TransformerCache<T>) {
+        self.forward_optics_aware(images, None)
+    }
+
+    /// [`Transformer::forward_train`] with the ops a 4f machine runs (the global
+    /// filters) perturbed by `noise`, the machine's surrogate, one generator per
+    /// image; the cache is that of the exact ops (straight-through gradients).
+    pub fn forward_optics_aware(
+        &self,
+        images: ArrayView4<T>,
+        mut noise: Option<&mut OpticsNoise>,
+    ) -> (Array2<T>, TransformerCache<T>) {
         let cfg = &self.config;
         let (_, c, h, w) = images.dim();
         assert_eq!(
@@ -512,8 +524,11 @@ impl<T: Real> Transformer<T> {
                 }
                 Mixer::Filter(filter) => {
                     let (h, norm1) = b.norm1.forward_train(x.view());
-                    let (h, fc) = filter.forward_train(h.view());
-                    let (h, norm2) = b.norm2.forward_train(h.view());
+                    let (mut y, fc) = filter.forward_train(h.view());
+                    if let Some(n) = noise.as_deref_mut() {
+                        filter.perturb(h.view(), &mut y, n);
+                    }
+                    let (h, norm2) = b.norm2.forward_train(y.view());
                     let (h, mlp) = b.mlp.forward_train(h.view());
                     x += &h;
                     BlockCache::Filter {

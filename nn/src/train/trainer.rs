@@ -25,6 +25,7 @@ use crate::backend::split_seed;
 use crate::data::{Dataset, FASHION_MNIST_MEAN, FASHION_MNIST_STD};
 use crate::models::{ConvShareVit, Model, Transformer};
 use crate::params::{zeros_like, Parameters};
+use crate::surrogate::{NoiseSource, OpticsNoise};
 use crate::train::augment::AugmentConfig;
 use crate::train::loss::cross_entropy;
 use crate::train::optim::{AdamW, AdamWConfig};
@@ -52,14 +53,14 @@ pub enum TrainError {
 /// A network with a batched training forward and a backward pass.
 trait Trainable: Parameters + Clone + Send + Sync {
     type Cache;
-    fn forward_batch(&self, images: ArrayView4<f32>) -> (Array2<f32>, Self::Cache);
+    fn forward_batch(&self, images: ArrayView4<f32>, noise: Option<&mut OpticsNoise>) -> (Array2<f32>, Self::Cache);
     fn backward_batch(&self, cache: &Self::Cache, g: ArrayView2<f32>, grad: &mut Self);
 }
 
 impl Trainable for Transformer {
     type Cache = crate::models::transformer::TransformerCache;
-    fn forward_batch(&self, images: ArrayView4<f32>) -> (Array2<f32>, Self::Cache) {
-        self.forward_train(images)
+    fn forward_batch(&self, images: ArrayView4<f32>, noise: Option<&mut OpticsNoise>) -> (Array2<f32>, Self::Cache) {
+        self.forward_optics_aware(images, noise)
     }
     fn backward_batch(&self, cache: &Self::Cache, g: ArrayView2<f32>, grad: &mut Self) {
         self.backward(cache, g, grad)
@@ -68,8 +69,8 @@ impl Trainable for Transformer {
 
 impl Trainable for ConvShareVit {
     type Cache = crate::models::conv_share_vit::ConvShareVitCache;
-    fn forward_batch(&self, images: ArrayView4<f32>) -> (Array2<f32>, Self::Cache) {
-        self.forward_train(images)
+    fn forward_batch(&self, images: ArrayView4<f32>, noise: Option<&mut OpticsNoise>) -> (Array2<f32>, Self::Cache) {
+        self.forward_optics_aware(images, noise)
     }
     fn backward_batch(&self, cache: &Self::Cache, g: ArrayView2<f32>, grad: &mut Self) {
         self.backward(cache, g, grad)
@@ -82,6 +83,7 @@ fn gradient_of<M: Trainable>(
     labels: &[u8],
     label_smoothing: f64,
     micro: usize,
+    noise: Option<&StepNoise>,
 ) -> (f64, M) {
     let b = labels.len();
     let parts: Vec<(f64, M)> = (0..b)
@@ -91,7 +93,8 @@ fn gradient_of<M: Trainable>(
         .map(|start| {
             let end = (start + micro.max(1)).min(b);
             let x = images.slice(s![start..end, .., .., ..]);
-            let (logits, cache) = model.forward_batch(x);
+            let mut n = noise.map(|n| OpticsNoise::new(n.source, n.strength, n.seed, start, end - start));
+            let (logits, cache) = model.forward_batch(x, n.as_mut());
             let (loss, mut g) = cross_entropy(logits.view(), &labels[start..end], label_smoothing);
             // The chunk's mean → its share of the batch mean.
             g *= (end - start) as f32 / b as f32;
@@ -114,7 +117,7 @@ fn logits_of<M: Trainable>(model: &M, images: ArrayView4<f32>, micro: usize) -> 
         .axis_chunks_iter(Axis(0), micro.max(1))
         .collect::<Vec<_>>()
         .into_par_iter()
-        .map(|x| model.forward_batch(x).0)
+        .map(|x| model.forward_batch(x, None).0)
         .collect();
     let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
     ndarray::concatenate(Axis(0), &views).expect("logits of one width")
@@ -171,6 +174,18 @@ pub fn add_params<P: Parameters + Clone>(a: &mut P, b: &P) {
     });
 }
 
+/// The optical perturbation of one step: its source, strength and seed (image `i`
+/// of the batch draws from `split_seed(seed, i)`).
+#[derive(Debug, Clone, Copy)]
+pub struct StepNoise<'a> {
+    /// Surrogate or machine.
+    pub source: NoiseSource<'a>,
+    /// Scale of the perturbation.
+    pub strength: f64,
+    /// Seed of the step.
+    pub seed: u64,
+}
+
 /// The mean loss of a batch (`images` `[B, c, h, w]`, normalised) and the gradient
 /// of that mean with respect to every parameter, computed in micro-batches of
 /// `micro` images in parallel and summed in order.
@@ -180,14 +195,15 @@ pub fn batch_gradient(
     labels: &[u8],
     label_smoothing: f64,
     micro: usize,
+    noise: Option<&StepNoise>,
 ) -> (f64, Model) {
     match model {
         Model::Transformer(t) => {
-            let (l, g) = gradient_of(t, images, labels, label_smoothing, micro);
+            let (l, g) = gradient_of(t, images, labels, label_smoothing, micro, noise);
             (l, Model::Transformer(g))
         }
         Model::ConvShareVit(m) => {
-            let (l, g) = gradient_of(m, images, labels, label_smoothing, micro);
+            let (l, g) = gradient_of(m, images, labels, label_smoothing, micro, noise);
             (l, Model::ConvShareVit(g))
         }
     }
