@@ -60,10 +60,12 @@ enum Command {
     ///
     /// Example: `fourf eval --model convsharevit-fmnist --backend optical --machine ideal-128 --limit 200`
     Eval {
-        /// Model preset (see `fourf models`) or a model .toml file.
-        #[arg(long, value_name = "PRESET|FILE.toml")]
+        /// Model preset (see `fourf models`), shipped trained model, or a model .toml file.
+        #[arg(long, value_name = "PRESET|MODEL|FILE.toml")]
         model: String,
-        /// Weights (.safetensors, PyTorch-style names); default: seeded initialisation (untrained).
+        /// Weights (.safetensors, PyTorch-style names) or a shipped model's name (see models/,
+        /// e.g. `--weights gfnet-fmnist`); default: seeded initialisation (untrained), or the
+        /// weights of a shipped model given as --model.
         #[arg(long, value_name = "W.safetensors")]
         weights: Option<PathBuf>,
         /// Seed of the initialisation when no --weights are given.

@@ -292,7 +292,17 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<EvalReport> {
     let mut model = config
         .init(&mut StdRng::seed_from_u64(args.init_seed))
         .with_context(|| format!("model `{}`", args.model))?;
-    let weights = match &args.weights {
+    // A shipped model's name as --weights, or as --model without --weights.
+    let shipped_weights = |name: &str| fourf_nn::models::shipped(name).map(|s| s.weights);
+    let weights_path = match &args.weights {
+        Some(w) if !w.exists() => shipped_weights(&w.to_string_lossy()).or_else(|| Some(w.clone())),
+        Some(w) => Some(w.clone()),
+        // A shipped variant that is not a preset (e.g. an optics-aware model) brings
+        // its weights; a preset name alone stays the seeded initialisation.
+        None if fourf_nn::models::preset(&args.model).is_none() => shipped_weights(&args.model),
+        None => None,
+    };
+    let weights = match &weights_path {
         Some(w) => {
             load_weights(w, &mut model)?;
             w.display().to_string()
@@ -442,8 +452,27 @@ impl EvalArgs {
 pub fn model_presets_table() -> String {
     let names = fourf_nn::models::PRESETS;
     let width = names.iter().map(|p| p.name.len()).max().unwrap_or(0);
-    names
+    let mut out: String = names
         .iter()
         .map(|p| format!("{:width$}  {}\n", p.name, p.description))
-        .collect()
+        .collect();
+    let shipped = fourf_nn::models::shipped_names();
+    if !shipped.is_empty() {
+        out.push_str("\ntrained models (models/; use as --weights NAME, or --model NAME):\n");
+        for name in shipped {
+            let s = fourf_nn::models::shipped(&name).expect("listed");
+            // The last test accuracy of its training log.
+            let acc = std::fs::read_to_string(s.weights.with_file_name("log.csv"))
+                .ok()
+                .and_then(|log| {
+                    log.lines()
+                        .rev()
+                        .filter_map(|l| l.split(',').nth(2)?.parse::<f64>().ok())
+                        .find(|a| a.is_finite())
+                })
+                .map_or(String::new(), |a| format!(", digital test accuracy {:.2} %", 100.0 * a));
+            out.push_str(&format!("{name:width$}  architecture {}{acc}\n", s.model));
+        }
+    }
+    out
 }

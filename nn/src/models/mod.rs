@@ -241,11 +241,65 @@ pub fn preset(name: &str) -> Option<ModelConfig> {
     PRESETS.iter().find(|p| p.name == name).map(|p| (p.config)())
 }
 
+/// The directory of the trained reference models shipped with fourf (`models/`
+/// at the top of the repository), found by the path of the source tree this crate
+/// was built from.
+pub const SHIPPED_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../models");
+
+/// A trained model shipped under [`SHIPPED_DIR`]: `models/<name>/` with the
+/// training config (`config.toml` as resolved by `fourf train`, whose `model` key
+/// is the architecture), `weights.safetensors` and `log.csv`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shipped {
+    /// Its name (the directory).
+    pub name: String,
+    /// The architecture: a preset name or a model file.
+    pub model: String,
+    /// The weights.
+    pub weights: std::path::PathBuf,
+}
+
+/// The shipped model called `name`, if there is one with weights.
+pub fn shipped(name: &str) -> Option<Shipped> {
+    if name.is_empty() || name.contains(['/', '\\', '.']) {
+        return None;
+    }
+    let dir = Path::new(SHIPPED_DIR).join(name);
+    let weights = dir.join("weights.safetensors");
+    let text = std::fs::read_to_string(dir.join("config.toml")).ok()?;
+    let table: toml::Table = toml::from_str(&text).ok()?;
+    let model = table.get("model")?.as_str()?.to_string();
+    weights.is_file().then(|| Shipped {
+        name: name.to_string(),
+        model,
+        weights,
+    })
+}
+
+/// The names of the shipped models, sorted.
+pub fn shipped_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(SHIPPED_DIR)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| shipped(n).is_some())
+        .collect();
+    names.sort();
+    names
+}
+
 impl ModelConfig {
-    /// A preset name, or a TOML model file.
+    /// A preset name, a shipped trained model's name (its architecture), or a TOML
+    /// model file.
     pub fn load(spec: &str) -> Result<Self, ModelError> {
         if let Some(c) = preset(spec) {
             return Ok(c);
+        }
+        if let Some(s) = shipped(spec) {
+            if s.model != spec {
+                return Self::load(&s.model);
+            }
         }
         let path = Path::new(spec);
         if !path.exists() {
