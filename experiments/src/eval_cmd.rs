@@ -267,12 +267,8 @@ fn run_digital(
     bar: &ProgressBar,
 ) -> anyhow::Result<(Vec<ndarray::Array1<f32>>, Trace, f64)> {
     let start = Instant::now();
-    let (n, h, w) = data.images.dim();
-    let images = data
-        .images
-        .view()
-        .into_shape_with_order((n, 1, h, w))
-        .expect("contiguous images");
+    let images = data.batch_view();
+    let n = data.len();
     let mut logits = Vec::with_capacity(n);
     for chunk in images.axis_chunks_iter(Axis(0), 8 * CHUNK) {
         let l = fourf_nn::train::predict(model, chunk, CHUNK);

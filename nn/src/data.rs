@@ -210,6 +210,15 @@ impl Dataset {
         }
     }
 
+    /// The images as a batch `[N, 1, h, w]` (one channel), without copying.
+    pub fn batch_view(&self) -> ndarray::ArrayView4<'_, f32> {
+        let (n, h, w) = self.images.dim();
+        self.images
+            .view()
+            .into_shape_with_order((n, 1, h, w))
+            .expect("the images are contiguous")
+    }
+
     /// Number of items.
     pub fn len(&self) -> usize {
         self.labels.len()

@@ -350,6 +350,33 @@ fn fourier_mix_is_self_adjoint() {
     assert!(e < BOUND, "{e}");
 }
 
+/// The whole backward pass of `model` through the cross-entropy of `images` with
+/// `labels` against finite differences, and its batched forward against the
+/// traced per-image forward of inference (`traced`, in `f32`).
+fn check_whole_model<M: Parameters<f64> + Clone, C>(
+    label: &str,
+    model: &M,
+    images: &Array4<f64>,
+    labels: &[u8],
+    forward: impl Fn(&M, ndarray::ArrayView4<f64>) -> (Array2<f64>, C),
+    backward: impl Fn(&M, &C, ArrayView2<f64>, &mut M),
+    traced: impl Fn(ndarray::ArrayView3<f32>) -> ndarray::Array1<f32>,
+) {
+    let loss = |m: &M| cross_entropy(forward(m, images.view()).0.view(), labels, 0.1).0;
+    let (logits, cache) = forward(model, images.view());
+    let (_, g) = cross_entropy(logits.view(), labels, 0.1);
+    let mut grad = zeros_like(model);
+    backward(model, &cache, g.view(), &mut grad);
+    let (e, t) = check_params(model, &grad, 12, loss);
+    assert!(e < BOUND, "{label} {t}: {e}");
+    for i in 0..images.dim().0 {
+        let img = images.index_axis(ndarray::Axis(0), i).mapv(|v| v as f32);
+        for (a, b) in traced(img.view()).iter().zip(logits.row(i)) {
+            assert!((f64::from(*a) - b).abs() < 1e-4, "{label}: {a} vs {b}");
+        }
+    }
+}
+
 /// A tiny model of each kind: the whole backward pass of the network (patch
 /// embedding to head, through the cross-entropy) against finite differences.
 #[test]
@@ -380,26 +407,20 @@ fn whole_transformers() {
             t.mapv_inplace(|v| v + 0.3 * (rng.random::<f64>() - 0.5))
         });
         let images = Array4::from_shape_simple_fn((3, 1, 8, 8), || rng.random::<f64>() - 0.5);
-        let loss = |m: &fourf_nn::models::Transformer<f64>| {
-            cross_entropy(m.forward_train(images.view()).0.view(), &labels, 0.1).0
-        };
-        let (logits, cache) = model.forward_train(images.view());
-        let (_, g) = cross_entropy(logits.view(), &labels, 0.1);
-        let mut grad = zeros_like(&model);
-        model.backward(&cache, g.view(), &mut grad);
-        let (e, t) = check_params(&model, &grad, 12, loss);
-        assert!(e < BOUND, "{kind:?} {t}: {e}");
-        // The batched forward equals the traced per-image forward of inference.
         let m32 = model.cast::<f32>();
         let backend = fourf_nn::backend::Backend::Digital;
-        for i in 0..3 {
-            let mut fwd = fourf_nn::backend::Forward::new(&backend, 0);
-            let img = images.index_axis(ndarray::Axis(0), i).mapv(|v| v as f32);
-            let l = m32.forward(&mut fwd, img.view()).unwrap();
-            for (a, b) in l.iter().zip(logits.row(i)) {
-                assert!((f64::from(*a) - b).abs() < 1e-4, "{kind:?}: {a} vs {b}");
-            }
-        }
+        check_whole_model(
+            &format!("{kind:?}"),
+            &model,
+            &images,
+            &labels,
+            |m, x| m.forward_train(x),
+            |m, c, g, grad| m.backward(c, g, grad),
+            |img| {
+                m32.forward(&mut fourf_nn::backend::Forward::new(&backend, 0), img)
+                    .unwrap()
+            },
+        );
     }
 }
 
@@ -451,24 +472,19 @@ fn whole_conv_share_vit() {
             t.mapv_inplace(|v| v + 0.3 * (rng.random::<f64>() - 0.5))
         });
         let images = Array4::from_shape_simple_fn((2, 2, 6, 6), || rng.random::<f64>() - 0.5);
-        let loss = |m: &fourf_nn::models::ConvShareVit<f64>| {
-            cross_entropy(m.forward_train(images.view()).0.view(), &labels, 0.1).0
-        };
-        let (logits, cache) = model.forward_train(images.view());
-        let (_, g) = cross_entropy(logits.view(), &labels, 0.1);
-        let mut grad = zeros_like(&model);
-        model.backward(&cache, g.view(), &mut grad);
-        let (e, t) = check_params(&model, &grad, 12, loss);
-        assert!(e < BOUND, "{padding:?} {embed:?} {mlp:?} {t}: {e}");
         let m32 = model.cast::<f32>();
         let backend = fourf_nn::backend::Backend::Digital;
-        for i in 0..2 {
-            let mut fwd = fourf_nn::backend::Forward::new(&backend, 0);
-            let img = images.index_axis(ndarray::Axis(0), i).mapv(|v| v as f32);
-            let l = m32.forward(&mut fwd, img.view()).unwrap();
-            for (a, b) in l.iter().zip(logits.row(i)) {
-                assert!((f64::from(*a) - b).abs() < 1e-4, "{padding:?}: {a} vs {b}");
-            }
-        }
+        check_whole_model(
+            &format!("{padding:?} {embed:?} {mlp:?}"),
+            &model,
+            &images,
+            &labels,
+            |m, x| m.forward_train(x),
+            |m, c, g, grad| m.backward(c, g, grad),
+            |img| {
+                m32.forward(&mut fourf_nn::backend::Forward::new(&backend, 0), img)
+                    .unwrap()
+            },
+        );
     }
 }

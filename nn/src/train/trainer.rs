@@ -220,12 +220,8 @@ pub fn predict(model: &Model, images: ArrayView4<f32>, micro: usize) -> Array2<f
 
 /// Accuracy and mean cross-entropy of `model` on `data` (normalised), digitally.
 pub fn evaluate(model: &Model, data: &Dataset, micro: usize) -> (f64, f64) {
-    let (n, h, w) = data.images.dim();
-    let images = data
-        .images
-        .view()
-        .into_shape_with_order((n, 1, h, w))
-        .expect("contiguous images");
+    let images = data.batch_view();
+    let n = data.len();
     let logits = predict(model, images, micro);
     let (loss, _) = cross_entropy(logits.view(), &data.labels, 0.0);
     let correct = logits
