@@ -302,7 +302,7 @@ impl Surrogate {
             .collect();
         let signed = self.modulation == Modulation::Amplitude || self.modulation == Modulation::Binary;
         // The passes of input `x` in a frame of scale `scale`: (weight, map shown).
-        let passes = |x: &Array2<f64>, scale: f64, any_negative: bool| -> Vec<(f64, Array2<f64>)> {
+        let passes = |x: &Array2<f64>, scale: f64, any_negative: bool| -> Vec<Pass> {
             let xs = x.mapv(|v| v / scale);
             if !signed {
                 return vec![(1.0, xs.mapv(|v| v.signum() * self.quantise(v.abs())))];
@@ -337,7 +337,7 @@ impl Surrogate {
             let top = ((1u64 << b) - 1) as f64;
             (0..b).map(|k| (f64::powi(2.0, k as i32) / top).powi(2)).sum::<f64>()
         });
-        let mut shown: std::collections::HashMap<(usize, u64), Vec<(f64, Array2<f64>)>> = Default::default();
+        let mut shown: std::collections::HashMap<(usize, u64), Vec<Pass>> = Default::default();
         pairs
             .iter()
             .zip(exact)
@@ -405,6 +405,9 @@ impl Surrogate {
         }
     }
 }
+
+/// One pass of an input on the panel: its weight in the sum and the map shown.
+type Pass = (f64, Array2<f64>);
 
 /// Filter gains by kernel (its values' bits), reused within a step.
 #[derive(Debug, Clone, Default)]
