@@ -55,7 +55,15 @@ enum Command {
         json: bool,
     },
     /// List the machine presets.
-    Presets,
+    Presets {
+        /// Print this machine (a preset or file, with every --set applied) as a complete
+        /// machine .toml file, to start a machine file from.
+        #[arg(long, value_name = "PRESET|FILE.toml")]
+        toml: Option<String>,
+        /// Override a setting of the --toml machine (repeatable).
+        #[arg(long = "set", value_name = "path=value", requires = "toml")]
+        sets: Vec<String>,
+    },
     /// Run a network on the Fashion-MNIST test set, digitally or on a simulated machine.
     ///
     /// Example: `fourf eval --model convsharevit-fmnist --backend optical --machine ideal-128 --limit 200`
@@ -78,8 +86,9 @@ enum Command {
         /// Evaluate at most N test images (default: all 10 000).
         #[arg(long, value_name = "N")]
         limit: Option<usize>,
-        /// Where the optically mapped ops run; `optical` also runs `digital` to compare.
-        #[arg(long, value_name = "digital|optical", default_value = "digital")]
+        /// Where the optically mapped ops run; `optical` (the full simulation) and
+        /// `surrogate` (its fast noise surrogate) also run `digital` to compare.
+        #[arg(long, value_name = "digital|optical|surrogate", default_value = "digital")]
         backend: BackendKind,
         /// Machine preset (see `fourf presets`) or a machine .toml file, for `--backend optical`.
         #[arg(long, value_name = "PRESET|FILE.toml", default_value = "ideal-128")]
@@ -195,7 +204,8 @@ fn main() -> ExitCode {
             planes,
         })
         .map(|r| if json { r.to_json() } else { r.summary() }),
-        Command::Presets => Ok(presets_table().trim_end().to_string()),
+        Command::Presets { toml: None, .. } => Ok(presets_table().trim_end().to_string()),
+        Command::Presets { toml: Some(m), sets } => fourf_experiments::machine_toml(&m, &sets),
         Command::Models => Ok(model_presets_table().trim_end().to_string()),
         Command::Latency {
             model,

@@ -119,3 +119,29 @@ fn usage_errors_say_what_would_be_valid() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("convsharevit-fmnist") && text.contains("deit-b") && text.contains("spectformer-t"));
 }
+
+#[test]
+fn surrogate_backend_is_exact_on_the_ideal_machine_and_noisy_on_a_dim_one() {
+    let run = |machine: &str| {
+        json(&[
+            "eval",
+            "--model",
+            "gfnet-fmnist",
+            "--backend",
+            "surrogate",
+            "--machine",
+            machine,
+            "--limit",
+            "200",
+            "--json",
+        ])
+    };
+    let ideal = run("ideal-128");
+    assert_eq!(ideal["backend"], "surrogate");
+    assert_eq!(ideal["top1_agreement"], 1.0, "{ideal}");
+    assert!(ideal["mean_relative_logit_error"].as_f64().unwrap() < 1e-5, "{ideal}");
+    let dim = concat!(env!("CARGO_MANIFEST_DIR"), "/models/machines/lcos-pluto2-128-dim.toml");
+    let noisy = run(dim);
+    assert!(noisy["mean_relative_logit_error"].as_f64().unwrap() > 1e-2, "{noisy}");
+    assert!(noisy["top1_agreement"].as_f64().unwrap() < 1.0, "{noisy}");
+}

@@ -33,6 +33,9 @@ pub enum BackendKind {
     Digital,
     /// The simulated machine, compared with the digital reference.
     Optical,
+    /// The machine's fast noise surrogate (`fourf_nn::surrogate`) on the digital
+    /// path: an estimate of the optical result in the time of a digital run.
+    Surrogate,
 }
 
 impl std::str::FromStr for BackendKind {
@@ -41,7 +44,8 @@ impl std::str::FromStr for BackendKind {
         match s {
             "digital" => Ok(BackendKind::Digital),
             "optical" => Ok(BackendKind::Optical),
-            _ => Err(format!("unknown backend `{s}`; valid: digital, optical")),
+            "surrogate" => Ok(BackendKind::Surrogate),
+            _ => Err(format!("unknown backend `{s}`; valid: digital, optical, surrogate")),
         }
     }
 }
@@ -305,8 +309,21 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<EvalReport> {
         }
         None => format!("seeded initialisation (seed {}), untrained", args.init_seed),
     };
+    let surrogate_machine = match args.backend {
+        BackendKind::Surrogate => {
+            if args.spectral != SpectralEmulation::Circular {
+                bail!("--backend surrogate models circular spectral filters only; drop --spectral or use --backend optical");
+            }
+            let machine = FourF::new(load_machine(&args.machine, &args.sets)?)
+                .with_context(|| format!("machine `{}`", args.machine))?;
+            let s =
+                fourf_nn::surrogate::Surrogate::new(&machine).with_context(|| format!("machine `{}`", args.machine))?;
+            Some(s)
+        }
+        _ => None,
+    };
     let backend = match args.backend {
-        BackendKind::Digital => None,
+        BackendKind::Digital | BackendKind::Surrogate => None,
         BackendKind::Optical => {
             let machine = FourF::new(load_machine(&args.machine, &args.sets)?)
                 .with_context(|| format!("machine `{}`", args.machine))?;
@@ -370,10 +387,25 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<EvalReport> {
         }
         None => (None, digital_wall_s),
     };
+    let (surrogate, wall_s) = match &surrogate_machine {
+        Some(s) => {
+            let start = Instant::now();
+            let noise = fourf_nn::train::StepNoise {
+                source: fourf_nn::surrogate::NoiseSource::Surrogate(s),
+                strength: 1.0,
+                seed: args.seed,
+            };
+            let l = fourf_nn::train::predict_optics_aware(&model, data.batch_view(), CHUNK, Some(&noise));
+            let rows: Vec<ndarray::Array1<f32>> = l.outer_iter().map(|r| r.to_owned()).collect();
+            (Some(rows), start.elapsed().as_secs_f64())
+        }
+        None => (None, wall_s),
+    };
     bar.finish_and_clear();
-    let chosen: Vec<&ndarray::Array1<f32>> = match &optical {
-        Some(r) => r.iter().map(|i| &i.logits).collect(),
-        None => digital.iter().collect(),
+    let chosen: Vec<&ndarray::Array1<f32>> = match (&optical, &surrogate) {
+        (Some(r), _) => r.iter().map(|i| &i.logits).collect(),
+        (None, Some(l)) => l.iter().collect(),
+        (None, None) => digital.iter().collect(),
     };
     let first: &Trace = optical.as_ref().map_or(&digital_trace, |r| &r[0].trace);
 
@@ -412,7 +444,7 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<EvalReport> {
         parameters: model.parameter_count(),
         weights,
         backend: args.backend_name().to_string(),
-        machine: backend.as_ref().and(Some(args.machine.clone())),
+        machine: (args.backend != BackendKind::Digital).then(|| args.machine.clone()),
         spectral: backend
             .as_ref()
             .map(|b| format!("{:?}", b.spectral_emulation()).to_lowercase()),
@@ -440,6 +472,7 @@ impl EvalArgs {
         match self.backend {
             BackendKind::Digital => "digital",
             BackendKind::Optical => "optical",
+            BackendKind::Surrogate => "surrogate",
         }
     }
 }

@@ -98,6 +98,12 @@ pub fn load_machine(spec: &str, sets: &[String]) -> Result<MachineConfig, Machin
     Ok(config)
 }
 
+/// The machine `spec` with `sets` applied, validated, as a complete machine file.
+pub fn machine_toml(spec: &str, sets: &[String]) -> anyhow::Result<String> {
+    let config = load_machine(spec, sets)?;
+    Ok(toml::to_string(&config)?)
+}
+
 /// The tree of a preset or a file; for a file also its path and text.
 fn base_tree(spec: &str) -> Result<(Table, Option<(PathBuf, String)>), MachineFileError> {
     if let Some(config) = presets::machine(spec) {

@@ -21,4 +21,6 @@ pub mod trainer;
 pub use augment::AugmentConfig;
 pub use loss::cross_entropy;
 pub use optim::{AdamW, AdamWConfig, ScheduleConfig};
-pub use trainer::{assemble, batch_gradient, epoch_order, evaluate, predict, Checkpoint, StepNoise, TrainError};
+pub use trainer::{
+    assemble, batch_gradient, epoch_order, evaluate, predict, predict_optics_aware, Checkpoint, StepNoise, TrainError,
+};

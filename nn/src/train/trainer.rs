@@ -112,12 +112,17 @@ fn gradient_of<M: Trainable>(
     (loss / b as f64, grad)
 }
 
-fn logits_of<M: Trainable>(model: &M, images: ArrayView4<f32>, micro: usize) -> Array2<f32> {
+fn logits_of<M: Trainable>(model: &M, images: ArrayView4<f32>, micro: usize, noise: Option<&StepNoise>) -> Array2<f32> {
+    let micro = micro.max(1);
     let parts: Vec<Array2<f32>> = images
-        .axis_chunks_iter(Axis(0), micro.max(1))
+        .axis_chunks_iter(Axis(0), micro)
+        .enumerate()
         .collect::<Vec<_>>()
         .into_par_iter()
-        .map(|x| model.forward_batch(x, None).0)
+        .map(|(c, x)| {
+            let mut n = noise.map(|n| OpticsNoise::new(n.source, n.strength, n.seed, c * micro, x.dim().0));
+            model.forward_batch(x, n.as_mut()).0
+        })
         .collect();
     let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
     ndarray::concatenate(Axis(0), &views).expect("logits of one width")
@@ -212,9 +217,20 @@ pub fn batch_gradient(
 /// Logits `[B, classes]` of normalised `images` `[B, c, h, w]` on the exact
 /// digital path, in micro-batches of `micro` images in parallel.
 pub fn predict(model: &Model, images: ArrayView4<f32>, micro: usize) -> Array2<f32> {
+    predict_optics_aware(model, images, micro, None)
+}
+
+/// [`predict`] with every optical op perturbed by `noise` (image `i` draws from
+/// `split_seed(noise.seed, i)`): a fast estimate of the model on a machine.
+pub fn predict_optics_aware(
+    model: &Model,
+    images: ArrayView4<f32>,
+    micro: usize,
+    noise: Option<&StepNoise>,
+) -> Array2<f32> {
     match model {
-        Model::Transformer(t) => logits_of(t, images, micro),
-        Model::ConvShareVit(m) => logits_of(m, images, micro),
+        Model::Transformer(t) => logits_of(t, images, micro, noise),
+        Model::ConvShareVit(m) => logits_of(m, images, micro, noise),
     }
 }
 
