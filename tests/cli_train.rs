@@ -61,6 +61,15 @@ fn train(cfg: &Path, out: &Path, threads: &str) -> Output {
     out
 }
 
+/// The stderr of `fourf train CFG --out OUT EXTRA...`, which must fail.
+fn train_err(cfg: &Path, out: &Path, extra: &[&str]) -> String {
+    let mut args = vec!["train", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let r = fourf(&args, "2");
+    assert!(!r.status.success(), "{extra:?} should fail");
+    String::from_utf8_lossy(&r.stderr).into_owned()
+}
+
 fn weights(out: &Path) -> Vec<u8> {
     std::fs::read(out.join("weights.safetensors")).unwrap()
 }
@@ -115,19 +124,12 @@ fn optics_aware_training_repeats_at_any_thread_count_and_differs_from_digital() 
         "the noise must change the weights"
     );
     // A detection scheme the surrogate does not model is refused by name.
-    let r = fourf(
-        &[
-            "train",
-            cfg.to_str().unwrap(),
-            "--out",
-            dir.join("bad").to_str().unwrap(),
-            "--set",
-            "optics.set=[\"detection.scheme=intensity\"]",
-        ],
-        "2",
+    let e = train_err(
+        &cfg,
+        &dir.join("bad"),
+        &["--set", "optics.set=[\"detection.scheme=intensity\"]"],
     );
-    let e = String::from_utf8_lossy(&r.stderr);
-    assert!(!r.status.success() && e.contains("intensity"), "{e}");
+    assert!(e.contains("intensity"), "{e}");
 }
 
 #[test]
@@ -185,19 +187,7 @@ fn a_changed_config_does_not_resume_silently() {
     let cfg = config(&dir, "fnet-fmnist", 1, "");
     let out = dir.join("out");
     train(&cfg, &out, "2");
-    let r = fourf(
-        &[
-            "train",
-            cfg.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--set",
-            "optimizer.lr=5e-4",
-        ],
-        "2",
-    );
-    assert!(!r.status.success());
-    let e = String::from_utf8_lossy(&r.stderr);
+    let e = train_err(&cfg, &out, &["--set", "optimizer.lr=5e-4"]);
     assert!(
         e.contains("another config") && e.contains("checkpoint.safetensors"),
         "{e}"
@@ -209,13 +199,7 @@ fn config_errors_name_the_key() {
     let dir = test_dir("errors");
     let cfg = config(&dir, "vit-fmnist", 1, "");
     let out = dir.join("out");
-    let err = |extra: &[&str]| {
-        let mut args = vec!["train", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()];
-        args.extend_from_slice(extra);
-        let r = fourf(&args, "2");
-        assert!(!r.status.success(), "{extra:?} should fail");
-        String::from_utf8_lossy(&r.stderr).into_owned()
-    };
+    let err = |extra: &[&str]| train_err(&cfg, &out, extra);
     let e = err(&["--set", "optimizer.learning_rate=1"]);
     assert!(e.contains("learning_rate") && e.contains("`lr`"), "{e}");
     let e = err(&["--set", "epochs=0"]);
@@ -230,24 +214,12 @@ fn config_errors_name_the_key() {
     assert!(e.contains("nonet") && e.contains("vit-fmnist"), "{e}");
     let bad = dir.join("bad.toml");
     std::fs::write(&bad, "model = \"vit-fmnist\"\nepochs = 1\nbatchsize = 3\n").unwrap();
-    let r = fourf(&["train", bad.to_str().unwrap(), "--out", out.to_str().unwrap()], "2");
-    let e = String::from_utf8_lossy(&r.stderr);
+    let e = train_err(&bad, &out, &[]);
     assert!(
         e.contains("bad.toml") && e.contains("line 3") && e.contains("batchsize"),
         "{e}"
     );
     let missing = dir.join("data-missing");
-    let r = fourf(
-        &[
-            "train",
-            cfg.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--set",
-            &format!("data.train=\"{}\"", missing.display()),
-        ],
-        "2",
-    );
-    let e = String::from_utf8_lossy(&r.stderr);
+    let e = err(&["--set", &format!("data.train=\"{}\"", missing.display())]);
     assert!(e.contains("data-missing") && e.contains("data.train"), "{e}");
 }

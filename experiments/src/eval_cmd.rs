@@ -309,35 +309,38 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<EvalReport> {
         }
         None => format!("seeded initialisation (seed {}), untrained", args.init_seed),
     };
-    let surrogate_machine = match args.backend {
-        BackendKind::Surrogate => {
-            if args.spectral != SpectralEmulation::Circular {
-                bail!("--backend surrogate models circular spectral filters only; drop --spectral or use --backend optical");
-            }
-            let machine = FourF::new(load_machine(&args.machine, &args.sets)?)
-                .with_context(|| format!("machine `{}`", args.machine))?;
-            let s =
-                fourf_nn::surrogate::Surrogate::new(&machine).with_context(|| format!("machine `{}`", args.machine))?;
-            Some(s)
-        }
-        _ => None,
-    };
-    let backend = match args.backend {
-        BackendKind::Digital | BackendKind::Surrogate => None,
-        BackendKind::Optical => {
+    // The machine, for either backend that needs one.
+    let machine = match args.backend {
+        BackendKind::Digital => None,
+        BackendKind::Optical | BackendKind::Surrogate => {
             let machine = FourF::new(load_machine(&args.machine, &args.sets)?)
                 .with_context(|| format!("machine `{}`", args.machine))?;
             if let Some(w) = machine.saturation_warning() {
                 eprintln!("warning: {w}");
             }
+            Some(machine)
+        }
+    };
+    let (backend, surrogate_machine) = match (args.backend, machine) {
+        (BackendKind::Optical, Some(machine)) => (
             Some(Backend::Optical(Box::new(OpticalBackend {
                 machine,
                 planner: PlannerConfig::default(),
                 options: OpticalOptions {
                     spectral: args.spectral,
                 },
-            })))
+            }))),
+            None,
+        ),
+        (BackendKind::Surrogate, Some(machine)) => {
+            if args.spectral != SpectralEmulation::Circular {
+                bail!("--backend surrogate models circular spectral filters only; drop --spectral or use --backend optical");
+            }
+            let s =
+                fourf_nn::surrogate::Surrogate::new(&machine).with_context(|| format!("machine `{}`", args.machine))?;
+            (None, Some(s))
         }
+        _ => (None, None),
     };
     let data =
         load_fashion_mnist(&args.data, Split::Test, args.limit)?.normalised(FASHION_MNIST_MEAN, FASHION_MNIST_STD);
@@ -490,15 +493,9 @@ pub fn model_presets_table() -> String {
         out.push_str("\ntrained models (models/; use as --weights NAME, or --model NAME):\n");
         for name in shipped {
             let s = fourf_nn::models::shipped(&name).expect("listed");
-            // The last test accuracy of its training log.
             let acc = std::fs::read_to_string(s.weights.with_file_name("log.csv"))
                 .ok()
-                .and_then(|log| {
-                    log.lines()
-                        .rev()
-                        .filter_map(|l| l.split(',').nth(2)?.parse::<f64>().ok())
-                        .find(|a| a.is_finite())
-                })
+                .and_then(|log| crate::train_cmd::last_test_accuracy(log.lines()))
                 .map_or(String::new(), |a| format!(", digital test accuracy {:.2} %", 100.0 * a));
             out.push_str(&format!("{name:width$}  architecture {}{acc}\n", s.model));
         }

@@ -290,6 +290,15 @@ impl EpochLog {
     }
 }
 
+/// The last test accuracy measured in the lines of a training log (`log.csv`
+/// without or with its header; epochs without an evaluation hold NaN).
+pub fn last_test_accuracy<'a>(lines: impl DoubleEndedIterator<Item = &'a str>) -> Option<f64> {
+    lines
+        .rev()
+        .filter_map(|l| l.split(',').nth(2)?.parse::<f64>().ok())
+        .find(|a| a.is_finite())
+}
+
 /// What a finished run reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainReport {
@@ -410,12 +419,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<TrainReport> {
     let n = train.len();
     let steps_per_epoch = n.div_ceil(config.batch) as u64;
     let total = steps_per_epoch * config.epochs as u64;
-    let mut last_accuracy = log
-        .iter()
-        .rev()
-        .filter_map(|l| l.split(',').nth(2)?.parse::<f64>().ok())
-        .find(|a| a.is_finite())
-        .unwrap_or(f64::NAN);
+    let mut last_accuracy = last_test_accuracy(log.iter().map(String::as_str)).unwrap_or(f64::NAN);
     for epoch in start..config.epochs {
         let t0 = Instant::now();
         let bar = ProgressBar::new(n as u64);

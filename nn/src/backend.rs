@@ -141,6 +141,21 @@ pub fn split_seed(seed: u64, index: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// `‖a − b‖ / ‖b‖` over every output of an op (`‖a − b‖` when `b` is all zero):
+/// the op's own relative error recorded in the trace.
+pub fn relative_error(a: &[Array2<f64>], b: &[Array2<f64>]) -> f64 {
+    let (mut num, mut den) = (0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        num += (x - y).iter().map(|v| v * v).sum::<f64>();
+        den += y.iter().map(|v| v * v).sum::<f64>();
+    }
+    if den > 0.0 {
+        (num / den).sqrt()
+    } else {
+        num.sqrt()
+    }
+}
+
 /// The context of one forward pass: backend, seed and trace.
 #[derive(Debug)]
 pub struct Forward<'b> {
@@ -247,13 +262,7 @@ impl<'b> Forward<'b> {
                     exposures: run.exposures,
                     filters,
                 };
-                let reference = exact();
-                let (mut num, mut den) = (0.0, 0.0);
-                for (o, r) in run.outputs.iter().zip(&reference) {
-                    num += (o - r).iter().map(|v| v * v).sum::<f64>();
-                    den += r.iter().map(|v| v * v).sum::<f64>();
-                }
-                let error = if den > 0.0 { (num / den).sqrt() } else { num.sqrt() };
+                let error = relative_error(&run.outputs, &exact());
                 (run.outputs, Engine::Optical, Some(used), Some(error))
             }
         };

@@ -74,7 +74,10 @@ pub struct Surrogate {
     input: Slm,
     modulation: Modulation,
     signed: SignedInputs,
-    bit_planes: Option<u32>,
+    /// `Σ_k (2^k/top)²` over the bit planes of a binary input panel (each plane
+    /// its own exposure), 1 for any other panel: the factor of a pass's noise
+    /// variance.
+    planes_weight: f64,
     fill: f64,
     amp_var: f64,
     phase_var: f64,
@@ -145,7 +148,13 @@ impl Surrogate {
             input: machine.input_slm().clone(),
             modulation,
             signed: cfg.detection.signed_inputs,
-            bit_planes: (modulation == Modulation::Binary).then(|| cfg.input_slm.bits.unwrap_or(1)),
+            planes_weight: if modulation == Modulation::Binary {
+                let b = cfg.input_slm.bits.unwrap_or(1);
+                let top = ((1u64 << b) - 1) as f64;
+                (0..b).map(|k| (f64::powi(2.0, k as i32) / top).powi(2)).sum::<f64>()
+            } else {
+                1.0
+            },
             fill: if transparent { 1.0 } else { fslm.fill_factor },
             amp_var,
             phase_var,
@@ -333,11 +342,7 @@ impl Surrogate {
         let (ih, iw) = inputs[pairs[0].0].dim();
         let (kh, kw) = kernels[pairs[0].1].dim();
         let per_frame = (n_frame / ((ih + kh - 1) * (iw + kw - 1)) as f64).clamp(1.0, pairs.len() as f64);
-        let planes_weight = self.bit_planes.map_or(1.0, |b| {
-            let top = ((1u64 << b) - 1) as f64;
-            (0..b).map(|k| (f64::powi(2.0, k as i32) / top).powi(2)).sum::<f64>()
-        });
-        let mut shown: std::collections::HashMap<(usize, u64), Vec<Pass>> = Default::default();
+        let mut shown: std::collections::HashMap<(usize, u64, bool), Vec<Pass>> = Default::default();
         pairs
             .iter()
             .zip(exact)
@@ -347,13 +352,13 @@ impl Surrogate {
                 if scale == 0.0 {
                     return out;
                 }
-                let key = (i, scale.to_bits() ^ u64::from(negative[k]));
+                let key = (i, scale.to_bits(), negative[k]);
                 let input_passes = shown
                     .entry(key)
                     .or_insert_with(|| passes(&inputs[i], scale, negative[k]));
                 for (weight, map) in input_passes.iter() {
                     let y = direct_conv(map.view(), kernels[k].view(), mode, op);
-                    let yout = self.detect(&y, g, rng, planes_weight);
+                    let yout = self.detect(&y, g, rng);
                     out.scaled_add(weight * scale, &yout);
                 }
                 // Filter levels: independent errors per Fourier bin.
@@ -372,7 +377,7 @@ impl Surrogate {
 
     /// One pass's detected output for the noiseless pass result `y` (in units of
     /// the panel's full scale), with the filter's fill factor and the read-out.
-    fn detect<R: Rng + ?Sized>(&self, y: &Array2<f64>, gain: f64, rng: &mut R, planes_weight: f64) -> Array2<f64> {
+    fn detect<R: Rng + ?Sized>(&self, y: &Array2<f64>, gain: f64, rng: &mut R) -> Array2<f64> {
         let mut z = || -> f64 { Distribution::<f64>::sample(&StandardNormal, rng) };
         match &self.detection {
             Detection::Coherent => {
@@ -395,7 +400,7 @@ impl Surrogate {
                     let mut e = [0.0; 2];
                     for (s, (ei, r)) in [1.0f64, -1.0].iter().zip(e.iter_mut().zip([zp, zm])) {
                         let mean = e_fs * (base + s * 2.0 * rho * w) * (1.0 + r);
-                        let sd = (planes_weight * (mean.max(0.0) + extra_var)).sqrt();
+                        let sd = (self.planes_weight * (mean.max(0.0) + extra_var)).sqrt();
                         *ei = (mean + sd * z()).clamp(*floor, *ceiling);
                     }
                     *v = k * (e[0] - e[1]);
@@ -413,19 +418,7 @@ type Pass = (f64, Array2<f64>);
 #[derive(Debug, Clone, Default)]
 pub struct GainCache(std::collections::HashMap<Vec<u64>, f64>);
 
-/// `‖a − b‖ / ‖b‖` over every output of an op (the trace's relative error).
-pub fn relative_error(a: &[Array2<f64>], b: &[Array2<f64>]) -> f64 {
-    let (mut num, mut den) = (0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        num += (x - y).iter().map(|v| v * v).sum::<f64>();
-        den += y.iter().map(|v| v * v).sum::<f64>();
-    }
-    if den > 0.0 {
-        (num / den).sqrt()
-    } else {
-        num.sqrt()
-    }
-}
+pub use crate::backend::relative_error;
 
 /// What perturbs the optical ops of a training forward pass.
 #[derive(Debug, Clone, Copy)]

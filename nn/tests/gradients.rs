@@ -10,7 +10,7 @@
 
 use fourf_nn::layers::{
     gelu_backward, gelu_forward, softmax_backward, softmax_rows, GeluMode, LayerNormConfig, LinearConfig, MlpConfig,
-    MultiHeadSelfAttentionConfig, PatchEmbeddingConfig, Pooling, Real, TokenEmbeddingConfig,
+    MultiHeadSelfAttentionConfig, PatchEmbeddingConfig, Pooling, TokenEmbeddingConfig,
 };
 use fourf_nn::models::{TransformerConfig, TransformerKind};
 use fourf_nn::params::{zeros_like, Parameters};
@@ -423,9 +423,6 @@ fn whole_transformers() {
         );
     }
 }
-
-#[allow(dead_code)]
-fn _real_is_object_safe<T: Real>() {}
 
 /// ConvShareViT end to end — shared Q/K/V convolutions (valid and same), the
 /// score correlations, softmax and value mixing, the projection, the
