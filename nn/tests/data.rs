@@ -1,6 +1,7 @@
 //! Tests of `fourf_nn::data`: IDX round trips, every error case, and the real Fashion-MNIST
-//! files of Debian's `dataset-fashion-mnist` package (these FAIL, with the install hint, when the
-//! package is missing).
+//! files: the committed test set (`data/`), and the training set of Debian's
+//! `dataset-fashion-mnist` package. Without the package the training-set test says why it
+//! skips; under `CI=true` (where `.ci/run` installs it) it fails with the install hint.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -50,15 +51,22 @@ fn small_set() -> (Array3<u8>, Vec<u8>) {
     (images, vec![3, 1, 4, 1, 5])
 }
 
-/// The real dataset directory; panics with the install hint if it is missing.
-fn real_dir() -> &'static Path {
+/// The training set's directory, or `None` (with the reason printed) when Debian's
+/// package is absent outside CI; under `CI=true` a missing package fails with the install hint.
+fn train_dir() -> Option<&'static Path> {
     let dir = Path::new(DEFAULT_DIR);
-    assert!(
-        dir.is_dir(),
+    let hint = format!(
         "{DEFAULT_DIR} is missing: install it with `apt-get install dataset-fashion-mnist` (Debian) \
          or put the IDX files from https://github.com/zalandoresearch/fashion-mnist there"
     );
-    dir
+    if dir.is_dir() {
+        Some(dir)
+    } else if std::env::var_os("CI").is_some() {
+        panic!("{hint}");
+    } else {
+        eprintln!("skipped: the Fashion-MNIST training set is not installed ({hint})");
+        None
+    }
 }
 
 #[test]
@@ -326,7 +334,8 @@ fn error_zero_limit() {
 #[test]
 fn fashion_mnist_test_set_loads() {
     let start = Instant::now();
-    let ds = load_fashion_mnist(real_dir(), Split::Test, None).unwrap();
+    let dir = fourf_nn::data::default_test_dir();
+    let ds = load_fashion_mnist(&dir, Split::Test, None).unwrap();
     eprintln!(
         "loaded Fashion-MNIST t10k ({} images) in {:?}",
         ds.len(),
@@ -350,14 +359,17 @@ fn fashion_mnist_test_set_loads() {
         .fold((f32::MAX, f32::MIN), |(lo, hi), &p| (lo.min(p), hi.max(p)));
     assert!(lo == 0.0 && hi == 1.0, "pixel range [{lo}, {hi}]");
 
-    let few = load_fashion_mnist(real_dir(), Split::Test, Some(17)).unwrap();
+    let few = load_fashion_mnist(&dir, Split::Test, Some(17)).unwrap();
     assert_eq!(few.labels, &ds.labels[..17]);
     assert_eq!(few.images, ds.images.slice(ndarray::s![..17, .., ..]));
 }
 
 #[test]
 fn fashion_mnist_constants_match_training_set() {
-    let ds = load_fashion_mnist(real_dir(), Split::Train, None).unwrap();
+    let Some(dir) = train_dir() else {
+        return;
+    };
+    let ds = load_fashion_mnist(dir, Split::Train, None).unwrap();
     assert_eq!(ds.images.dim(), (60_000, 28, 28));
     let n = ds.images.len() as f64;
     let mean = ds.images.iter().map(|&p| f64::from(p)).sum::<f64>() / n;
