@@ -102,6 +102,11 @@ enum Command {
         /// How circular (GFNet) filters map onto the linear optics.
         #[arg(long, value_name = "circular|zero_padded", default_value = "circular", value_parser = parse_spectral)]
         spectral: SpectralEmulation,
+        /// Images per batch on the optics (`--backend optical`): the jobs of one op for a
+        /// whole batch are planned together, so images share frames (one filter serves a
+        /// weight kernel's maps of every image). 1: image by image, with a full trace per image.
+        #[arg(long, value_name = "B", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=4096))]
+        batch: u64,
         /// Write the trace of the first image (every op, FLOPs, frames) as JSON.
         #[arg(long, value_name = "TRACE.json")]
         trace: Option<PathBuf>,
@@ -266,6 +271,7 @@ fn main() -> ExitCode {
             sets,
             seed,
             spectral,
+            batch,
             trace,
             json,
         } => run_eval(&EvalArgs {
@@ -279,6 +285,7 @@ fn main() -> ExitCode {
             sets,
             seed,
             spectral,
+            batch: batch as usize,
             trace,
         })
         .map(|r| if json { r.to_json() } else { r.summary() }),

@@ -12,6 +12,7 @@ use fourf_nn::data::{load_fashion_mnist, Split, FASHION_MNIST_MEAN, FASHION_MNIS
 use fourf_nn::models::{Inference, Model, ModelConfig};
 use fourf_nn::params::Parameters;
 use fourf_nn::spectral::SpectralEmulation;
+use fourf_nn::surrogate::OpUsage;
 use fourf_nn::weights::load_weights;
 use fourf_sim::{FourF, PlannerConfig};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -73,6 +74,8 @@ pub struct EvalArgs {
     pub seed: u64,
     /// Emulation of circular spectral filters on the optics.
     pub spectral: SpectralEmulation,
+    /// Images per batch on the optics (1: image by image).
+    pub batch: usize,
     /// Write the trace of the first image as JSON here.
     pub trace: Option<PathBuf>,
 }
@@ -114,6 +117,8 @@ pub struct EvalReport {
     pub ops_per_image: usize,
     /// Optical ops per forward pass.
     pub optical_ops_per_image: usize,
+    /// Images per batch on the optics.
+    pub batch: usize,
     /// Frames per image (optical backend).
     pub frames_per_image: f64,
     /// Passes per image.
@@ -286,6 +291,75 @@ fn run_digital(
     Ok((logits, first.trace, wall))
 }
 
+/// The optical backend on batches of images.
+struct Batched {
+    logits: Vec<ndarray::Array1<f32>>,
+    usage: Vec<OpUsage>,
+    /// The trace of the first image run alone (for the op count and FLOPs).
+    first_trace: Trace,
+}
+
+/// Runs every image on the machine in batches of `args.batch` (the jobs of one op
+/// for a batch planned together), a progress step per batch; the noise of batch
+/// `i` derives from the seed and the batch's first image.
+fn run_batched(
+    model: &Model,
+    backend: &Backend,
+    data: &fourf_nn::data::Dataset,
+    args: &EvalArgs,
+    bar: &ProgressBar,
+) -> anyhow::Result<Batched> {
+    let Backend::Optical(optical) = backend else {
+        bail!("batched runs need the optical backend")
+    };
+    let images = data.batch_view();
+    let noise = fourf_nn::train::StepNoise {
+        source: fourf_nn::surrogate::NoiseSource::Machine(&optical.machine),
+        strength: 1.0,
+        seed: args.seed,
+        spectral: args.spectral,
+    };
+    // Enough batches at once to keep every thread busy.
+    let group = args.batch * rayon::current_num_threads();
+    let (mut logits, mut usage) = (Vec::with_capacity(data.len()), Vec::new());
+    for (g, chunk) in images.axis_chunks_iter(Axis(0), group).enumerate() {
+        let (l, u) = fourf_nn::train::predict_with_usage(model, chunk, args.batch, Some(&noise), g * group);
+        logits.extend(l.outer_iter().map(|r| r.to_owned()));
+        usage.extend(u);
+        bar.inc(chunk.dim().0 as u64);
+    }
+    let first_trace = model
+        .infer(backend, images.index_axis(Axis(0), 0), args.seed)
+        .context("optical backend")?
+        .trace;
+    Ok(Batched {
+        logits,
+        usage: fourf_nn::surrogate::merge_usage(usage),
+        first_trace,
+    })
+}
+
+/// The optically run ops of a batched run, per image.
+fn usage_rows(usage: &[OpUsage], trace: &Trace, n: usize) -> Vec<LayerRow> {
+    let n = n as f64;
+    usage
+        .iter()
+        .map(|u| LayerRow {
+            name: u.name.clone(),
+            kind: trace
+                .ops
+                .iter()
+                .find(|o| o.name == u.name)
+                .map_or("conv", |o| o.kind.name())
+                .to_string(),
+            jobs: u.jobs / u.images.max(1),
+            frames: u.frames as f64 / n,
+            exposures: u.exposures as f64 / n,
+            mean_relative_error: u.mean_relative_error(),
+        })
+        .collect()
+}
+
 /// Runs `fourf eval`.
 pub fn run_eval(args: &EvalArgs) -> anyhow::Result<EvalReport> {
     let config = ModelConfig::load(&args.model)?;
@@ -383,12 +457,21 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<EvalReport> {
             .expect("a valid template"),
     );
     let (digital, digital_trace, digital_wall_s) = run_digital(&model, &data, &bar)?;
+    let batched = matches!(&backend, Some(Backend::Optical(_))) && args.batch > 1;
     let (optical, wall_s) = match &backend {
-        Some(b) => {
+        Some(b) if !batched => {
             let (r, wall) = run_all(&model, b, &images, args.seed, &bar)?;
             (Some(r), wall)
         }
-        None => (None, digital_wall_s),
+        _ => (None, digital_wall_s),
+    };
+    let (batched, wall_s) = match &backend {
+        Some(b) if batched => {
+            let start = Instant::now();
+            let b = run_batched(&model, b, &data, args, &bar)?;
+            (Some(b), start.elapsed().as_secs_f64())
+        }
+        _ => (None, wall_s),
     };
     let (surrogate, wall_s) = match &surrogate_machine {
         Some(s) => {
@@ -397,6 +480,7 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<EvalReport> {
                 source: fourf_nn::surrogate::NoiseSource::Surrogate(s),
                 strength: 1.0,
                 seed: args.seed,
+                spectral: args.spectral,
             };
             let l = fourf_nn::train::predict_optics_aware(&model, data.batch_view(), CHUNK, Some(&noise));
             let rows: Vec<ndarray::Array1<f32>> = l.outer_iter().map(|r| r.to_owned()).collect();
@@ -405,12 +489,17 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<EvalReport> {
         None => (None, wall_s),
     };
     bar.finish_and_clear();
-    let chosen: Vec<&ndarray::Array1<f32>> = match (&optical, &surrogate) {
-        (Some(r), _) => r.iter().map(|i| &i.logits).collect(),
-        (None, Some(l)) => l.iter().collect(),
-        (None, None) => digital.iter().collect(),
+    let chosen: Vec<&ndarray::Array1<f32>> = match (&optical, &surrogate, &batched) {
+        (Some(r), _, _) => r.iter().map(|i| &i.logits).collect(),
+        (None, Some(l), _) => l.iter().collect(),
+        (None, None, Some(b)) => b.logits.iter().collect(),
+        (None, None, None) => digital.iter().collect(),
     };
-    let first: &Trace = optical.as_ref().map_or(&digital_trace, |r| &r[0].trace);
+    let first: &Trace = match (&optical, &batched) {
+        (Some(r), _) => &r[0].trace,
+        (None, Some(b)) => &b.first_trace,
+        (None, None) => &digital_trace,
+    };
 
     if let Some(path) = &args.trace {
         let json = serde_json::to_string_pretty(first).expect("a trace serialises");
@@ -435,11 +524,13 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<EvalReport> {
     }
     let all: Vec<fourf_hw::TraceTotals> = match &optical {
         Some(r) => r.iter().map(|i| i.trace.totals()).collect(),
-        None => vec![digital_trace.totals()],
+        None => vec![first.totals()],
     };
     let totals = all[0];
-    let per_image =
-        |f: fn(&fourf_hw::TraceTotals) -> usize| all.iter().map(|t| f(t) as f64).sum::<f64>() / all.len() as f64;
+    let per_image = |f: fn(&fourf_hw::TraceTotals) -> usize, g: fn(&OpUsage) -> usize| match &batched {
+        Some(b) => b.usage.iter().map(g).sum::<usize>() as f64 / n as f64,
+        None => all.iter().map(|t| f(t) as f64).sum::<f64>() / all.len() as f64,
+    };
     let digital_refs: Vec<&ndarray::Array1<f32>> = digital.iter().collect();
     Ok(EvalReport {
         model: args.model.clone(),
@@ -461,12 +552,17 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<EvalReport> {
         optical_flop_fraction: first.optical_fraction(),
         ops_per_image: totals.ops,
         optical_ops_per_image: totals.optical_ops,
-        frames_per_image: per_image(|t| t.optical.frames),
-        passes_per_image: per_image(|t| t.optical.passes),
-        exposures_per_image: per_image(|t| t.optical.exposures),
+        batch: if batched.is_some() { args.batch } else { 1 },
+        frames_per_image: per_image(|t| t.optical.frames, |u| u.frames),
+        passes_per_image: per_image(|t| t.optical.passes, |u| u.passes),
+        exposures_per_image: per_image(|t| t.optical.exposures, |u| u.exposures),
         wall_s,
         digital_wall_s,
-        optical_layers: optical.as_deref().map(layer_rows).unwrap_or_default(),
+        optical_layers: match (&optical, &batched) {
+            (Some(r), _) => layer_rows(r),
+            (None, Some(b)) => usage_rows(&b.usage, first, n),
+            (None, None) => Vec::new(),
+        },
     })
 }
 

@@ -446,6 +446,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<TrainReport> {
                     source,
                     strength,
                     seed: split_seed(config.seed ^ NOISE, optimizer.step),
+                    spectral: Default::default(),
                 }
             });
             let (loss, grad) = batch_gradient(

@@ -314,44 +314,43 @@ impl<T: Real> GlobalFilter<T> {
     }
 
     /// Adds to `y`, the output of [`GlobalFilter::forward_train`] for `x`
-    /// `[B·a·b, C]`, the surrogate's perturbation of the op as a 4f machine runs it
-    /// (every channel of an image one `valid` convolution of its wrap-extended map,
-    /// [`SpectralEmulation::Circular`]).
-    pub fn perturb(&self, x: ArrayView2<T>, y: &mut Array2<T>, noise: &mut crate::surrogate::OpticsNoise) {
+    /// `[B·a·b, C]`, the perturbation of op `name` as a 4f machine runs it: every
+    /// channel of every image one convolution laid out by the noise's spectral
+    /// emulation (the images' jobs submitted as one batched op).
+    pub fn perturb(&self, name: &str, x: ArrayView2<T>, y: &mut Array2<T>, noise: &mut crate::surrogate::OpticsNoise) {
         let (a, b) = self.grid();
         let (n, c_dim) = (a * b, self.dim());
         let kernels = self.kernels();
-        for img in 0..x.nrows() / n {
-            let rows = img * n..(img + 1) * n;
-            let mut inputs = Vec::with_capacity(c_dim);
-            let mut ks = Vec::with_capacity(c_dim);
-            let mut exact = Vec::with_capacity(c_dim);
-            for c in 0..c_dim {
-                let xc = Array2::from_shape_fn((a, b), |(i, j)| x[[img * n + i * b + j, c]].as_f64());
-                let (input, kernel, _) = emulation_job(
-                    xc.view(),
-                    kernels.index_axis(ndarray::Axis(0), c),
-                    SpectralEmulation::Circular,
-                );
-                inputs.push(input);
-                ks.push(kernel);
-                exact.push(Array2::from_shape_fn((a, b), |(i, j)| {
-                    y[[img * n + i * b + j, c]].as_f64()
-                }));
-            }
-            let pairs: Vec<(usize, usize)> = (0..c_dim).map(|c| (c, c)).collect();
-            let d = noise.delta(
-                img,
-                &inputs,
-                &ks,
-                &pairs,
-                Mode::Valid,
-                fourf_sim::Op::Convolution,
-                &exact,
-            );
+        let emulation = noise.spectral;
+        let mut mode = Mode::Valid;
+        let images: Vec<crate::surrogate::ImageJobs> = (0..x.nrows() / n)
+            .map(|img| {
+                let mut jobs = crate::surrogate::ImageJobs {
+                    image: img,
+                    inputs: Vec::with_capacity(c_dim),
+                    kernels: Vec::with_capacity(c_dim),
+                    pairs: (0..c_dim).map(|c| (c, c)).collect(),
+                    exact: Vec::with_capacity(c_dim),
+                };
+                for c in 0..c_dim {
+                    let xc = Array2::from_shape_fn((a, b), |(i, j)| x[[img * n + i * b + j, c]].as_f64());
+                    let (input, kernel, m) =
+                        emulation_job(xc.view(), kernels.index_axis(ndarray::Axis(0), c), emulation);
+                    mode = m;
+                    jobs.inputs.push(input);
+                    jobs.kernels.push(kernel);
+                    jobs.exact.push(Array2::from_shape_fn((a, b), |(i, j)| {
+                        y[[img * n + i * b + j, c]].as_f64()
+                    }));
+                }
+                jobs
+            })
+            .collect();
+        let deltas = noise.delta_batch(name, &images, mode, fourf_sim::Op::Convolution);
+        for (img, d) in deltas.iter().enumerate() {
             for (c, dc) in d.iter().enumerate() {
                 for ((i, j), &v) in dc.indexed_iter() {
-                    y[[rows.start + i * b + j, c]] += T::of(v);
+                    y[[img * n + i * b + j, c]] += T::of(v);
                 }
             }
         }

@@ -5,9 +5,9 @@
 //! wave optics, the steps of `fourf_sim::FourF` that change the numbers
 //! (see `sim/src/readout.rs` and `sim/src/machine.rs`):
 //!
-//! 1. **Input scale and panel levels.** The machine divides a frame by its
-//!    largest `|x|` and shows it on the input SLM; here the scale is the largest
-//!    `|x|` of the op's inputs (a frame holds several of them). Signed inputs on an
+//! 1. **Input scale and panel levels.** The planner shows every input tile at
+//!    the panel's full range (divided by its largest `|x|`, the tile gain of
+//!    `fourf_sim::PlannerConfig`); here the scale is the largest `|x|` of each input. Signed inputs on an
 //!    amplitude or binary panel take two passes: `split` shows `x⁺` and `x⁻`,
 //!    `offset` shows `(x/scale + 1)/2` and the constant `1/2`. Each pass is
 //!    quantised exactly as the panel does (`Slm::response`, so levels and lookup
@@ -38,9 +38,11 @@
 use fourf_sim::devices::detection::{Scheme, SignedInputs};
 use fourf_sim::devices::slm::{Modulation, Slm};
 use fourf_sim::{direct_conv, FourF, Mode, Op};
+
+use crate::spectral::SpectralEmulation;
 use ndarray::Array2;
 use num_complex::Complex64 as C64;
-use rand::{Rng, RngExt};
+use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use thiserror::Error;
 
@@ -292,12 +294,11 @@ impl Surrogate {
         cache: &mut GainCache,
     ) -> Vec<Array2<f64>> {
         assert_eq!(exact.len(), pairs.len(), "Surrogate::apply: one exact output per job");
-        // A frame holds one filter: the jobs of one kernel share a frame's scale.
-        let max_abs = |x: &Array2<f64>| x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        let mut scales = vec![0.0f64; kernels.len()];
-        for &(i, k) in pairs {
-            scales[k] = scales[k].max(max_abs(&inputs[i]));
-        }
+        // Every input tile is shown at full range (the planner's tile gain).
+        let scales: Vec<f64> = inputs
+            .iter()
+            .map(|x| x.iter().fold(0.0f64, |m, v| m.max(v.abs())))
+            .collect();
         let effective = |k: &Array2<f64>| match op {
             Op::Convolution => k.clone(),
             Op::Correlation => k.slice(ndarray::s![..;-1, ..;-1]).to_owned(),
@@ -347,7 +348,7 @@ impl Surrogate {
             .iter()
             .zip(exact)
             .map(|(&(i, k), ex)| {
-                let (g, scale) = (gains[k], scales[k]);
+                let (g, scale) = (gains[k], scales[i]);
                 let mut out = Array2::<f64>::zeros(ex.dim());
                 if scale == 0.0 {
                     return out;
@@ -429,11 +430,86 @@ pub enum NoiseSource<'a> {
     Machine(&'a FourF),
 }
 
+/// One image's share of a batched optical op: the op's jobs for that image (as
+/// [`crate::backend::ConvBatch`]) and their exact outputs.
+#[derive(Debug, Clone)]
+pub struct ImageJobs {
+    /// The image's index in the micro-batch.
+    pub image: usize,
+    /// Input maps.
+    pub inputs: Vec<Array2<f64>>,
+    /// Kernels.
+    pub kernels: Vec<Array2<f64>>,
+    /// `(input, kernel)` index of every job, in output order.
+    pub pairs: Vec<(usize, usize)>,
+    /// The exact output of every job.
+    pub exact: Vec<Array2<f64>>,
+}
+
+/// What the machine spent on one op of a batched forward pass (the full
+/// simulation only; the surrogate counts nothing).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct OpUsage {
+    /// Op name, as in the traced forward pass (e.g. `blocks.0.filter`).
+    pub name: String,
+    /// Images whose jobs the op ran.
+    pub images: usize,
+    /// 2-D convolutions.
+    pub jobs: usize,
+    /// Frames.
+    pub frames: usize,
+    /// Optical passes.
+    pub passes: usize,
+    /// Camera exposures.
+    pub exposures: usize,
+    /// Filters programmed.
+    pub filters: usize,
+    /// `Σ‖optical − exact‖²` and `Σ‖exact‖²` over the jobs, per image (for the
+    /// mean of the per-image relative errors).
+    pub error_sum: f64,
+}
+
+impl OpUsage {
+    /// Mean over images of the op's relative error.
+    pub fn mean_relative_error(&self) -> f64 {
+        self.error_sum / self.images.max(1) as f64
+    }
+}
+
+/// Sums the usage of the same op (by name, in order of first appearance) over
+/// micro-batches.
+pub fn merge_usage(parts: impl IntoIterator<Item = OpUsage>) -> Vec<OpUsage> {
+    let mut out: Vec<OpUsage> = Vec::new();
+    for u in parts {
+        match out.iter_mut().find(|o| o.name == u.name) {
+            Some(o) => {
+                o.images += u.images;
+                o.jobs += u.jobs;
+                o.frames += u.frames;
+                o.passes += u.passes;
+                o.exposures += u.exposures;
+                o.filters += u.filters;
+                o.error_sum += u.error_sum;
+            }
+            None => out.push(u),
+        }
+    }
+    out
+}
+
 /// The perturbation of the optical ops in a training forward pass: its source,
 /// its strength (`0` off, `1` the machine's full noise; annealed in over the first
 /// epochs) and one generator per image of the batch, seeded by the image's
 /// position in the run, so a step draws the same noise at any thread count and
 /// any micro-batch split.
+///
+/// With the full simulation ([`NoiseSource::Machine`]), a batched op
+/// ([`OpticsNoise::delta_batch`]) plans the jobs of every image of the
+/// micro-batch together, so images share frames (one filter serves a weight
+/// kernel's maps of every image); its noise is drawn per frame from the op's seed
+/// (the run's seed, the micro-batch's first image and the op's call number), the
+/// same at any thread count but dependent on how images are grouped into
+/// micro-batches. What each op cost is kept for [`OpticsNoise::take_usage`].
 #[derive(Debug)]
 pub struct OpticsNoise<'a> {
     /// Where the perturbation comes from.
@@ -442,6 +518,13 @@ pub struct OpticsNoise<'a> {
     pub strength: f64,
     rngs: Vec<rand::rngs::StdRng>,
     gains: GainCache,
+    /// Seed of the machine's ops: from the run's seed and the first image.
+    op_seed: u64,
+    calls: u64,
+    usage: Vec<OpUsage>,
+    /// How global spectral filters are laid out on the machine (the surrogate
+    /// models [`SpectralEmulation::Circular`]).
+    pub spectral: SpectralEmulation,
 }
 
 impl<'a> OpticsNoise<'a> {
@@ -457,10 +540,19 @@ impl<'a> OpticsNoise<'a> {
             strength,
             rngs,
             gains: GainCache::default(),
+            op_seed: crate::backend::split_seed(seed ^ MACHINE_OPS, first as u64),
+            calls: 0,
+            usage: Vec::new(),
+            spectral: SpectralEmulation::Circular,
         }
     }
 
-    /// `strength · (perturbed − exact)` for each job of an op of image `image`
+    /// What the machine spent on every op so far (emptied).
+    pub fn take_usage(&mut self) -> Vec<OpUsage> {
+        std::mem::take(&mut self.usage)
+    }
+
+    /// `strength · (perturbed − exact)` for each job of op `name` of image `image`
     /// (see [`Surrogate::apply`]; the machine runs the jobs through the planner).
     ///
     /// # Panics
@@ -469,6 +561,7 @@ impl<'a> OpticsNoise<'a> {
     #[allow(clippy::too_many_arguments)]
     pub fn delta(
         &mut self,
+        name: &str,
         image: usize,
         inputs: &[Array2<f64>],
         kernels: &[Array2<f64>],
@@ -477,25 +570,105 @@ impl<'a> OpticsNoise<'a> {
         op: Op,
         exact: &[Array2<f64>],
     ) -> Vec<Array2<f64>> {
-        let rng = &mut self.rngs[image];
-        let out = match self.source {
-            NoiseSource::Surrogate(s) => s.apply_cached(inputs, kernels, pairs, mode, op, exact, rng, &mut self.gains),
-            NoiseSource::Machine(m) => {
-                let jobs: Vec<fourf_sim::ConvJob> = pairs
-                    .iter()
-                    .map(|&(i, k)| fourf_sim::ConvJob::new(inputs[i].view(), kernels[k].view(), mode, op))
-                    .collect();
-                let plan = fourf_sim::Planner::new(m.frame_shape(), fourf_sim::PlannerConfig::default())
-                    .plan(&jobs)
-                    .unwrap_or_else(|e| panic!("OpticsNoise: the machine cannot plan the op: {e}"));
-                plan.execute(m, &jobs, rng.random())
-                    .unwrap_or_else(|e| panic!("OpticsNoise: the machine cannot run the op: {e}"))
-                    .outputs
+        match self.source {
+            NoiseSource::Surrogate(s) => {
+                let out = s.apply_cached(
+                    inputs,
+                    kernels,
+                    pairs,
+                    mode,
+                    op,
+                    exact,
+                    &mut self.rngs[image],
+                    &mut self.gains,
+                );
+                self.scaled_delta(out, exact)
             }
+            NoiseSource::Machine(_) => {
+                let jobs = ImageJobs {
+                    image,
+                    inputs: inputs.to_vec(),
+                    kernels: kernels.to_vec(),
+                    pairs: pairs.to_vec(),
+                    exact: exact.to_vec(),
+                };
+                self.delta_batch(name, &[jobs], mode, op).pop().expect("one image")
+            }
+        }
+    }
+
+    /// [`OpticsNoise::delta`] for the jobs of several images of one op: the
+    /// surrogate draws per image; the machine plans all the images' jobs as one
+    /// problem (images share frames). One result per entry of `images`.
+    ///
+    /// # Panics
+    /// As [`OpticsNoise::delta`].
+    pub fn delta_batch(&mut self, name: &str, images: &[ImageJobs], mode: Mode, op: Op) -> Vec<Vec<Array2<f64>>> {
+        let machine = match self.source {
+            NoiseSource::Surrogate(_) => {
+                return images
+                    .iter()
+                    .map(|j| self.delta(name, j.image, &j.inputs, &j.kernels, &j.pairs, mode, op, &j.exact))
+                    .collect()
+            }
+            NoiseSource::Machine(m) => m,
         };
+        let mut jobs = Vec::new();
+        for j in images {
+            for &(i, k) in &j.pairs {
+                jobs.push(fourf_sim::ConvJob::new(
+                    j.inputs[i].view(),
+                    j.kernels[k].view(),
+                    mode,
+                    op,
+                ));
+            }
+        }
+        let plan = fourf_sim::Planner::new(machine.frame_shape(), fourf_sim::PlannerConfig::default())
+            .plan(&jobs)
+            .unwrap_or_else(|e| panic!("OpticsNoise: the machine cannot plan op `{name}`: {e}"));
+        let seed = crate::backend::split_seed(self.op_seed, self.calls);
+        self.calls += 1;
+        let run = plan
+            .execute(machine, &jobs, seed)
+            .unwrap_or_else(|e| panic!("OpticsNoise: the machine cannot run op `{name}`: {e}"));
+        let mut outputs = run.outputs.into_iter();
+        let mut error_sum = 0.0;
+        let deltas = images
+            .iter()
+            .map(|j| {
+                let out: Vec<Array2<f64>> = (&mut outputs).take(j.pairs.len()).collect();
+                // The op's own error against the exact convolutions in f64 (`exact` may
+                // be the model's rounded outputs).
+                let reference: Vec<Array2<f64>> = j
+                    .pairs
+                    .iter()
+                    .map(|&(i, k)| direct_conv(j.inputs[i].view(), j.kernels[k].view(), mode, op))
+                    .collect();
+                error_sum += relative_error(&out, &reference);
+                self.scaled_delta(out, &j.exact)
+            })
+            .collect();
+        self.usage.push(OpUsage {
+            name: name.to_string(),
+            images: images.len(),
+            jobs: jobs.len(),
+            frames: run.frames,
+            passes: run.passes,
+            exposures: run.exposures,
+            filters: plan.stats().filters,
+            error_sum,
+        });
+        deltas
+    }
+
+    fn scaled_delta(&self, out: Vec<Array2<f64>>, exact: &[Array2<f64>]) -> Vec<Array2<f64>> {
         out.into_iter()
             .zip(exact)
             .map(|(o, e)| (o - e) * self.strength)
             .collect()
     }
 }
+
+/// Salt of the machine ops' seeds (so they differ from the images' generators).
+const MACHINE_OPS: u64 = 0x4F_50_53;

@@ -46,6 +46,12 @@ pub struct PlannerConfig {
     pub guard: Option<usize>,
     /// Lay out several kernels for one shared input when jobs allow (default true).
     pub kernel_tiling: bool,
+    /// A digital gain per input tile (default true): each tile is shown at the input
+    /// panel's full range (divided by its largest magnitude) and its kept outputs are
+    /// multiplied back, so a dim map that shares a frame with a bright one keeps its
+    /// own signal-to-noise ratio. Exact on an ideal machine, because a kept window
+    /// depends only on its own tile. Off: one gain per frame (its largest value).
+    pub tile_gain: bool,
 }
 
 impl Default for PlannerConfig {
@@ -53,6 +59,7 @@ impl Default for PlannerConfig {
         Self {
             guard: None,
             kernel_tiling: true,
+            tile_gain: true,
         }
     }
 }
@@ -138,6 +145,7 @@ pub struct Plan {
     /// Output shape of every job.
     pub output_shapes: Vec<(usize, usize)>,
     job_shapes: Vec<((usize, usize), (usize, usize))>,
+    tile_gain: bool,
 }
 
 /// What a plan costs and how full its frames are.
@@ -221,6 +229,7 @@ impl Planner {
             kernels: Vec::new(),
             output_shapes: jobs.iter().map(|j| j.output_shape()).collect(),
             job_shapes: jobs.iter().map(|j| (j.input.dim(), j.kernel.dim())).collect(),
+            tile_gain: self.config.tile_gain,
         };
         kernel_groups.sort_by_key(|g| g[0]);
         for group in kernel_groups {
@@ -551,31 +560,36 @@ impl Plan {
     }
 
     /// Writes the input plane of frame `index` into `input` (frame-sized, zeroed
-    /// first) and returns the rectangles that carry data.
-    fn write_input(&self, index: usize, jobs: &[ConvJob], input: &mut Array2<f64>) -> Vec<Rect> {
+    /// first) and returns the rectangles that carry data and each tile's gain (what
+    /// its kept outputs are multiplied by; see [`PlannerConfig::tile_gain`]).
+    fn write_input(&self, index: usize, jobs: &[ConvJob], input: &mut Array2<f64>) -> (Vec<Rect>, Vec<f64>) {
         let frame = &self.frames[index];
         input.fill(0.0);
         let mut support = Vec::with_capacity(frame.tiles.len());
-        let mut put = |pos: [usize; 2], src: ndarray::ArrayView2<f64>| {
+        let mut gains = vec![1.0; frame.tiles.len()];
+        let mut put = |pos: [usize; 2], src: ndarray::ArrayView2<f64>, gain: f64| {
             let (h, w) = src.dim();
-            input.slice_mut(s![pos[0]..pos[0] + h, pos[1]..pos[1] + w]).assign(&src);
+            let mut dst = input.slice_mut(s![pos[0]..pos[0] + h, pos[1]..pos[1] + w]);
+            dst.zip_mut_with(&src, |d, &v| *d = v / gain);
             support.push([pos[0], pos[1], h, w]);
         };
         match frame.layout {
             Layout::InputTiling { .. } => {
-                for t in &frame.tiles {
+                for (t, gain) in frame.tiles.iter().zip(gains.iter_mut()) {
                     let [h, w] = t.size();
-                    put(
-                        t.pos,
-                        jobs[t.job]
-                            .input
-                            .slice(s![t.src[0]..t.src[0] + h, t.src[1]..t.src[1] + w]),
-                    );
+                    let src = jobs[t.job]
+                        .input
+                        .slice(s![t.src[0]..t.src[0] + h, t.src[1]..t.src[1] + w]);
+                    let peak = src.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                    if self.tile_gain && peak > 0.0 {
+                        *gain = peak;
+                    }
+                    put(t.pos, src, *gain);
                 }
             }
-            Layout::KernelTiling { input_job } => put([0, 0], jobs[input_job].input.view()),
+            Layout::KernelTiling { input_job } => put([0, 0], jobs[input_job].input.view(), 1.0),
         }
-        support
+        (support, gains)
     }
 
     fn frame_kernel(&self, index: usize, jobs: &[ConvJob]) -> Array2<f64> {
@@ -626,6 +640,8 @@ impl Plan {
         let mut outputs: Vec<Array2<f64>> = self.output_shapes.iter().map(|&s| Array2::zeros(s)).collect();
         let (gy, gx) = machine.grid_shape();
         let small = gy * gx <= SMALL_FRAME;
+        // Intensity detection returns |y|²: a tile's gain comes back squared.
+        let square_law = machine.config().detection.scheme == crate::devices::detection::Scheme::Intensity;
         // Working memory for the big-frame path, reused by every group.
         let mut big_scratch = (!small).then(|| machine.make_scratch(true));
         let (mut passes, mut exposures) = (0, 0);
@@ -660,13 +676,19 @@ impl Plan {
                         &own
                     }
                 };
-                let support = self.write_input(f, jobs, plane);
+                let (support, gains) = self.write_input(f, jobs, plane);
                 let mut rng = StdRng::seed_from_u64(frame_seed(seed, f));
                 let det = machine.detect_frame(plane.view(), &support, mask, scratch, &mut rng)?;
                 let tiles = self.frames[f]
                     .tiles
                     .iter()
-                    .map(|t| (t.clone(), read_tile(&det.values, t)))
+                    .zip(&gains)
+                    .map(|(t, &g)| {
+                        (
+                            t.clone(),
+                            read_tile(&det.values, t) * if square_law { g * g } else { g },
+                        )
+                    })
                     .collect::<Vec<_>>();
                 frame_done();
                 Ok((tiles, det.passes, det.exposures))

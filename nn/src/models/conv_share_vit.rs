@@ -825,6 +825,7 @@ fn convs<T: Real>(
 #[allow(clippy::too_many_arguments)]
 fn perturb<T: Real>(
     noise: &mut Option<&mut OpticsNoise>,
+    name: &str,
     img: usize,
     inputs: &[Array2<T>],
     kernels: &[ArrayView2<T>],
@@ -842,7 +843,7 @@ fn perturb<T: Real>(
     let exact: Vec<Array2<f64>> = outs.iter().map(|o| f(o.view())).collect();
     for (o, d) in outs
         .iter_mut()
-        .zip(n.delta(img, &inputs, &kernels, pairs, mode, op, &exact))
+        .zip(n.delta(name, img, &inputs, &kernels, pairs, mode, op, &exact))
     {
         o.zip_mut_with(&d, |a, &b| *a += T::of(b));
     }
@@ -924,6 +925,7 @@ impl<T: Real> ConvShareVit<T> {
                 let mut outs = convs(&inputs, &kernels, &pairs, Mode::Full);
                 perturb(
                     noise,
+                    "embed",
                     img,
                     &inputs,
                     &kernels,
@@ -957,7 +959,8 @@ impl<T: Real> ConvShareVit<T> {
         x.slice_mut(s![1.., ..]).assign(&patches);
         x += &self.pos_embed.view().into_shape_with_order((t, d)).expect("contiguous");
         let mut blocks = Vec::with_capacity(self.blocks.len());
-        for b in &self.blocks {
+        for (bi, b) in self.blocks.iter().enumerate() {
+            let name = |what: &str| format!("blocks.{bi}.{what}");
             // Attention: Q, K and V of all heads as one op of 3·heads kernels.
             let (n1, norm1) = b.norm1.forward_train(x.view());
             let maps = rows_to_maps(n1.view(), p);
@@ -970,6 +973,7 @@ impl<T: Real> ConvShareVit<T> {
             let mut outs = convs(&maps, &kernels, &pairs, qkv_mode);
             perturb(
                 noise,
+                &name("attn.qkv"),
                 img,
                 &maps,
                 &kernels,
@@ -997,6 +1001,7 @@ impl<T: Real> ConvShareVit<T> {
                 .collect();
             perturb(
                 noise,
+                &name("attn.scores"),
                 img,
                 &qs,
                 &ks,
@@ -1022,6 +1027,7 @@ impl<T: Real> ConvShareVit<T> {
             let mut proj = convs(&mixed, &kp, &proj_pairs, proj_mode);
             perturb(
                 noise,
+                &name("attn.proj"),
                 img,
                 &mixed,
                 &kp,
@@ -1045,7 +1051,17 @@ impl<T: Real> ConvShareVit<T> {
                     let k1: Vec<ArrayView2<T>> = fc1.0.outer_iter().collect();
                     let pairs1: Vec<(usize, usize)> = (0..r).flat_map(|g| (0..t).map(move |i| (i, g))).collect();
                     let mut h1 = convs(&maps2, &k1, &pairs1, Mode::Same);
-                    perturb(noise, img, &maps2, &k1, &pairs1, Mode::Same, Op::Convolution, &mut h1);
+                    perturb(
+                        noise,
+                        &name("mlp.fc1"),
+                        img,
+                        &maps2,
+                        &k1,
+                        &pairs1,
+                        Mode::Same,
+                        Op::Convolution,
+                        &mut h1,
+                    );
                     let mut it = h1.into_iter();
                     let pre: Vec<Vec<Array2<T>>> = (0..r)
                         .map(|g| (&mut it).take(t).map(|m| m + fc1.1[g]).collect())
@@ -1059,7 +1075,17 @@ impl<T: Real> ConvShareVit<T> {
                     let pairs2: Vec<(usize, usize)> =
                         (0..r).flat_map(|g| (0..t).map(move |i| (g * t + i, g))).collect();
                     let mut h2 = convs(&acts, &k2, &pairs2, Mode::Same);
-                    perturb(noise, img, &acts, &k2, &pairs2, Mode::Same, Op::Convolution, &mut h2);
+                    perturb(
+                        noise,
+                        &name("mlp.fc2"),
+                        img,
+                        &acts,
+                        &k2,
+                        &pairs2,
+                        Mode::Same,
+                        Op::Convolution,
+                        &mut h2,
+                    );
                     let mut sum = vec![Array2::<T>::from_elem((p, p), fc2.1[0]); t];
                     for (j, o) in h2.iter().enumerate() {
                         sum[j % t] += o;
@@ -1090,6 +1116,7 @@ impl<T: Real> ConvShareVit<T> {
             .collect();
         perturb(
             noise,
+            "head",
             img,
             &cls_in,
             &heads_k,

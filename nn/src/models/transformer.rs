@@ -506,7 +506,7 @@ impl<T: Real> Transformer<T> {
         let emb = self.patch_embed.proj.forward(patches.view());
         let mut x = self.tokens.forward_batch(emb.view());
         let mut caches = Vec::with_capacity(self.blocks.len());
-        for b in &self.blocks {
+        for (i, b) in self.blocks.iter().enumerate() {
             let cache = match &b.mixer {
                 Mixer::Attention(attn) => {
                     let (h1, norm1) = b.norm1.forward_train(x.view());
@@ -526,7 +526,7 @@ impl<T: Real> Transformer<T> {
                     let (h, norm1) = b.norm1.forward_train(x.view());
                     let (mut y, fc) = filter.forward_train(h.view());
                     if let Some(n) = noise.as_deref_mut() {
-                        filter.perturb(h.view(), &mut y, n);
+                        filter.perturb(&format!("blocks.{i}.filter"), h.view(), &mut y, n);
                     }
                     let (h, norm2) = b.norm2.forward_train(y.view());
                     let (h, mlp) = b.mlp.forward_train(h.view());

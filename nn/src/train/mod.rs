@@ -22,5 +22,6 @@ pub use augment::AugmentConfig;
 pub use loss::cross_entropy;
 pub use optim::{AdamW, AdamWConfig, ScheduleConfig};
 pub use trainer::{
-    assemble, batch_gradient, epoch_order, evaluate, predict, predict_optics_aware, Checkpoint, StepNoise, TrainError,
+    assemble, batch_gradient, epoch_order, evaluate, predict, predict_optics_aware, predict_with_usage, Checkpoint,
+    StepNoise, TrainError,
 };

@@ -25,7 +25,8 @@ use crate::backend::split_seed;
 use crate::data::{Dataset, FASHION_MNIST_MEAN, FASHION_MNIST_STD};
 use crate::models::{ConvShareVit, Model, Transformer};
 use crate::params::{zeros_like, Parameters};
-use crate::surrogate::{NoiseSource, OpticsNoise};
+use crate::spectral::SpectralEmulation;
+use crate::surrogate::{merge_usage, NoiseSource, OpUsage, OpticsNoise};
 use crate::train::augment::AugmentConfig;
 use crate::train::loss::cross_entropy;
 use crate::train::optim::{AdamW, AdamWConfig};
@@ -93,7 +94,7 @@ fn gradient_of<M: Trainable>(
         .map(|start| {
             let end = (start + micro.max(1)).min(b);
             let x = images.slice(s![start..end, .., .., ..]);
-            let mut n = noise.map(|n| OpticsNoise::new(n.source, n.strength, n.seed, start, end - start));
+            let mut n = noise.map(|n| n.for_images(start, end - start));
             let (logits, cache) = model.forward_batch(x, n.as_mut());
             let (loss, mut g) = cross_entropy(logits.view(), &labels[start..end], label_smoothing);
             // The chunk's mean → its share of the batch mean.
@@ -112,20 +113,28 @@ fn gradient_of<M: Trainable>(
     (loss / b as f64, grad)
 }
 
-fn logits_of<M: Trainable>(model: &M, images: ArrayView4<f32>, micro: usize, noise: Option<&StepNoise>) -> Array2<f32> {
+fn logits_of<M: Trainable>(
+    model: &M,
+    images: ArrayView4<f32>,
+    micro: usize,
+    noise: Option<&StepNoise>,
+    first: usize,
+) -> (Array2<f32>, Vec<OpUsage>) {
     let micro = micro.max(1);
-    let parts: Vec<Array2<f32>> = images
+    let parts: Vec<(Array2<f32>, Vec<OpUsage>)> = images
         .axis_chunks_iter(Axis(0), micro)
         .enumerate()
         .collect::<Vec<_>>()
         .into_par_iter()
         .map(|(c, x)| {
-            let mut n = noise.map(|n| OpticsNoise::new(n.source, n.strength, n.seed, c * micro, x.dim().0));
-            model.forward_batch(x, n.as_mut()).0
+            let mut n = noise.map(|n| n.for_images(first + c * micro, x.dim().0));
+            let logits = model.forward_batch(x, n.as_mut()).0;
+            (logits, n.map(|mut n| n.take_usage()).unwrap_or_default())
         })
         .collect();
-    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
-    ndarray::concatenate(Axis(0), &views).expect("logits of one width")
+    let views: Vec<_> = parts.iter().map(|p| p.0.view()).collect();
+    let logits = ndarray::concatenate(Axis(0), &views).expect("logits of one width");
+    (logits, merge_usage(parts.into_iter().flat_map(|p| p.1)))
 }
 
 /// The order in which epoch `epoch` visits `n` training images.
@@ -189,6 +198,16 @@ pub struct StepNoise<'a> {
     pub strength: f64,
     /// Seed of the step.
     pub seed: u64,
+    /// How global spectral filters are laid out on the machine.
+    pub spectral: SpectralEmulation,
+}
+
+impl StepNoise<'_> {
+    fn for_images(&self, first: usize, images: usize) -> OpticsNoise<'_> {
+        let mut n = OpticsNoise::new(self.source, self.strength, self.seed, first, images);
+        n.spectral = self.spectral;
+        n
+    }
 }
 
 /// The mean loss of a batch (`images` `[B, c, h, w]`, normalised) and the gradient
@@ -228,9 +247,24 @@ pub fn predict_optics_aware(
     micro: usize,
     noise: Option<&StepNoise>,
 ) -> Array2<f32> {
+    predict_with_usage(model, images, micro, noise, 0).0
+}
+
+/// [`predict_optics_aware`] and what the machine spent on every op (summed over
+/// the images; empty for the surrogate). With [`NoiseSource::Machine`] and
+/// strength 1 this is the optical backend on batches of `micro` images: the
+/// jobs of one op for all images of a micro-batch are planned together. The
+/// images are those at positions `first..` of the run (their noise streams).
+pub fn predict_with_usage(
+    model: &Model,
+    images: ArrayView4<f32>,
+    micro: usize,
+    noise: Option<&StepNoise>,
+    first: usize,
+) -> (Array2<f32>, Vec<OpUsage>) {
     match model {
-        Model::Transformer(t) => logits_of(t, images, micro, noise),
-        Model::ConvShareVit(m) => logits_of(m, images, micro, noise),
+        Model::Transformer(t) => logits_of(t, images, micro, noise, first),
+        Model::ConvShareVit(m) => logits_of(m, images, micro, noise, first),
     }
 }
 
