@@ -22,6 +22,14 @@ use rand_distr::{Distribution, Normal};
 
 const DIM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/machines/lcos-pluto2-128-dim.toml");
 
+/// A preset's seeded initialisation (frames do not depend on the weights).
+fn untrained(name: &str) -> Model {
+    ModelConfig::load(name)
+        .unwrap()
+        .init(&mut StdRng::seed_from_u64(0))
+        .unwrap()
+}
+
 fn trained(name: &str) -> Model {
     let s = shipped(name).unwrap_or_else(|| panic!("shipped model {name}"));
     let mut model = ModelConfig::load(&s.model)
@@ -53,8 +61,12 @@ fn on_machine(model: &Model, machine: &FourF, images: ArrayView4<f32>, batch: us
 fn batches_equal_digital_and_the_latency_models_frames_on_the_ideal_machine() {
     let machine = FourF::new(MachineConfig::ideal(128)).unwrap();
     let images = test_images(64);
-    for name in ["gfnet-fmnist", "spectformer-fmnist"] {
-        let model = trained(name);
+    for name in ["gfnet-fmnist", "spectformer-fmnist", "convsharevit-fmnist"] {
+        let model = if name == "convsharevit-fmnist" {
+            untrained(name)
+        } else {
+            trained(name)
+        };
         let digital = predict(&model, images.view(), 16);
         let scale = digital.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         let trace = model
@@ -76,12 +88,25 @@ fn batches_equal_digital_and_the_latency_models_frames_on_the_ideal_machine() {
                 let spec = op.conv.as_ref().expect("an optical op has a conv spec");
                 let closed = frames_for(spec, kernels_are_weights(op.kind), batch, [128, 128]);
                 // n images in batches of `batch`.
-                assert_eq!(
-                    u.frames,
-                    closed.frames * (n / batch),
-                    "{name} `{}` batch {batch}: simulator vs latency model",
-                    u.name
-                );
+                let want = closed.frames * (n / batch);
+                if kernels_are_weights(op.kind) {
+                    assert_eq!(
+                        u.frames, want,
+                        "{name} `{}` batch {batch}: simulator vs latency model",
+                        u.name
+                    );
+                } else {
+                    // Kernels that are activations (attention keys) are per image in the
+                    // closed form; the planner also merges keys that happen to be equal
+                    // (block 0's keys of an all-background patch are the same in every
+                    // image), so it may use fewer.
+                    assert!(
+                        u.frames <= want && 10 * u.frames >= 8 * want,
+                        "{name} `{}` batch {batch}: simulator {} vs latency model {want}",
+                        u.name,
+                        u.frames
+                    );
+                }
                 assert!(
                     u.mean_relative_error() < 1e-12,
                     "{name} `{}`: {}",

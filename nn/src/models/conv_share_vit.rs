@@ -43,7 +43,7 @@ use crate::layers::{cast, gelu_backward, gelu_forward, softmax_backward, softmax
 use crate::layers::{LayerError, LayerNorm, LayerNormConfig, Mlp, MlpConfig, PatchEmbedding, Real};
 use crate::layers::{PatchEmbeddingConfig, WeightInit};
 use crate::params::{join, visit_as, Parameters};
-use crate::surrogate::OpticsNoise;
+use crate::surrogate::{ImageJobs, OpticsNoise};
 
 /// How images become P×P token maps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -821,31 +821,36 @@ fn convs<T: Real>(
         .collect()
 }
 
-/// Adds the surrogate's perturbation of an op to its exact outputs `outs`.
+/// Adds the perturbation of op `name` to the exact outputs `outs[image][job]`: the
+/// jobs `pairs` of `(input, kernel)` indices of every image, submitted at once.
 #[allow(clippy::too_many_arguments)]
 fn perturb<T: Real>(
     noise: &mut Option<&mut OpticsNoise>,
     name: &str,
-    img: usize,
-    inputs: &[Array2<T>],
-    kernels: &[ArrayView2<T>],
+    inputs: &[Vec<Array2<T>>],
+    kernels: &[Vec<ArrayView2<T>>],
     pairs: &[(usize, usize)],
     mode: Mode,
     op: Op,
-    outs: &mut [Array2<T>],
+    outs: &mut [Vec<Array2<T>>],
 ) {
     let Some(n) = noise.as_deref_mut() else {
         return;
     };
     let f = |a: ArrayView2<T>| a.mapv(|v| v.as_f64());
-    let inputs: Vec<Array2<f64>> = inputs.iter().map(|x| f(x.view())).collect();
-    let kernels: Vec<Array2<f64>> = kernels.iter().map(|k| f(*k)).collect();
-    let exact: Vec<Array2<f64>> = outs.iter().map(|o| f(o.view())).collect();
-    for (o, d) in outs
-        .iter_mut()
-        .zip(n.delta(name, img, &inputs, &kernels, pairs, mode, op, &exact))
-    {
-        o.zip_mut_with(&d, |a, &b| *a += T::of(b));
+    let jobs: Vec<ImageJobs> = (0..inputs.len())
+        .map(|img| ImageJobs {
+            image: img,
+            inputs: inputs[img].iter().map(|x| f(x.view())).collect(),
+            kernels: kernels[img].iter().map(|k| f(*k)).collect(),
+            pairs: pairs.to_vec(),
+            exact: outs[img].iter().map(|o| f(o.view())).collect(),
+        })
+        .collect();
+    for (o, d) in outs.iter_mut().zip(n.delta_batch(name, &jobs, mode, op)) {
+        for (a, b) in o.iter_mut().zip(d) {
+            a.zip_mut_with(&b, |x, &y| *x += T::of(y));
+        }
     }
 }
 
@@ -875,226 +880,346 @@ impl<T: Real> ConvShareVit<T> {
 
     /// [`ConvShareVit::forward_train`] with every op a 4f machine runs (embedding,
     /// Q/K/V, scores, projection, convolutional MLP, classifier) perturbed by
-    /// `noise`, the machine's surrogate, one generator per image; the cache is that
-    /// of the exact ops (straight-through gradients).
+    /// `noise`, one generator per image; the cache is that of the exact ops
+    /// (straight-through gradients). The batch runs layer by layer, so each optical
+    /// op submits the jobs of every image at once (on the full simulation, images
+    /// share frames).
     pub fn forward_optics_aware(
         &self,
         images: ArrayView4<T>,
         mut noise: Option<&mut OpticsNoise>,
     ) -> (Array2<T>, ConvShareVitCache<T>) {
         let cfg = &self.config;
-        let (b, c, h, w) = images.dim();
+        let (nb, c, h, w) = images.dim();
         assert_eq!(
             (c, h, w),
             (cfg.in_channels, cfg.image_size, cfg.image_size),
             "ConvShareVit::forward_train: image [c, h, w]"
         );
-        let mut logits = Array2::zeros((b, cfg.classes));
-        let mut caches = Vec::with_capacity(b);
-        for (img, (image, mut out)) in images.outer_iter().zip(logits.outer_iter_mut()).enumerate() {
-            let (l, cache) = self.forward_image(image, img, &mut noise);
-            out.assign(&l);
-            caches.push(cache);
-        }
-        (logits, ConvShareVitCache { images: caches })
-    }
-
-    // Indices follow the formulas (head h, query i, key j).
-    #[allow(clippy::needless_range_loop)]
-    fn forward_image(
-        &self,
-        image: ArrayView3<T>,
-        img: usize,
-        noise: &mut Option<&mut OpticsNoise>,
-    ) -> (Array1<T>, ImageCache<T>) {
-        let cfg = &self.config;
-        let (p, heads) = (cfg.token_size, cfg.heads);
+        let noise = &mut noise;
+        let p = cfg.token_size;
         let d = p * p;
-        let (qkv_mode, proj_mode) = self.modes();
-        let scale = T::one() / T::of(cfg.qkv_side() as f64);
+        let t = self.tokens();
         // Embedding.
-        let (patches, embed) = match &self.embed {
-            Embed::Patch(pe) => {
-                let patches = pe.patches(image);
-                (pe.proj.forward(patches.view()), EmbedCache::Patch(patches))
-            }
+        let (patches, embeds): (Vec<Array2<T>>, Vec<EmbedCache<T>>) = match &self.embed {
+            Embed::Patch(pe) => images
+                .outer_iter()
+                .map(|image| {
+                    let patches = pe.patches(image);
+                    (pe.proj.forward(patches.view()), EmbedCache::Patch(patches))
+                })
+                .unzip(),
             Embed::Transposed { weight, bias } => {
-                let inputs: Vec<Array2<T>> = image.outer_iter().map(|x| x.to_owned()).collect();
-                let kernels: Vec<ArrayView2<T>> = (0..inputs.len()).map(|ch| weight.slice(s![ch, 0, .., ..])).collect();
-                let pairs: Vec<(usize, usize)> = (0..inputs.len()).map(|c| (c, c)).collect();
-                let mut outs = convs(&inputs, &kernels, &pairs, Mode::Full);
+                let kernels: Vec<ArrayView2<T>> = (0..c).map(|ch| weight.slice(s![ch, 0, .., ..])).collect();
+                let pairs: Vec<(usize, usize)> = (0..c).map(|ch| (ch, ch)).collect();
+                let inputs: Vec<Vec<Array2<T>>> = images
+                    .outer_iter()
+                    .map(|im| im.outer_iter().map(|x| x.to_owned()).collect())
+                    .collect();
+                let mut outs: Vec<Vec<Array2<T>>> =
+                    inputs.iter().map(|i| convs(i, &kernels, &pairs, Mode::Full)).collect();
+                let shared = vec![kernels; nb];
                 perturb(
                     noise,
                     "embed",
-                    img,
                     &inputs,
-                    &kernels,
+                    &shared,
                     &pairs,
                     Mode::Full,
                     Op::Convolution,
                     &mut outs,
                 );
-                let map = outs.into_iter().reduce(|a, b| a + &b).expect("at least one channel") + bias[0];
-                let g = map.nrows() / p;
-                let mut tokens = Array2::zeros((g * g, d));
-                for gy in 0..g {
-                    for gx in 0..g {
-                        let block = map.slice(s![gy * p..(gy + 1) * p, gx * p..(gx + 1) * p]);
-                        tokens
-                            .row_mut(gy * g + gx)
-                            .iter_mut()
-                            .zip(block.iter())
-                            .for_each(|(o, &v)| *o = v);
-                    }
-                }
-                (tokens, EmbedCache::Transposed(image.to_owned()))
+                outs.into_iter()
+                    .zip(images.outer_iter())
+                    .map(|(outs, image)| {
+                        let map = outs.into_iter().reduce(|a, b| a + &b).expect("at least one channel") + bias[0];
+                        let g = map.nrows() / p;
+                        let mut tokens = Array2::zeros((g * g, d));
+                        for gy in 0..g {
+                            for gx in 0..g {
+                                let block = map.slice(s![gy * p..(gy + 1) * p, gx * p..(gx + 1) * p]);
+                                tokens
+                                    .row_mut(gy * g + gx)
+                                    .iter_mut()
+                                    .zip(block.iter())
+                                    .for_each(|(o, &v)| *o = v);
+                            }
+                        }
+                        (tokens, EmbedCache::Transposed(image.to_owned()))
+                    })
+                    .unzip()
             }
         };
-        let t = self.tokens();
-        let mut x = Array2::zeros((t, d));
-        x.row_mut(0)
-            .iter_mut()
-            .zip(self.cls_token.iter())
-            .for_each(|(o, &v)| *o = v);
-        x.slice_mut(s![1.., ..]).assign(&patches);
-        x += &self.pos_embed.view().into_shape_with_order((t, d)).expect("contiguous");
-        let mut blocks = Vec::with_capacity(self.blocks.len());
+        let pos = self.pos_embed.view().into_shape_with_order((t, d)).expect("contiguous");
+        let mut xs: Vec<Array2<T>> = patches
+            .iter()
+            .map(|patches| {
+                let mut x = Array2::zeros((t, d));
+                x.row_mut(0)
+                    .iter_mut()
+                    .zip(self.cls_token.iter())
+                    .for_each(|(o, &v)| *o = v);
+                x.slice_mut(s![1.., ..]).assign(patches);
+                x + pos
+            })
+            .collect();
+        let mut blocks: Vec<Vec<BlockCache<T>>> = (0..nb).map(|_| Vec::with_capacity(self.blocks.len())).collect();
         for (bi, b) in self.blocks.iter().enumerate() {
             let name = |what: &str| format!("blocks.{bi}.{what}");
-            // Attention: Q, K and V of all heads as one op of 3·heads kernels.
-            let (n1, norm1) = b.norm1.forward_train(x.view());
-            let maps = rows_to_maps(n1.view(), p);
-            let stacked: Vec<(ArrayView2<T>, T)> = [&b.q, &b.k, &b.v]
-                .iter()
-                .flat_map(|k| (0..heads).map(move |h| (k.0.index_axis(Axis(0), h), k.1[h])))
-                .collect();
-            let kernels: Vec<ArrayView2<T>> = stacked.iter().map(|(k, _)| *k).collect();
-            let pairs: Vec<(usize, usize)> = (0..kernels.len()).flat_map(|k| (0..t).map(move |i| (i, k))).collect();
-            let mut outs = convs(&maps, &kernels, &pairs, qkv_mode);
-            perturb(
-                noise,
-                &name("attn.qkv"),
-                img,
-                &maps,
-                &kernels,
-                &pairs,
-                qkv_mode,
-                Op::Convolution,
-                &mut outs,
-            );
-            let mut it = outs.into_iter();
-            let qkv: [Vec<Vec<Array2<T>>>; 3] = std::array::from_fn(|which| {
-                (0..heads)
-                    .map(|h| (&mut it).take(t).map(|m| m + stacked[which * heads + h].1).collect())
+            let caches = self.block_forward(b, &mut xs, noise, &name);
+            for (all, cache) in blocks.iter_mut().zip(caches) {
+                all.push(cache);
+            }
+        }
+        // Classifier: the class-token map correlated (valid) with one map per class.
+        let heads_k: Vec<ArrayView2<T>> = self.head_weight.outer_iter().collect();
+        let head_pairs: Vec<(usize, usize)> = (0..heads_k.len()).map(|k| (0, k)).collect();
+        let (norms, cls_in): (Vec<LayerNormCache<T>>, Vec<Vec<Array2<T>>>) = xs
+            .iter()
+            .map(|x| {
+                let (xn, norm) = self.norm.forward_train(x.view());
+                let cls = xn.row(0).to_owned().into_shape_with_order((p, p)).expect("P·P values");
+                (norm, vec![cls])
+            })
+            .unzip();
+        let mut raw: Vec<Vec<Array2<T>>> = cls_in
+            .iter()
+            .map(|cls| {
+                heads_k
+                    .iter()
+                    .map(|k| Array2::from_elem((1, 1), map_dot(cls[0].view(), *k)))
                     .collect()
+            })
+            .collect();
+        let shared = vec![heads_k; nb];
+        perturb(
+            noise,
+            "head",
+            &cls_in,
+            &shared,
+            &head_pairs,
+            Mode::Valid,
+            Op::Correlation,
+            &mut raw,
+        );
+        let mut logits = Array2::zeros((nb, cfg.classes));
+        let mut images_cache = Vec::with_capacity(nb);
+        let parts = raw.into_iter().zip(embeds).zip(blocks).zip(norms).zip(cls_in);
+        for (img, ((((raw, embed), blocks), norm), mut cls)) in parts.enumerate() {
+            for (o, (r, &bias)) in logits.row_mut(img).iter_mut().zip(raw.iter().zip(&self.head_bias)) {
+                *o = r[[0, 0]] + bias;
+            }
+            images_cache.push(ImageCache {
+                embed,
+                blocks,
+                norm,
+                cls: cls.pop().expect("one class map"),
             });
-            let side = qkv[0][0][0].nrows();
-            // Scores: valid correlations q_i ⋆ k_j (one number each), all heads.
-            let qs: Vec<Array2<T>> = qkv[0].iter().flatten().cloned().collect();
-            let ks: Vec<ArrayView2<T>> = qkv[1].iter().flatten().map(|m| m.view()).collect();
-            let score_pairs: Vec<(usize, usize)> = (0..heads)
-                .flat_map(|h| (0..t).flat_map(move |i| (0..t).map(move |j| (h * t + i, h * t + j))))
-                .collect();
-            let mut raw: Vec<Array2<T>> = score_pairs
-                .iter()
-                .map(|&(i, j)| Array2::from_elem((1, 1), map_dot(qs[i].view(), ks[j])))
-                .collect();
-            perturb(
-                noise,
-                &name("attn.scores"),
-                img,
-                &qs,
-                &ks,
-                &score_pairs,
-                Mode::Valid,
-                Op::Correlation,
-                &mut raw,
-            );
-            let mut attn = Vec::with_capacity(heads);
-            let mut mixed = vec![Array2::<T>::zeros((side, side)); t];
+        }
+        (logits, ConvShareVitCache { images: images_cache })
+    }
+
+    /// One block over every image's tokens `xs` (updated in place), each optical op
+    /// submitted for all images at once; the caches of the backward pass.
+    // Indices follow the formulas (head h, query i, key j).
+    #[allow(clippy::needless_range_loop)]
+    fn block_forward(
+        &self,
+        b: &Block<T>,
+        xs: &mut [Array2<T>],
+        noise: &mut Option<&mut OpticsNoise>,
+        name: &dyn Fn(&str) -> String,
+    ) -> Vec<BlockCache<T>> {
+        let cfg = &self.config;
+        let (p, heads) = (cfg.token_size, cfg.heads);
+        let (qkv_mode, proj_mode) = self.modes();
+        let scale = T::one() / T::of(cfg.qkv_side() as f64);
+        let (nb, t) = (xs.len(), self.tokens());
+        // Attention: Q, K and V of all heads as one op of 3·heads kernels.
+        let (norm1, maps): (Vec<LayerNormCache<T>>, Vec<Vec<Array2<T>>>) = xs
+            .iter()
+            .map(|x| {
+                let (n1, norm1) = b.norm1.forward_train(x.view());
+                (norm1, rows_to_maps(n1.view(), p))
+            })
+            .unzip();
+        let stacked: Vec<(ArrayView2<T>, T)> = [&b.q, &b.k, &b.v]
+            .iter()
+            .flat_map(|k| (0..heads).map(move |h| (k.0.index_axis(Axis(0), h), k.1[h])))
+            .collect();
+        let kernels: Vec<ArrayView2<T>> = stacked.iter().map(|(k, _)| *k).collect();
+        let pairs: Vec<(usize, usize)> = (0..kernels.len()).flat_map(|k| (0..t).map(move |i| (i, k))).collect();
+        let mut outs: Vec<Vec<Array2<T>>> = maps.iter().map(|m| convs(m, &kernels, &pairs, qkv_mode)).collect();
+        perturb(
+            noise,
+            &name("attn.qkv"),
+            &maps,
+            &vec![kernels; nb],
+            &pairs,
+            qkv_mode,
+            Op::Convolution,
+            &mut outs,
+        );
+        let qkv: Vec<[Vec<Vec<Array2<T>>>; 3]> = outs
+            .into_iter()
+            .map(|outs| {
+                let mut it = outs.into_iter();
+                std::array::from_fn(|which| {
+                    (0..heads)
+                        .map(|h| (&mut it).take(t).map(|m| m + stacked[which * heads + h].1).collect())
+                        .collect()
+                })
+            })
+            .collect();
+        let side = qkv[0][0][0][0].nrows();
+        // Scores: valid correlations q_i ⋆ k_j (one number each), all heads.
+        let qs: Vec<Vec<Array2<T>>> = qkv.iter().map(|q| q[0].iter().flatten().cloned().collect()).collect();
+        let ks: Vec<Vec<ArrayView2<T>>> = qkv
+            .iter()
+            .map(|q| q[1].iter().flatten().map(|m| m.view()).collect())
+            .collect();
+        let score_pairs: Vec<(usize, usize)> = (0..heads)
+            .flat_map(|h| (0..t).flat_map(move |i| (0..t).map(move |j| (h * t + i, h * t + j))))
+            .collect();
+        let mut raw: Vec<Vec<Array2<T>>> = qs
+            .iter()
+            .zip(&ks)
+            .map(|(qs, ks)| {
+                score_pairs
+                    .iter()
+                    .map(|&(i, j)| Array2::from_elem((1, 1), map_dot(qs[i].view(), ks[j])))
+                    .collect()
+            })
+            .collect();
+        perturb(
+            noise,
+            &name("attn.scores"),
+            &qs,
+            &ks,
+            &score_pairs,
+            Mode::Valid,
+            Op::Correlation,
+            &mut raw,
+        );
+        let mut attn: Vec<Vec<Array2<T>>> = Vec::with_capacity(nb);
+        let mut mixed: Vec<Vec<Array2<T>>> = Vec::with_capacity(nb);
+        for (raw, qkv) in raw.iter().zip(&qkv) {
+            let mut a_img = Vec::with_capacity(heads);
+            let mut m_img = vec![Array2::<T>::zeros((side, side)); t];
             for h in 0..heads {
                 let scores = Array2::from_shape_fn((t, t), |(i, j)| raw[(h * t + i) * t + j][[0, 0]] * scale);
                 let a = softmax_rows(scores.view());
-                for (i, m) in mixed.iter_mut().enumerate() {
+                for (i, m) in m_img.iter_mut().enumerate() {
                     for (j, vm) in qkv[2][h].iter().enumerate() {
                         m.scaled_add(a[[i, j]], vm);
                     }
                 }
-                attn.push(a);
+                a_img.push(a);
             }
-            let kp = [b.proj.0.index_axis(Axis(0), 0)];
-            let proj_pairs: Vec<(usize, usize)> = (0..t).map(|i| (i, 0)).collect();
-            let mut proj = convs(&mixed, &kp, &proj_pairs, proj_mode);
-            perturb(
-                noise,
-                &name("attn.proj"),
-                img,
-                &mixed,
-                &kp,
-                &proj_pairs,
-                proj_mode,
-                Op::Convolution,
-                &mut proj,
-            );
+            attn.push(a_img);
+            mixed.push(m_img);
+        }
+        let kp = vec![b.proj.0.index_axis(Axis(0), 0)];
+        let proj_pairs: Vec<(usize, usize)> = (0..t).map(|i| (i, 0)).collect();
+        let mut proj: Vec<Vec<Array2<T>>> = mixed.iter().map(|m| convs(m, &kp, &proj_pairs, proj_mode)).collect();
+        perturb(
+            noise,
+            &name("attn.proj"),
+            &mixed,
+            &vec![kp; nb],
+            &proj_pairs,
+            proj_mode,
+            Op::Convolution,
+            &mut proj,
+        );
+        let mut norm2 = Vec::with_capacity(nb);
+        let mut n2s = Vec::with_capacity(nb);
+        for (x, proj) in xs.iter_mut().zip(proj.iter_mut()) {
             proj.iter_mut().for_each(|m| *m += b.proj.1[0]);
-            x += &maps_into_rows(&proj, p);
-            // MLP.
-            let (n2, norm2) = b.norm2.forward_train(x.view());
-            let (out, mlp) = match &b.mlp {
-                BlockMlp::Linear(m) => {
+            *x += &maps_into_rows(proj, p);
+            let (n2, c) = b.norm2.forward_train(x.view());
+            n2s.push(n2);
+            norm2.push(c);
+        }
+        // MLP.
+        let mlps: Vec<MlpCacheKind<T>> = match &b.mlp {
+            BlockMlp::Linear(m) => xs
+                .iter_mut()
+                .zip(&n2s)
+                .map(|(x, n2)| {
                     let (o, c) = m.forward_train(n2.view());
-                    (o, MlpCacheKind::Linear(c))
-                }
-                BlockMlp::Conv { fc1, fc2 } => {
-                    let maps2 = rows_to_maps(n2.view(), p);
-                    let r = fc1.0.dim().0;
-                    let k1: Vec<ArrayView2<T>> = fc1.0.outer_iter().collect();
-                    let pairs1: Vec<(usize, usize)> = (0..r).flat_map(|g| (0..t).map(move |i| (i, g))).collect();
-                    let mut h1 = convs(&maps2, &k1, &pairs1, Mode::Same);
-                    perturb(
-                        noise,
-                        &name("mlp.fc1"),
-                        img,
-                        &maps2,
-                        &k1,
-                        &pairs1,
-                        Mode::Same,
-                        Op::Convolution,
-                        &mut h1,
-                    );
-                    let mut it = h1.into_iter();
-                    let pre: Vec<Vec<Array2<T>>> = (0..r)
-                        .map(|g| (&mut it).take(t).map(|m| m + fc1.1[g]).collect())
-                        .collect();
-                    let acts: Vec<Array2<T>> = pre
-                        .iter()
-                        .flatten()
-                        .map(|m| gelu_forward(m.view(), GeluMode::Exact))
-                        .collect();
-                    let k2: Vec<ArrayView2<T>> = fc2.0.outer_iter().collect();
-                    let pairs2: Vec<(usize, usize)> =
-                        (0..r).flat_map(|g| (0..t).map(move |i| (g * t + i, g))).collect();
-                    let mut h2 = convs(&acts, &k2, &pairs2, Mode::Same);
-                    perturb(
-                        noise,
-                        &name("mlp.fc2"),
-                        img,
-                        &acts,
-                        &k2,
-                        &pairs2,
-                        Mode::Same,
-                        Op::Convolution,
-                        &mut h2,
-                    );
-                    let mut sum = vec![Array2::<T>::from_elem((p, p), fc2.1[0]); t];
-                    for (j, o) in h2.iter().enumerate() {
-                        sum[j % t] += o;
-                    }
-                    (maps_into_rows(&sum, p), MlpCacheKind::Conv { maps: maps2, pre })
-                }
-            };
-            x += &out;
-            blocks.push(BlockCache {
+                    *x += &o;
+                    MlpCacheKind::Linear(c)
+                })
+                .collect(),
+            BlockMlp::Conv { fc1, fc2 } => {
+                let maps2: Vec<Vec<Array2<T>>> = n2s.iter().map(|n2| rows_to_maps(n2.view(), p)).collect();
+                let r = fc1.0.dim().0;
+                let k1: Vec<ArrayView2<T>> = fc1.0.outer_iter().collect();
+                let pairs1: Vec<(usize, usize)> = (0..r).flat_map(|g| (0..t).map(move |i| (i, g))).collect();
+                let mut h1: Vec<Vec<Array2<T>>> = maps2.iter().map(|m| convs(m, &k1, &pairs1, Mode::Same)).collect();
+                perturb(
+                    noise,
+                    &name("mlp.fc1"),
+                    &maps2,
+                    &vec![k1; nb],
+                    &pairs1,
+                    Mode::Same,
+                    Op::Convolution,
+                    &mut h1,
+                );
+                let pre: Vec<Vec<Vec<Array2<T>>>> = h1
+                    .into_iter()
+                    .map(|h1| {
+                        let mut it = h1.into_iter();
+                        (0..r)
+                            .map(|g| (&mut it).take(t).map(|m| m + fc1.1[g]).collect())
+                            .collect()
+                    })
+                    .collect();
+                let acts: Vec<Vec<Array2<T>>> = pre
+                    .iter()
+                    .map(|pre| {
+                        pre.iter()
+                            .flatten()
+                            .map(|m| gelu_forward(m.view(), GeluMode::Exact))
+                            .collect()
+                    })
+                    .collect();
+                let k2: Vec<ArrayView2<T>> = fc2.0.outer_iter().collect();
+                let pairs2: Vec<(usize, usize)> = (0..r).flat_map(|g| (0..t).map(move |i| (g * t + i, g))).collect();
+                let mut h2: Vec<Vec<Array2<T>>> = acts.iter().map(|a| convs(a, &k2, &pairs2, Mode::Same)).collect();
+                perturb(
+                    noise,
+                    &name("mlp.fc2"),
+                    &acts,
+                    &vec![k2; nb],
+                    &pairs2,
+                    Mode::Same,
+                    Op::Convolution,
+                    &mut h2,
+                );
+                xs.iter_mut()
+                    .zip(h2)
+                    .zip(maps2.into_iter().zip(pre))
+                    .map(|((x, h2), (maps, pre))| {
+                        let mut sum = vec![Array2::<T>::from_elem((p, p), fc2.1[0]); t];
+                        for (j, o) in h2.iter().enumerate() {
+                            sum[j % t] += o;
+                        }
+                        *x += &maps_into_rows(&sum, p);
+                        MlpCacheKind::Conv { maps, pre }
+                    })
+                    .collect()
+            }
+        };
+        norm1
+            .into_iter()
+            .zip(maps)
+            .zip(qkv)
+            .zip(attn.into_iter().zip(mixed))
+            .zip(norm2.into_iter().zip(mlps))
+            .map(|((((norm1, maps), qkv), (attn, mixed)), (norm2, mlp))| BlockCache {
                 norm1,
                 maps,
                 qkv,
@@ -1102,39 +1227,8 @@ impl<T: Real> ConvShareVit<T> {
                 mixed,
                 norm2,
                 mlp,
-            });
-        }
-        let (xn, norm) = self.norm.forward_train(x.view());
-        let cls = xn.row(0).to_owned().into_shape_with_order((p, p)).expect("P·P values");
-        // Classifier: the class-token map correlated (valid) with one map per class.
-        let heads_k: Vec<ArrayView2<T>> = self.head_weight.outer_iter().collect();
-        let head_pairs: Vec<(usize, usize)> = (0..heads_k.len()).map(|c| (0, c)).collect();
-        let cls_in = [cls.clone()];
-        let mut raw: Vec<Array2<T>> = heads_k
-            .iter()
-            .map(|k| Array2::from_elem((1, 1), map_dot(cls.view(), *k)))
-            .collect();
-        perturb(
-            noise,
-            "head",
-            img,
-            &cls_in,
-            &heads_k,
-            &head_pairs,
-            Mode::Valid,
-            Op::Correlation,
-            &mut raw,
-        );
-        let logits = Array1::from_iter(raw.iter().zip(&self.head_bias).map(|(o, &b)| o[[0, 0]] + b));
-        (
-            logits,
-            ImageCache {
-                embed,
-                blocks,
-                norm,
-                cls,
-            },
-        )
+            })
+            .collect()
     }
 
     /// The backward pass of [`ConvShareVit::forward_train`] for the gradient `g` of
