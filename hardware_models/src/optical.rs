@@ -16,6 +16,13 @@
 //!   input (a classifier correlating one map with every class kernel, a CNN layer's
 //!   `C_out` kernels per input channel, at batch 1): each input's kernels tile the
 //!   kernel plane, `t = k`, `l = n + k − 1`, one frame per input and `fit` kernels.
+//! - **Cross tiling**: `n` kernels that each take the same `m` inputs (attention
+//!   scores: every query with every key of a head; a shared convolution's kernels
+//!   over a batch of maps). Inputs sit in bands of `nk` slot rows, kernels one slot
+//!   row apart in the kernel plane, so pair `(i, k)` lands in its own slot: a frame
+//!   holds `cols·⌊rows/nk⌋` inputs × `nk` kernels, `nk` chosen for the fewest
+//!   frames `⌈n/nk⌉·⌈m/(cols·⌊rows/nk⌋)⌉`, then the fewest filters. Used when
+//!   `nk > 1` (otherwise it is input tiling).
 //! - An input larger than a frame is cut into overlap-save blocks of at most
 //!   `N − k + 1` outputs per axis, one block per frame (an upper bound: the planner
 //!   may pack small remainder blocks together).
@@ -106,17 +113,34 @@ fn pitch(l: usize, a: usize, b: usize) -> usize {
     (l - a.min(l)).max(b)
 }
 
-/// Tiles per frame. Input and kernel tiles both spread over `l = n + k − 1`
-/// samples and keep `[a, b)` of them, so one pitch serves both layouts.
+/// Tile slots per axis `[y, x]`. Input and kernel tiles both spread over
+/// `l = n + k − 1` samples and keep `[a, b)` of them, so one pitch serves every
+/// layout.
+fn grid(spec: &ConvSpec, frame: [usize; 2]) -> [usize; 2] {
+    std::array::from_fn(|ax| {
+        let (n, k) = (spec.input[ax], spec.kernel[ax]);
+        let (a, b) = spec.mode.window(n, k);
+        frame[ax] / pitch(n + k - 1, a, b).max(1)
+    })
+}
+
+/// Tiles per frame.
 fn per_frame(spec: &ConvSpec, frame: [usize; 2]) -> usize {
-    (0..2)
-        .map(|ax| {
-            let (n, k) = (spec.input[ax], spec.kernel[ax]);
-            let (a, b) = spec.mode.window(n, k);
-            let p = pitch(n + k - 1, a, b);
-            frame[ax] / p.max(1)
-        })
-        .product()
+    grid(spec, frame).iter().product()
+}
+
+/// Kernels per cross-tiled frame for `m` inputs × `n` kernels on `rows × cols`
+/// slots: inputs in bands of `nk` slot rows, kernels one slot row apart, so a frame
+/// holds `cols·⌊rows/nk⌋` inputs and `nk` kernels. The fewest frames
+/// `⌈n/nk⌉·⌈m/(cols·⌊rows/nk⌋)⌉`, then the fewest filters (largest `nk`).
+fn cross_kernels_per_frame(m: usize, n: usize, rows: usize, cols: usize) -> Option<usize> {
+    if rows == 0 || cols == 0 {
+        return None;
+    }
+    (1..=n.min(rows))
+        .map(|nk| (n.div_ceil(nk) * m.div_ceil(cols * (rows / nk)), std::cmp::Reverse(nk)))
+        .min()
+        .map(|(_, nk)| nk.0)
 }
 
 /// Frames of `spec` for a batch of `batch` images on a `frame` of pixels
@@ -138,6 +162,20 @@ pub fn frames_for(spec: &ConvSpec, kernels_are_weights: bool, batch: usize, fram
     // Every kernel used once: the kernels of each input share its frames (kernel
     // tiling), when an input has more than one.
     let kernels_per_input = spec.jobs.div_ceil(spec.inputs.max(1));
+    // Cross tiling: sets of `n` kernels that each take the same `m` inputs.
+    let (m, n) = (jobs_per_group, kernels_per_input);
+    if m >= 2 && n >= 2 {
+        let [rows, cols] = grid(spec, frame);
+        if let Some(nk) = cross_kernels_per_frame(m, n, rows, cols).filter(|&nk| nk > 1) {
+            let sets = groups / n;
+            let per = cols * (rows / nk);
+            return FrameUse {
+                frames: sets * n.div_ceil(nk) * m.div_ceil(per),
+                filters: sets * n.div_ceil(nk),
+                tiles_per_frame: per * nk,
+            };
+        }
+    }
     if jobs_per_group == 1 && kernels_per_input > 1 {
         let fit = per_frame(spec, frame);
         if fit >= 1 {
@@ -530,8 +568,10 @@ mod tests {
         assert_eq!(frames_for(&s, true, 64, frame).frames, (17 * 64usize).div_ceil(256));
         // Keys as kernels: one group per key and image.
         let scores = spec(17 * 17, 17, 17, 6, 6, ConvMode::Valid);
+        // Cross tiling: 6×6 tiles repeat every 6 samples, 21 slots a side, so the 17
+        // queries × 17 keys of an image fit one frame and one filter.
         let u = frames_for(&scores, false, 4, frame);
-        assert_eq!((u.frames, u.filters), (17 * 4, 17 * 4));
+        assert_eq!((u.frames, u.filters), (4, 4));
         // One input, ten class kernels at batch 1: kernel tiling. Valid 8×8 against
         // 8×8 keeps [7, 8) of l = 15, so kernels repeat every max(15 − 7, 8) = 8.
         let head = spec(10, 1, 10, 8, 8, ConvMode::Valid);
@@ -543,7 +583,9 @@ mod tests {
                 tiles_per_frame: 256
             }
         );
-        assert_eq!(frames_for(&head, true, 64, frame).frames, 10);
+        // At batch 64, 64 maps × 10 kernels cross-tile on 16 × 16 slots: 4 kernels
+        // per frame leave 4 bands of 16 maps, so ⌈10/4⌉·⌈64/64⌉ = 3 frames.
+        assert_eq!(frames_for(&head, true, 64, frame).frames, 3);
         // An input larger than the frame: overlap-save blocks of N − k + 1 outputs.
         let big = spec(1, 1, 1, 300, 5, ConvMode::Same);
         assert_eq!(frames_for(&big, true, 1, frame).frames, 9);

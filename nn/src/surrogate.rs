@@ -613,7 +613,9 @@ impl<'a> OpticsNoise<'a> {
             }
             NoiseSource::Machine(m) => m,
         };
-        let mut jobs = Vec::new();
+        // Every image's maps are its own inputs (keys); kernels are shared by content
+        // (a weight is the same in every image).
+        let (mut jobs, mut keys, mut base) = (Vec::new(), Vec::new(), 0);
         for j in images {
             for &(i, k) in &j.pairs {
                 jobs.push(fourf_sim::ConvJob::new(
@@ -622,10 +624,12 @@ impl<'a> OpticsNoise<'a> {
                     mode,
                     op,
                 ));
+                keys.push(base + i);
             }
+            base += j.inputs.len();
         }
         let plan = fourf_sim::Planner::new(machine.frame_shape(), fourf_sim::PlannerConfig::default())
-            .plan(&jobs)
+            .plan_keyed(&jobs, Some(&keys))
             .unwrap_or_else(|e| panic!("OpticsNoise: the machine cannot plan op `{name}`: {e}"));
         let seed = crate::backend::split_seed(self.op_seed, self.calls);
         self.calls += 1;

@@ -52,6 +52,10 @@ pub struct PlannerConfig {
     /// own signal-to-noise ratio. Exact on an ideal machine, because a kept window
     /// depends only on its own tile. Off: one gain per frame (its largest value).
     pub tile_gain: bool,
+    /// Cross-tile complete products of inputs × kernels (default true): several
+    /// kernels share one filter, so the filter panel's range is shared too (on a
+    /// noisy machine each pair's error grows; see `tests/surrogate.rs`).
+    pub cross_tiling: bool,
 }
 
 impl Default for PlannerConfig {
@@ -60,6 +64,7 @@ impl Default for PlannerConfig {
             guard: None,
             kernel_tiling: true,
             tile_gain: true,
+            cross_tiling: true,
         }
     }
 }
@@ -84,6 +89,20 @@ pub enum Layout {
     KernelTiling {
         /// A job whose input every tile shares.
         input_job: usize,
+    },
+    /// Cross tiling: `m` inputs along the input plane and `n` kernels along the
+    /// kernel plane, every one of the `m × n` pairs wanted (attention scores, a
+    /// shared convolution's kernels over many maps). Pair `(i, k)` lands at
+    /// `a_i + b_k`: inputs sit in columns `s_x` apart and in bands of `n·s_y` rows,
+    /// kernels `s_y` apart down the kernel plane, so every pair gets its own slot of
+    /// the tile grid.
+    CrossTiling {
+        /// A job with each input, and where the input sits `[y, x]`.
+        inputs: Vec<(usize, [usize; 2])>,
+        /// A job with each kernel, and where the kernel sits in the kernel plane.
+        kernels: Vec<(usize, [usize; 2])>,
+        /// For every tile, the index in `inputs` of its input.
+        tile_input: Vec<usize>,
     },
 }
 
@@ -180,6 +199,17 @@ impl Planner {
     /// the frame, a `valid` job whose input is smaller than its kernel, or a fixed
     /// guard too wide for a tile to fit.
     pub fn plan(&self, jobs: &[ConvJob]) -> Result<Plan, SimError> {
+        self.plan_keyed(jobs, None)
+    }
+
+    /// [`Planner::plan`] with the identity of every job's input given: jobs with
+    /// the same key share one input (default: equal contents). A batch gives each
+    /// image's maps their own keys, so cross products stay per image even where two
+    /// images' maps happen to be equal.
+    ///
+    /// # Panics
+    /// If `input_keys` does not hold one key per job.
+    pub fn plan_keyed(&self, jobs: &[ConvJob], input_keys: Option<&[usize]>) -> Result<Plan, SimError> {
         let (ny, nx) = self.frame;
         for (i, j) in jobs.iter().enumerate() {
             check_array(i, "input", &j.input)?;
@@ -201,10 +231,28 @@ impl Planner {
             }
         }
         let eff: Vec<Array2<f64>> = jobs.iter().map(|j| j.effective_kernel()).collect();
+        let input_key = match input_keys {
+            Some(keys) => {
+                assert_eq!(keys.len(), jobs.len(), "Planner::plan_keyed: one input key per job");
+                keys.to_vec()
+            }
+            None => content_ids(jobs.iter().map(|j| j.input)),
+        };
+        // Complete cross products first; the other jobs by shared kernel or input.
+        let cross = if self.config.cross_tiling {
+            self.cross_sets(jobs, &eff, &input_key)
+        } else {
+            Vec::new()
+        };
+        let taken: std::collections::HashSet<usize> = cross
+            .iter()
+            .flat_map(|c| c.kernels_jobs.iter().flatten().copied())
+            .collect();
         // Group by effective kernel.
         let mut kernel_groups: Vec<Vec<usize>> = Vec::new();
         let mut singles = Vec::new();
-        for g in group_by_content(eff.iter().enumerate().map(|(i, k)| (i, k.view()))) {
+        let rest = eff.iter().enumerate().filter(|(i, _)| !taken.contains(i));
+        for g in group_by_content(rest.map(|(i, k)| (i, k.view()))) {
             if g.len() > 1 || !self.config.kernel_tiling {
                 kernel_groups.push(g);
             } else {
@@ -243,6 +291,9 @@ impl Planner {
                 });
             }
         }
+        for set in cross {
+            plan.frames.extend(self.cross_frames(&set));
+        }
         for group in input_groups {
             let tiles: Vec<Tile> = group.iter().map(|&i| kernel_tile(i, &jobs[i])).collect();
             for tiles in self.pack(tiles)? {
@@ -253,6 +304,135 @@ impl Planner {
             }
         }
         Ok(plan)
+    }
+
+    /// The sets of jobs that form a complete cross product — inputs (by
+    /// `input_key`) that each take the same kernels (by content), with one mode and
+    /// one shape — where cross tiling needs fewer frames than input tiling (or as
+    /// few with fewer filters).
+    fn cross_sets(&self, jobs: &[ConvJob], eff: &[Array2<f64>], input_key: &[usize]) -> Vec<CrossSet> {
+        let kernel_id = content_ids(eff.iter().map(|k| k.view()));
+        // Jobs of each input, inputs in order of first appearance.
+        let mut order: Vec<usize> = Vec::new();
+        let mut by_input: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (i, &key) in input_key.iter().enumerate() {
+            by_input
+                .entry(key)
+                .or_insert_with(|| {
+                    order.push(key);
+                    Vec::new()
+                })
+                .push(i);
+        }
+        type Signature = (Vec<usize>, Mode, [usize; 4]);
+        let mut sets: Vec<(Signature, Vec<Vec<usize>>)> = Vec::new();
+        let mut index: HashMap<Signature, usize> = HashMap::new();
+        for key in order {
+            let mut js = by_input.remove(&key).expect("listed");
+            js.sort_by_key(|&i| (kernel_id[i], i));
+            let j0 = &jobs[js[0]];
+            let (n, k) = (j0.input.dim(), j0.kernel.dim());
+            let ids: Vec<usize> = js.iter().map(|&i| kernel_id[i]).collect();
+            let uniform = js.iter().all(|&i| jobs[i].mode == j0.mode && jobs[i].kernel.dim() == k)
+                && ids.windows(2).all(|w| w[0] < w[1]);
+            if js.len() < 2 || !uniform {
+                continue;
+            }
+            let sig = (ids, j0.mode, [n.0, n.1, k.0, k.1]);
+            let at = *index.entry(sig.clone()).or_insert_with(|| {
+                sets.push((sig, Vec::new()));
+                sets.len() - 1
+            });
+            sets[at].1.push(js);
+        }
+        sets.into_iter()
+            .filter_map(|((ids, _, _), inputs)| {
+                let (m, n) = (inputs.len(), ids.len());
+                if m < 2 {
+                    return None;
+                }
+                let layout = self.cross_layout(&jobs[inputs[0][0]], m, n)?;
+                // kernels_jobs[k][r]: input r with kernel k.
+                let kernels_jobs = (0..n).map(|k| inputs.iter().map(|js| js[k]).collect()).collect();
+                Some(CrossSet { layout, kernels_jobs })
+            })
+            .collect()
+    }
+
+    /// The cross layout of `m` inputs × `n` kernels shaped like `job`, when it
+    /// beats input tiling: kernels per frame `nk` (fewest frames, then fewest
+    /// filters), columns and bands.
+    fn cross_layout(&self, job: &ConvJob, m: usize, n: usize) -> Option<CrossLayout> {
+        let (ni, nk) = (job.input.dim(), job.kernel.dim());
+        let span = |n: usize, k: usize| {
+            let (a, b) = job.mode.window(n, k);
+            Span {
+                t: n,
+                l: n + k - 1,
+                a,
+                b,
+            }
+        };
+        let (sy, sx) = (span(ni.0, nk.0), span(ni.1, nk.1));
+        let (py, px) = (
+            spacing(&sy, &sy, self.config.guard),
+            spacing(&sx, &sx, self.config.guard),
+        );
+        let (rows, cols) = (self.frame.0 / py, self.frame.1 / px);
+        let nk = cross_kernels_per_frame(m, n, rows, cols)?;
+        (nk > 1).then_some(CrossLayout {
+            nk,
+            pitch: [py, px],
+            bands: rows / nk,
+            cols,
+            span: [sy, sx],
+        })
+    }
+
+    /// The frames of one cross set.
+    fn cross_frames(&self, set: &CrossSet) -> Vec<FramePlan> {
+        let CrossLayout {
+            nk,
+            pitch: [py, px],
+            bands,
+            cols,
+            span,
+        } = set.layout;
+        let m = set.kernels_jobs[0].len();
+        let per = bands * cols;
+        let mut frames = Vec::new();
+        for kc in set.kernels_jobs.chunks(nk) {
+            for i0 in (0..m).step_by(per) {
+                let i1 = (i0 + per).min(m);
+                let mut inputs = Vec::with_capacity(i1 - i0);
+                let mut tiles = Vec::with_capacity((i1 - i0) * kc.len());
+                let mut tile_input = Vec::with_capacity(tiles.capacity());
+                for (ii, r) in (i0..i1).enumerate() {
+                    let a = [(ii / cols) * nk * py, (ii % cols) * px];
+                    inputs.push((kc[0][r], a));
+                    for (kk, group) in kc.iter().enumerate() {
+                        tiles.push(Tile {
+                            job: group[r],
+                            src: [0, 0],
+                            pos: [a[0] + kk * py, a[1]],
+                            out: [0, 0],
+                            span,
+                        });
+                        tile_input.push(ii);
+                    }
+                }
+                let kernels = kc.iter().enumerate().map(|(kk, g)| (g[0], [kk * py, 0])).collect();
+                frames.push(FramePlan {
+                    layout: Layout::CrossTiling {
+                        inputs,
+                        kernels,
+                        tile_input,
+                    },
+                    tiles,
+                });
+            }
+        }
+        frames
     }
 
     fn kernel_tile_fits(&self, job: &ConvJob) -> bool {
@@ -391,6 +571,55 @@ impl Planner {
     }
 }
 
+/// How a cross set is laid out (see [`Layout::CrossTiling`]).
+#[derive(Debug, Clone, Copy)]
+struct CrossLayout {
+    /// Kernels per frame.
+    nk: usize,
+    /// Slot pitch `[y, x]` of the tile grid.
+    pitch: [usize; 2],
+    /// Bands of `nk` slot rows, each holding a row of inputs.
+    bands: usize,
+    /// Inputs per band.
+    cols: usize,
+    /// Every pair's spans.
+    span: [Span; 2],
+}
+
+/// Kernel groups whose jobs form a complete cross product of inputs × kernels.
+#[derive(Debug, Clone)]
+struct CrossSet {
+    layout: CrossLayout,
+    /// Per kernel, its jobs ordered by input (position r: the same input for all).
+    kernels_jobs: Vec<Vec<usize>>,
+}
+
+/// Kernels per frame for `m` inputs × `n` kernels on a grid of `rows × cols` tile
+/// slots: the count with the fewest frames `⌈n/nk⌉·⌈m/(cols·⌊rows/nk⌋)⌉`, the
+/// largest of those (fewest filters); `None` when no slot fits. The latency model
+/// (`fourf_hw::frames_for`) uses the same rule.
+fn cross_kernels_per_frame(m: usize, n: usize, rows: usize, cols: usize) -> Option<usize> {
+    if rows == 0 || cols == 0 || m == 0 || n == 0 {
+        return None;
+    }
+    (1..=n.min(rows))
+        .map(|nk| (n.div_ceil(nk) * m.div_ceil(cols * (rows / nk)), nk))
+        .min_by_key(|&(frames, nk)| (frames, std::cmp::Reverse(nk)))
+        .map(|(_, nk)| nk)
+}
+
+/// For each item, the index of its content class (equal shape and bits).
+fn content_ids<'a>(items: impl Iterator<Item = ArrayView2<'a, f64>>) -> Vec<usize> {
+    let items: Vec<_> = items.collect();
+    let mut ids = vec![0; items.len()];
+    for (g, members) in group_by_content(items.into_iter().enumerate()).into_iter().enumerate() {
+        for i in members {
+            ids[i] = g;
+        }
+    }
+    ids
+}
+
 /// A row of tiles: its top, its first tile and the vertical spans it holds.
 #[derive(Debug, Clone, Copy)]
 struct Shelf {
@@ -506,21 +735,31 @@ impl Plan {
     /// Counts and fill factor.
     pub fn stats(&self) -> PlanStats {
         let tiles = self.frames.iter().map(|f| f.tiles.len()).sum();
+        // Consecutive cross frames with the same kernels share their filter.
         let filters = self.kernels.len()
             + self
                 .frames
                 .iter()
-                .filter(|f| matches!(f.layout, Layout::KernelTiling { .. }))
+                .enumerate()
+                .filter(|(i, f)| match &f.layout {
+                    Layout::KernelTiling { .. } => true,
+                    Layout::CrossTiling { .. } => *i == 0 || !self.same_cross_filter(i - 1, *i),
+                    Layout::InputTiling { .. } => false,
+                })
                 .count();
         let carried: usize = self
             .frames
             .iter()
-            .map(|f| match f.layout {
+            .map(|f| match &f.layout {
                 Layout::InputTiling { .. } => f.tiles.iter().map(|t| t.size()[0] * t.size()[1]).sum(),
                 Layout::KernelTiling { input_job } => {
-                    let (n, _) = self.job_shapes[input_job];
+                    let (n, _) = self.job_shapes[*input_job];
                     n.0 * n.1
                 }
+                Layout::CrossTiling { inputs, .. } => inputs
+                    .iter()
+                    .map(|&(j, _)| self.job_shapes[j].0 .0 * self.job_shapes[j].0 .1)
+                    .sum(),
             })
             .sum();
         let area = (self.frame.0 * self.frame.1 * self.frames.len()).max(1);
@@ -529,6 +768,14 @@ impl Plan {
             tiles,
             filters,
             utilisation: carried as f64 / area as f64,
+        }
+    }
+
+    /// Whether frames `a` and `b` are cross frames with the same kernels.
+    fn same_cross_filter(&self, a: usize, b: usize) -> bool {
+        match (&self.frames[a].layout, &self.frames[b].layout) {
+            (Layout::CrossTiling { kernels: ka, .. }, Layout::CrossTiling { kernels: kb, .. }) => ka == kb,
+            _ => false,
         }
     }
 
@@ -573,7 +820,7 @@ impl Plan {
             dst.zip_mut_with(&src, |d, &v| *d = v / gain);
             support.push([pos[0], pos[1], h, w]);
         };
-        match frame.layout {
+        match &frame.layout {
             Layout::InputTiling { .. } => {
                 for (t, gain) in frame.tiles.iter().zip(gains.iter_mut()) {
                     let [h, w] = t.size();
@@ -587,7 +834,21 @@ impl Plan {
                     put(t.pos, src, *gain);
                 }
             }
-            Layout::KernelTiling { input_job } => put([0, 0], jobs[input_job].input.view(), 1.0),
+            Layout::KernelTiling { input_job } => put([0, 0], jobs[*input_job].input.view(), 1.0),
+            Layout::CrossTiling { inputs, tile_input, .. } => {
+                let mut input_gain = vec![1.0; inputs.len()];
+                for (&(j, pos), gain) in inputs.iter().zip(input_gain.iter_mut()) {
+                    let src = jobs[j].input;
+                    let peak = src.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                    if self.tile_gain && peak > 0.0 {
+                        *gain = peak;
+                    }
+                    put(pos, src, *gain);
+                }
+                for (g, &i) in gains.iter_mut().zip(tile_input) {
+                    *g = input_gain[i];
+                }
+            }
         }
         (support, gains)
     }
@@ -600,11 +861,16 @@ impl Plan {
                 .slice_mut(s![pos[0]..pos[0] + k.nrows(), pos[1]..pos[1] + k.ncols()])
                 .assign(k)
         };
-        match frame.layout {
-            Layout::InputTiling { kernel: k } => put([0, 0], &self.kernels[k]),
+        match &frame.layout {
+            Layout::InputTiling { kernel: k } => put([0, 0], &self.kernels[*k]),
             Layout::KernelTiling { .. } => {
                 for t in &frame.tiles {
                     put(t.pos, &jobs[t.job].effective_kernel());
+                }
+            }
+            Layout::CrossTiling { kernels, .. } => {
+                for &(j, pos) in kernels {
+                    put(pos, &jobs[j].effective_kernel());
                 }
             }
         }
@@ -649,7 +915,7 @@ impl Plan {
         let mut start = 0;
         while start < self.frames.len() {
             let mut end = start + 1;
-            let shared = match self.frames[start].layout {
+            let shared = match &self.frames[start].layout {
                 Layout::InputTiling { .. } => {
                     while end < self.frames.len() && self.frames[end].layout == self.frames[start].layout {
                         end += 1;
@@ -665,6 +931,16 @@ impl Plan {
                         end += 1;
                     }
                     None
+                }
+                Layout::CrossTiling { .. } => {
+                    while end < self.frames.len() && self.same_cross_filter(start, end) {
+                        end += 1;
+                    }
+                    let kernel = self.frame_kernel(start, jobs);
+                    Some(match big_scratch.as_mut() {
+                        Some(s) => machine.program_in(kernel.view(), s),
+                        None => machine.program(kernel.view()),
+                    })
                 }
             };
             let run = |(scratch, plane): &mut (FrameScratch, Array2<f64>), f: usize| -> Result<_, SimError> {

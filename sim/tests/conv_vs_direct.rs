@@ -186,3 +186,38 @@ fn large_frames_run_the_parallel_path() {
         .collect();
     check(&machine, &jobs);
 }
+
+#[test]
+fn cross_tiling_runs_every_input_with_every_kernel_in_few_frames() {
+    let machine = FourF::new(MachineConfig::ideal(64)).unwrap();
+    let mut rng = StdRng::seed_from_u64(31);
+    // Attention-score shape (valid correlations of equal maps, one number each),
+    // and shared convolutions of odd and even sizes in every mode.
+    for (m, n, size, ksize, modes) in [
+        (17, 17, (6, 6), (6, 6), vec![Mode::Valid]),
+        (12, 5, (7, 6), (3, 2), vec![Mode::Valid, Mode::Same, Mode::Full]),
+        (9, 4, (5, 5), (4, 4), vec![Mode::Same, Mode::Full]),
+    ] {
+        let inputs: Vec<Array2<f64>> = (0..m).map(|_| random(&mut rng, size)).collect();
+        let kernels: Vec<Array2<f64>> = (0..n).map(|_| random(&mut rng, ksize)).collect();
+        for mode in modes {
+            for op in [Op::Convolution, Op::Correlation] {
+                let jobs: Vec<ConvJob> = kernels
+                    .iter()
+                    .flat_map(|k| inputs.iter().map(move |x| ConvJob::new(x.view(), k.view(), mode, op)))
+                    .collect();
+                let frames = check(&machine, &jobs);
+                let plan = Planner::new((64, 64), PlannerConfig::default()).plan(&jobs).unwrap();
+                assert!(
+                    plan.frames
+                        .iter()
+                        .all(|f| matches!(f.layout, Layout::CrossTiling { .. })),
+                    "{m}×{n} {mode:?}: not cross-tiled"
+                );
+                // Input tiling would take one frame per kernel at least.
+                assert!(frames < n, "{m}×{n} {mode:?}: {frames} frames");
+                assert!(plan.stats().filters <= frames);
+            }
+        }
+    }
+}
