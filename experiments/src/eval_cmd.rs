@@ -457,16 +457,16 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<EvalReport> {
             .expect("a valid template"),
     );
     let (digital, digital_trace, digital_wall_s) = run_digital(&model, &data, &bar)?;
-    let batched = matches!(&backend, Some(Backend::Optical(_))) && args.batch > 1;
+    let use_batches = matches!(&backend, Some(Backend::Optical(_))) && args.batch > 1;
     let (optical, wall_s) = match &backend {
-        Some(b) if !batched => {
+        Some(b) if !use_batches => {
             let (r, wall) = run_all(&model, b, &images, args.seed, &bar)?;
             (Some(r), wall)
         }
         _ => (None, digital_wall_s),
     };
     let (batched, wall_s) = match &backend {
-        Some(b) if batched => {
+        Some(b) if use_batches => {
             let start = Instant::now();
             let b = run_batched(&model, b, &data, args, &bar)?;
             (Some(b), start.elapsed().as_secs_f64())

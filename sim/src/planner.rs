@@ -30,7 +30,7 @@ use rayon::prelude::*;
 use crate::conv::{ConvJob, Mode};
 use crate::error::SimError;
 use crate::machine::{FourF, FrameScratch};
-use crate::readout::Rect;
+use crate::readout::{max_abs, Rect};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -178,6 +178,15 @@ pub struct PlanStats {
     pub filters: usize,
     /// Input samples carried, divided by frame samples × frames.
     pub utilisation: f64,
+}
+
+impl Span {
+    /// A tile of `t` samples whose job convolves an `n`-sample input with a
+    /// `k`-sample kernel in `mode`: spread `n + k − 1`, kept window `mode.window`.
+    fn of(t: usize, n: usize, k: usize, mode: Mode) -> Span {
+        let (a, b) = mode.window(n, k);
+        Span { t, l: n + k - 1, a, b }
+    }
 }
 
 fn spacing(i: &Span, j: &Span, guard: Option<usize>) -> usize {
@@ -364,16 +373,10 @@ impl Planner {
     /// filters), columns and bands.
     fn cross_layout(&self, job: &ConvJob, m: usize, n: usize) -> Option<CrossLayout> {
         let (ni, nk) = (job.input.dim(), job.kernel.dim());
-        let span = |n: usize, k: usize| {
-            let (a, b) = job.mode.window(n, k);
-            Span {
-                t: n,
-                l: n + k - 1,
-                a,
-                b,
-            }
-        };
-        let (sy, sx) = (span(ni.0, nk.0), span(ni.1, nk.1));
+        let (sy, sx) = (
+            Span::of(ni.0, ni.0, nk.0, job.mode),
+            Span::of(ni.1, ni.1, nk.1, job.mode),
+        );
         let (py, px) = (
             spacing(&sy, &sy, self.config.guard),
             spacing(&sx, &sx, self.config.guard),
@@ -452,12 +455,7 @@ impl Planner {
             // The whole input is one tile when it keeps its distance to its own
             // periodic image (e.g. a `full` convolution of n with k in exactly
             // n + k − 1 samples).
-            let whole = Span {
-                t: n[ax],
-                l: n[ax] + k[ax] - 1,
-                a: w0,
-                b: w1,
-            };
+            let whole = Span::of(n[ax], n[ax], k[ax], job.mode);
             if spacing(&whole, &whole, guard) <= frame[ax] {
                 return vec![(0, whole, 0)];
             }
@@ -684,15 +682,7 @@ fn group_by_content<'a>(items: impl Iterator<Item = (usize, ArrayView2<'a, f64>)
 
 fn kernel_tile(index: usize, job: &ConvJob) -> Tile {
     let (n, k) = (job.input.dim(), job.kernel.dim());
-    let span = |n: usize, k: usize| {
-        let (a, b) = job.mode.window(n, k);
-        Span {
-            t: k,
-            l: n + k - 1,
-            a,
-            b,
-        }
-    };
+    let span = |n: usize, k: usize| Span::of(k, n, k, job.mode);
     Tile {
         job: index,
         src: [0, 0],
@@ -771,6 +761,17 @@ impl Plan {
         }
     }
 
+    /// The gain of an input tile: its largest magnitude with
+    /// [`PlannerConfig::tile_gain`] (1 for an all-zero tile), else 1.
+    fn gain_of(&self, tile: ArrayView2<f64>) -> f64 {
+        let peak = max_abs(tile);
+        if self.tile_gain && peak > 0.0 {
+            peak
+        } else {
+            1.0
+        }
+    }
+
     /// Whether frames `a` and `b` are cross frames with the same kernels.
     fn same_cross_filter(&self, a: usize, b: usize) -> bool {
         match (&self.frames[a].layout, &self.frames[b].layout) {
@@ -827,10 +828,7 @@ impl Plan {
                     let src = jobs[t.job]
                         .input
                         .slice(s![t.src[0]..t.src[0] + h, t.src[1]..t.src[1] + w]);
-                    let peak = src.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-                    if self.tile_gain && peak > 0.0 {
-                        *gain = peak;
-                    }
+                    *gain = self.gain_of(src);
                     put(t.pos, src, *gain);
                 }
             }
@@ -838,12 +836,8 @@ impl Plan {
             Layout::CrossTiling { inputs, tile_input, .. } => {
                 let mut input_gain = vec![1.0; inputs.len()];
                 for (&(j, pos), gain) in inputs.iter().zip(input_gain.iter_mut()) {
-                    let src = jobs[j].input;
-                    let peak = src.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-                    if self.tile_gain && peak > 0.0 {
-                        *gain = peak;
-                    }
-                    put(pos, src, *gain);
+                    *gain = self.gain_of(jobs[j].input);
+                    put(pos, jobs[j].input, *gain);
                 }
                 for (g, &i) in gains.iter_mut().zip(tile_input) {
                     *g = input_gain[i];

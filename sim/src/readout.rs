@@ -38,7 +38,7 @@ pub struct Detected {
 pub type Rect = [usize; 4];
 
 /// `max|x|`, 0 for an empty or all-zero array.
-fn max_abs(x: ArrayView2<f64>) -> f64 {
+pub(crate) fn max_abs(x: ArrayView2<f64>) -> f64 {
     x.iter().fold(0.0f64, |m, v| m.max(v.abs()))
 }
 
