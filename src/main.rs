@@ -21,6 +21,59 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run an experiment config: every sweep point and seed, then summary.csv, report.md and
+    /// plots; re-run the same command to resume.
+    ///
+    /// Example: `fourf run experiments/configs/quickstart.toml`
+    Run {
+        /// Experiment config (.toml); see experiments/configs/ and the README's config reference.
+        #[arg(value_name = "CONFIG.toml")]
+        config: PathBuf,
+        /// Override a config key, e.g. `--set data.limit=100` or
+        /// `--set machine.camera.full_scale_e=500` (repeatable).
+        #[arg(long = "set", value_name = "key=value")]
+        sets: Vec<String>,
+        /// Output directory (default: the config's `out`, else runs/<name>).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Run only slice i of n of the points (into DIR/shard-i-of-n); default: from
+        /// SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT or JOB_COMPLETION_INDEX/FOURF_SHARDS when set.
+        #[arg(long, value_name = "i/n", value_parser = fourf_experiments::experiment::parse_shard)]
+        shard: Option<(usize, usize)>,
+        /// Points run at once (each point uses every core).
+        #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
+        jobs: u64,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check an experiment config (keys, types, ranges, every point's machine, model, weights
+    /// and data) without running it; writes nothing.
+    Validate {
+        /// Experiment config (.toml).
+        #[arg(value_name = "CONFIG.toml")]
+        config: PathBuf,
+        /// Override a config key (repeatable).
+        #[arg(long = "set", value_name = "key=value")]
+        sets: Vec<String>,
+    },
+    /// Join the output directories of an experiment's shards into one, with its plots.
+    ///
+    /// Example: `fourf merge runs/sweep/shard-* --out runs/sweep`
+    Merge {
+        /// Shard output directories of one config.
+        #[arg(value_name = "DIR", required = true)]
+        dirs: Vec<PathBuf>,
+        /// Merged output directory.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Redraw summary.csv, report.md and the plots of an output directory from its results.
+    Plot {
+        /// Output directory of `fourf run` or `fourf merge`.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
     /// Convolve .npy maps on a simulated 4f machine.
     Conv {
         /// Input: a 2-D map or a 3-D stack of maps (float32 or float64 .npy).
@@ -186,6 +239,30 @@ fn parse_spectral(s: &str) -> Result<SpectralEmulation, String> {
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
+        Command::Run {
+            config,
+            sets,
+            out,
+            shard,
+            jobs,
+            json,
+        } => fourf_experiments::experiment::run_experiment(&fourf_experiments::experiment::RunArgs {
+            config,
+            sets,
+            out,
+            shard,
+            jobs: jobs as usize,
+        })
+        .map(|r| {
+            if json {
+                serde_json::to_string(&r).expect("a report serialises")
+            } else {
+                r.summary()
+            }
+        }),
+        Command::Validate { config, sets } => fourf_experiments::experiment::validate(&config, &sets),
+        Command::Merge { dirs, out } => fourf_experiments::experiment::merge(&dirs, &out).map(|r| r.summary()),
+        Command::Plot { dir } => fourf_experiments::experiment::replot(&dir).map(|r| r.summary()),
         Command::Conv {
             input,
             kernel,
@@ -287,6 +364,7 @@ fn main() -> ExitCode {
             spectral,
             batch: batch as usize,
             trace,
+            progress: true,
         })
         .map(|r| if json { r.to_json() } else { r.summary() }),
     };

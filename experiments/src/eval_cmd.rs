@@ -78,6 +78,8 @@ pub struct EvalArgs {
     pub batch: usize,
     /// Write the trace of the first image as JSON here.
     pub trace: Option<PathBuf>,
+    /// Show a progress bar on stderr (when it is a terminal).
+    pub progress: bool,
 }
 
 /// What `fourf eval` measured.
@@ -447,7 +449,7 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<EvalReport> {
         .collect();
     let n = images.len();
     let runs = if backend.is_some() { 2 * n } else { n };
-    let bar = if runs >= CHUNK {
+    let bar = if args.progress && runs >= CHUNK {
         ProgressBar::new(runs as u64)
     } else {
         ProgressBar::hidden()

@@ -5,6 +5,8 @@
 //! ## Files
 //! - [`conv_cmd`]: `fourf conv` — convolve `.npy` maps on a simulated machine, and
 //!   `fourf presets`.
+//! - [`experiment`]: `fourf run`, `fourf validate`, `fourf merge`, `fourf plot` —
+//!   experiment configs, sweeps that resume and shard, plots and reports.
 //! - [`eval_cmd`]: `fourf eval` — a network on Fashion-MNIST on the digital or the
 //!   optical backend, and the model presets.
 //! - [`latency_cmd`]: `fourf latency` — projected latency and energy on a 4f
@@ -23,6 +25,7 @@
 pub mod atomic;
 pub mod conv_cmd;
 pub mod eval_cmd;
+pub mod experiment;
 pub mod images;
 pub mod latency_cmd;
 pub mod machine_file;
