@@ -193,7 +193,7 @@ enum Command {
         /// Model preset (see `fourf models`) or model .toml file, traced by one forward pass.
         #[arg(long, value_name = "PRESET|FILE.toml", group = "network")]
         model: Option<String>,
-        /// A layer table describing any network (see experiments/configs/*.toml).
+        /// A layer table describing any network (see experiments/layers/*.toml).
         #[arg(long, value_name = "TABLE.toml", group = "network")]
         layers: Option<PathBuf>,
         /// A trace written by `fourf eval --trace`.

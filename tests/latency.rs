@@ -78,7 +78,7 @@ fn latency_cli_reports_every_op_and_each_gpu() {
     let out = fourf(&[
         "latency",
         "--layers",
-        "experiments/configs/resnet18_cifar.toml",
+        "experiments/layers/resnet18_cifar.toml",
         "--gpu",
         "h100",
     ]);
@@ -173,7 +173,7 @@ fn traces_from_eval_and_measured_gpus_feed_the_projection() {
         "--precision",
         "fp32",
         "--gpu-measurements",
-        "experiments/configs/gpu_measurements.csv",
+        "experiments/layers/gpu_measurements.csv",
         "--json",
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -1,4 +1,4 @@
-//! The example layer tables of `experiments/configs/`: they load, and their traces
+//! The example layer tables of `experiments/layers/`: they load, and their traces
 //! carry the published counts (FatNet's convolution count for ResNet-18, the
 //! parameter counts, VGG-16's MACs) and match the trace of the real DeiT-Ti.
 
@@ -10,7 +10,7 @@ use rand::SeedableRng;
 
 fn config(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("experiments/configs")
+        .join("experiments/layers")
         .join(name)
 }
 

@@ -1134,7 +1134,7 @@ mod tests {
     fn shipped_measurement_file_loads() {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../experiments/configs/gpu_measurements.csv"
+            "/../experiments/layers/gpu_measurements.csv"
         );
         let m = GpuMeasurements::load(path).unwrap();
         for (model, ips) in [("deit-ti", 2536.0), ("deit-s", 940.0), ("deit-b", 292.0)] {

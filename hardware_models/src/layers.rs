@@ -163,7 +163,7 @@
 //! out_features = 10
 //! ```
 //!
-//! Example tables of published networks are in `experiments/configs/`
+//! Example tables of published networks are in `experiments/layers/`
 //! (`resnet18_cifar.toml`, `vgg16_cifar.toml`, `deit_ti.toml`).
 //!
 //! ```

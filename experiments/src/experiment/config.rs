@@ -217,7 +217,8 @@ impl Metric {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunSection {
-    /// Backends to compare (default `["digital", "machine"]`).
+    /// Backends to compare (default `["digital", "machine"]`); empty: a latency-only
+    /// experiment (any model size, no images).
     #[serde(default = "d_backends")]
     pub backends: Vec<BackendChoice>,
     /// The noiseless machine of the `ideal` backend (default `ideal-128`).
@@ -687,8 +688,8 @@ fn check_sections(c: &ExperimentConfig) -> anyhow::Result<()> {
     if c.data.limit == Some(0) {
         bail!("invalid setting `data.limit` = 0: must be at least 1 (or left out for all images)");
     }
-    if c.run.backends.is_empty() {
-        bail!("`run.backends` is empty; valid: digital, ideal, machine, surrogate");
+    if c.run.backends.is_empty() && !(c.run.wants(Metric::Latency) || c.run.wants(Metric::Energy)) {
+        bail!("nothing to measure: `run.backends` is empty and `run.metrics` has neither latency nor energy; backends: digital, ideal, machine, surrogate");
     }
     if c.run.batch == 0 {
         bail!("invalid setting `run.batch` = 0: must be at least 1");
@@ -739,6 +740,10 @@ pub(crate) fn check_resources(c: &ExperimentConfig) -> anyhow::Result<()> {
                 fourf_nn::models::shipped_names().join(", ")
             );
         }
+    }
+    if c.run.backends.is_empty() {
+        // A latency-only experiment reads no images.
+        return Ok(());
     }
     let dir = data_dir(c);
     if !dir.is_dir() {

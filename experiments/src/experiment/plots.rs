@@ -406,14 +406,26 @@ impl Plot for StackPlot {
             .margin(14)
             .x_label_area_size(48)
             .y_label_area_size(80)
-            .build_cartesian_2d(-0.5..n - 0.5, 0.0..top * scale * 1.08)
+            .build_cartesian_2d(-0.5..n - 0.5, 0.0..top * scale * 1.3)
             .map_err(e)?;
         let fmt = category_fmt(&names);
+        // Many layers: smaller labels, every other one lower, so they do not collide.
+        let crowded = names.len() > 8;
+        let fmt_staggered = |v: &f64| {
+            let t = fmt(v);
+            let i = v.round() as i64;
+            if crowded && i % 2 == 1 && !t.is_empty() {
+                format!("\n{t}")
+            } else {
+                t
+            }
+        };
         chart
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(4 * names.len() + 1)
-            .x_label_formatter(&fmt)
+            .x_label_formatter(&fmt_staggered)
+            .x_label_style(("sans-serif", if crowded { 11 } else { 14 }))
             .y_label_formatter(&|v: &f64| sig(*v))
             .y_desc(format!("{} ({unit})", self.y_label))
             .label_style(("sans-serif", 14))

@@ -224,6 +224,61 @@ fn results_table(exp: &Experiment, records: &[Record]) -> String {
     s
 }
 
+/// The latency section of the report: per point, the machine and each GPU
+/// (seconds and joules per image, the optics' speed-up, the break-even rates).
+fn latency_table(exp: &Experiment, records: &[Record]) -> String {
+    let firsts: Vec<&Record> = first_per_point(records)
+        .into_values()
+        .filter(|r| r.latency.is_some())
+        .collect();
+    let Some(first) = firsts.first() else {
+        return String::new();
+    };
+    let l0 = first.latency.as_ref().expect("filtered");
+    let axes = exp.axes();
+    let mut s = format!(
+        "## Latency and energy per image (batch {})\n\nSpeed-up: GPU time over the machine's (> 1: the optics is faster). Break-even: the input-SLM rate, the rate of both SLMs, and the frame rate of the whole machine (SLMs, camera and link keeping pace) at which the machine ties the GPU (none: no rate can).\n\n| point |",
+        l0.batch
+    );
+    for a in &axes {
+        let _ = write!(s, " {a} |");
+    }
+    s += " device | seconds | joules | speed-up | break-even input SLM (Hz) | break-even both SLMs (Hz) | break-even machine (frames/s) |\n|---|";
+    s += &"---|".repeat(axes.len() + 7);
+    s.push('\n');
+    let sig = super::plots::sig;
+    for r in &firsts {
+        let l = r.latency.as_ref().expect("filtered");
+        let vals: String = axes
+            .iter()
+            .map(|a| format!(" {} |", r.values.get(a).map_or(String::new(), value_text)))
+            .collect();
+        let _ = writeln!(
+            s,
+            "| {} |{vals} 4f machine | {} | {} | | | | |",
+            r.point,
+            sig(l.latency_s),
+            l.energy_j.map_or("–".into(), sig)
+        );
+        for g in &l.gpus {
+            let _ = writeln!(
+                s,
+                "| {} |{vals} {} | {} | {} | {} | {} | {} | {} |",
+                r.point,
+                g.gpu,
+                sig(g.latency_s),
+                sig(g.energy_j),
+                sig(g.optics_speedup),
+                g.break_even_input_rate_hz.map_or("none".into(), sig),
+                g.break_even_slm_rate_hz.map_or("none".into(), sig),
+                g.break_even_frame_rate_hz.map_or("none".into(), sig),
+            );
+        }
+    }
+    s.push('\n');
+    s
+}
+
 /// A metric plot per metric over the first swept axis, one line per backend (and
 /// per value of the other axes).
 fn metric_plots(exp: &Experiment, records: &[Record]) -> Vec<(String, MetricPlot)> {
@@ -736,25 +791,7 @@ pub fn write_outputs(out: &Path, exp: &Experiment, records: &[Record]) -> anyhow
         }
     }
     let _ = writeln!(md, "## Results\n\nMean ± sd over seeds.\n\n{table}");
-    if let Some(r) = records.iter().find(|r| r.latency.is_some()) {
-        let l = r.latency.as_ref().expect("found");
-        let _ = writeln!(
-            md,
-            "## Latency (point {}, batch {})\n\n| | seconds per image | joules per image | optics speed-up |\n|---|---|---|---|\n| 4f machine | {:.4e} | {} | |",
-            r.point,
-            l.batch,
-            l.latency_s,
-            l.energy_j.map_or("–".into(), |e| format!("{e:.3e}"))
-        );
-        for g in &l.gpus {
-            let _ = writeln!(
-                md,
-                "| {} | {:.4e} | {:.3e} | {:.3}× |",
-                g.gpu, g.latency_s, g.energy_j, g.optics_speedup
-            );
-        }
-        md.push('\n');
-    }
+    md += &latency_table(exp, records);
     md += "## Plots\n\n";
     for (title, paths) in &pictures {
         let rel = paths[0].strip_prefix(out).unwrap_or(&paths[0]);

@@ -89,6 +89,13 @@ pub struct GpuLatency {
     pub energy_j: f64,
     /// GPU time over machine time (> 1: the optics is faster).
     pub optics_speedup: f64,
+    /// Input-SLM rate at which the machine ties this GPU (none: no rate can).
+    pub break_even_input_rate_hz: Option<f64>,
+    /// Rate of both SLMs at which the machine ties this GPU.
+    pub break_even_slm_rate_hz: Option<f64>,
+    /// Frame rate of the whole machine (SLMs, camera, link keeping pace) at which
+    /// it ties this GPU.
+    pub break_even_frame_rate_hz: Option<f64>,
 }
 
 /// The latency and energy projection of one point.
@@ -500,6 +507,9 @@ pub fn run_unit(exp: &Experiment, point: &Point, c: &ExperimentConfig, seed: u64
                     latency_s: g.estimate.per_image_s,
                     energy_j: if energy { g.estimate.energy_per_image_j } else { 0.0 },
                     optics_speedup: g.optics_speedup,
+                    break_even_input_rate_hz: g.break_even_input_rate_hz,
+                    break_even_slm_rate_hz: g.break_even_slm_rate_hz,
+                    break_even_frame_rate_hz: g.break_even_frame_rate_hz,
                 })
                 .collect(),
         })
