@@ -391,7 +391,8 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<EvalReport> {
         BackendKind::Optical | BackendKind::Surrogate => {
             let machine = FourF::new(load_machine(&args.machine, &args.sets)?)
                 .with_context(|| format!("machine `{}`", args.machine))?;
-            if let Some(w) = machine.saturation_warning() {
+            // `fourf run` warns once per machine itself.
+            if let Some(w) = machine.saturation_warning().filter(|_| args.progress) {
                 eprintln!("warning: {w}");
             }
             Some(machine)

@@ -83,8 +83,9 @@ pub struct ExperimentConfig {
 pub struct ModelSection {
     /// Model preset, model `.toml` file or shipped trained model (`fourf models`).
     pub name: String,
-    /// Safetensors file or shipped model name; default: the shipped model's own
-    /// weights when `name` is one, else the seeded (untrained) initialisation.
+    /// Safetensors file or shipped model name; default: the shipped trained model
+    /// of that name when there is one (presets such as `gfnet-fmnist` included),
+    /// else the seeded (untrained) initialisation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights: Option<String>,
 }

@@ -413,6 +413,16 @@ fn toml_to_json(v: &toml::Value) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
 }
 
+/// The weights of a point: `model.weights`, else the shipped trained model of
+/// `model.name` when there is one (presets included), else none (the seeded,
+/// untrained initialisation).
+pub fn weights_of(c: &ExperimentConfig) -> Option<PathBuf> {
+    match &c.model.weights {
+        Some(w) => Some(PathBuf::from(w)),
+        None => fourf_nn::models::shipped(&c.model.name).map(|s| s.weights),
+    }
+}
+
 /// Runs one point at one seed: every backend, then the latency projection.
 pub fn run_unit(exp: &Experiment, point: &Point, c: &ExperimentConfig, seed: u64) -> anyhow::Result<Record> {
     let start = Instant::now();
@@ -428,7 +438,7 @@ pub fn run_unit(exp: &Experiment, point: &Point, c: &ExperimentConfig, seed: u64
         };
         let r = run_eval(&EvalArgs {
             model: c.model.name.clone(),
-            weights: c.model.weights.as_ref().map(PathBuf::from),
+            weights: weights_of(c),
             init_seed: 0,
             data: data_dir(c),
             limit: c.data.limit,
@@ -546,6 +556,18 @@ pub fn run_experiment(args: &RunArgs) -> anyhow::Result<RunReport> {
     let start = Instant::now();
     let exp = Experiment::load(&args.config, &args.sets)?;
     exp.validate()?;
+    // The machines' saturation warnings, once each (not once per point and seed).
+    let mut warned = std::collections::BTreeSet::new();
+    for p in &exp.points {
+        let c = exp.point_config(p)?;
+        if let Ok(m) = crate::machine_file::load_machine(&c.machine.name, &c.machine.sets()) {
+            if let Some(w) = fourf_sim::FourF::new(m).ok().and_then(|m| m.saturation_warning()) {
+                if warned.insert(w.clone()) {
+                    eprintln!("warning: {w}");
+                }
+            }
+        }
+    }
     let shard = match args.shard {
         Some(s) => Some(s),
         None => shard_from_env(|k| std::env::var(k).ok())?,
