@@ -364,7 +364,7 @@ fn main() -> ExitCode {
             spectral,
             batch: batch as usize,
             trace,
-            progress: true,
+            interactive: true,
         })
         .map(|r| if json { r.to_json() } else { r.summary() }),
     };

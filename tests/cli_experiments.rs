@@ -21,7 +21,16 @@ fn fourf(args: &[&str]) -> Output {
 }
 
 fn ok(args: &[&str]) -> String {
-    let out = fourf(args);
+    ok_env(args, &[])
+}
+
+/// `fourf args` with `env` set; panics with its stderr unless it succeeds.
+fn ok_env(args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_fourf"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{args:?}: {}",
@@ -207,21 +216,10 @@ fn shards_merge_to_the_unsharded_run_and_mismatches_are_refused() {
     let base = dir.join("sharded");
     ok(&["run", p(&cfg), "--out", p(&base), "--shard", "0/3"]);
     // The shard index from a SLURM array's environment.
-    let out = Command::new(env!("CARGO_BIN_EXE_fourf"))
-        .args(["run", p(&cfg), "--out", p(&base)])
-        .env("SLURM_ARRAY_TASK_ID", "1")
-        .env("SLURM_ARRAY_TASK_COUNT", "3")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let run = ["run", p(&cfg), "--out", p(&base)];
+    ok_env(&run, &[("SLURM_ARRAY_TASK_ID", "1"), ("SLURM_ARRAY_TASK_COUNT", "3")]);
     // And from a Kubernetes Indexed Job's.
-    let out = Command::new(env!("CARGO_BIN_EXE_fourf"))
-        .args(["run", p(&cfg), "--out", p(&base)])
-        .env("JOB_COMPLETION_INDEX", "2")
-        .env("FOURF_SHARDS", "3")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    ok_env(&run, &[("JOB_COMPLETION_INDEX", "2"), ("FOURF_SHARDS", "3")]);
     let shards: Vec<PathBuf> = (0..3).map(|i| base.join(format!("shard-{i}-of-3"))).collect();
     let sizes: Vec<usize> = shards.iter().map(|s| records(s).len()).collect();
     assert_eq!(sizes, [3, 3, 2]);
@@ -305,7 +303,9 @@ fn broken_configs_fail_with_their_own_message_and_write_nothing() {
         ),
         (
             "bad_sweep_value",
-            format!("{good}[[sweep.axis]]\nkey = \"machine.camera.adc_bits\"\nvalues = [8, 99]\n"),
+            format!(
+                "{good}[machine]\nname = \"models/machines/lcos-pluto2-128-dim.toml\"\n[[sweep.axis]]\nkey = \"machine.camera.adc_bits\"\nvalues = [8, 99]\n"
+            ),
             "sweep point 1",
         ),
     ];

@@ -78,8 +78,10 @@ pub struct EvalArgs {
     pub batch: usize,
     /// Write the trace of the first image as JSON here.
     pub trace: Option<PathBuf>,
-    /// Show a progress bar on stderr (when it is a terminal).
-    pub progress: bool,
+    /// Interactive use: a progress bar on stderr (when it is a terminal) and the
+    /// machine's saturation warning. `fourf run` passes `false` and warns once per
+    /// machine itself.
+    pub interactive: bool,
 }
 
 /// What `fourf eval` measured.
@@ -391,8 +393,7 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<EvalReport> {
         BackendKind::Optical | BackendKind::Surrogate => {
             let machine = FourF::new(load_machine(&args.machine, &args.sets)?)
                 .with_context(|| format!("machine `{}`", args.machine))?;
-            // `fourf run` warns once per machine itself.
-            if let Some(w) = machine.saturation_warning().filter(|_| args.progress) {
+            if let Some(w) = machine.saturation_warning().filter(|_| args.interactive) {
                 eprintln!("warning: {w}");
             }
             Some(machine)
@@ -450,7 +451,7 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<EvalReport> {
         .collect();
     let n = images.len();
     let runs = if backend.is_some() { 2 * n } else { n };
-    let bar = if args.progress && runs >= CHUNK {
+    let bar = if args.interactive && runs >= CHUNK {
         ProgressBar::new(runs as u64)
     } else {
         ProgressBar::hidden()

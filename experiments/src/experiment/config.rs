@@ -170,6 +170,14 @@ impl BackendChoice {
         BackendChoice::Surrogate,
     ];
 
+    /// Plotting and table position of the backend called `name` (unknown names last).
+    pub fn rank(name: &str) -> usize {
+        BackendChoice::ALL
+            .iter()
+            .position(|b| b.name() == name)
+            .unwrap_or(BackendChoice::ALL.len())
+    }
+
     /// The config and results name.
     pub fn name(self) -> &'static str {
         match self {
@@ -640,8 +648,10 @@ impl Experiment {
     }
 
     /// Checks every point: its config, its machine (and the ideal machine when
-    /// compared), its model and weights, and its data; writes nothing.
-    pub fn validate(&self) -> anyhow::Result<()> {
+    /// compared), its model and weights, and its data; writes nothing. Returns the
+    /// machines' saturation warnings, each once.
+    pub fn validate(&self) -> anyhow::Result<Vec<String>> {
+        let mut warnings = Vec::new();
         for p in &self.points {
             let c = self.point_config(p)?;
             let what = || {
@@ -651,9 +661,13 @@ impl Experiment {
                     self.path.display().to_string()
                 }
             };
-            check_resources(&c).with_context(what)?;
+            if let Some(w) = check_resources(&c).with_context(what)? {
+                if !warnings.contains(&w) {
+                    warnings.push(w);
+                }
+            }
         }
-        Ok(())
+        Ok(warnings)
     }
 
     /// A stable hash of what the results depend on (everything but `out`), as 16
@@ -717,8 +731,9 @@ fn check_sections(c: &ExperimentConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Checks a point's machine(s), model, weights and data.
-pub(crate) fn check_resources(c: &ExperimentConfig) -> anyhow::Result<()> {
+/// Checks a point's machine(s), model, weights and data; returns its machine's
+/// saturation warning, if any.
+pub(crate) fn check_resources(c: &ExperimentConfig) -> anyhow::Result<Option<String>> {
     let needs_machine = c
         .run
         .backends
@@ -726,8 +741,22 @@ pub(crate) fn check_resources(c: &ExperimentConfig) -> anyhow::Result<()> {
         .any(|b| matches!(b, BackendChoice::Machine | BackendChoice::Surrogate))
         || c.run.wants(Metric::Latency)
         || c.run.wants(Metric::Energy);
+    let mut warning = None;
     if needs_machine {
-        load_machine(&c.machine.name, &c.machine.sets()).with_context(|| format!("machine `{}`", c.machine.name))?;
+        let m = load_machine(&c.machine.name, &c.machine.sets())
+            .with_context(|| format!("machine `{}`", c.machine.name))?;
+        // A machine that is simulated must also build (as `fourf eval` will build
+        // it); a latency-only one need not.
+        let simulated = c
+            .run
+            .backends
+            .iter()
+            .any(|b| matches!(b, BackendChoice::Machine | BackendChoice::Surrogate));
+        if simulated {
+            warning = fourf_sim::FourF::new(m)
+                .with_context(|| format!("machine `{}`", c.machine.name))?
+                .saturation_warning();
+        }
     }
     if c.run.backends.contains(&BackendChoice::Ideal) {
         load_machine(&c.run.ideal_machine, &[])
@@ -744,7 +773,7 @@ pub(crate) fn check_resources(c: &ExperimentConfig) -> anyhow::Result<()> {
     }
     if c.run.backends.is_empty() {
         // A latency-only experiment reads no images.
-        return Ok(());
+        return Ok(warning);
     }
     let dir = data_dir(c);
     if !dir.is_dir() {
@@ -760,7 +789,7 @@ pub(crate) fn check_resources(c: &ExperimentConfig) -> anyhow::Result<()> {
             dir.display()
         );
     }
-    Ok(())
+    Ok(warning)
 }
 
 /// A point's test-set directory.

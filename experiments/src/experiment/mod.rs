@@ -21,7 +21,9 @@ pub use runner::{merge, parse_shard, read_results, replot, run_experiment, Recor
 /// Runs `fourf validate`: loads the config and checks every point; writes nothing.
 pub fn validate(path: &std::path::Path, sets: &[String]) -> anyhow::Result<String> {
     let exp = Experiment::load(path, sets)?;
-    exp.validate()?;
+    for w in exp.validate()? {
+        eprintln!("warning: {w}");
+    }
     Ok(format!(
         "{}: valid; {} point(s) × {} seed(s) = {} runs; output {}",
         path.display(),

@@ -192,8 +192,8 @@ pub fn render<P: Plot>(base: &Path, p: &P) -> anyhow::Result<Vec<PathBuf>> {
     Ok(vec![png_path, svg_path])
 }
 
-/// A range padded by 5 % (and widened when flat).
-fn padded(lo: f64, hi: f64) -> (f64, f64) {
+/// A `(lo, hi)` range padded by 5 % (and widened when flat).
+fn padded((lo, hi): (f64, f64)) -> (f64, f64) {
     let (lo, hi) = if lo.is_finite() && hi.is_finite() {
         (lo, hi)
     } else {
@@ -222,23 +222,17 @@ impl Plot for MetricPlot {
         let p = self;
         let tx = |x: f64| if p.log_x { lg(x) } else { x };
         let ty = |y: f64| if p.log_y { lg(y) } else { y };
-        let (x0, x1) = padded_pair(min_max(p.series.iter().flat_map(|s| s.points.iter().map(|q| tx(q.0)))));
-        let (y0, y1) = padded_pair(min_max(p.series.iter().flat_map(|s| {
+        let (x0, x1) = padded(min_max(p.series.iter().flat_map(|s| s.points.iter().map(|q| tx(q.0)))));
+        let (y0, y1) = padded(min_max(p.series.iter().flat_map(|s| {
             s.points.iter().flat_map(|q| {
                 let lo = if p.log_y { q.1 } else { q.1 - q.2 };
                 [ty(lo), ty(q.1 + q.2)]
             })
         })));
+        let categories = p.categories.as_deref().map(category_fmt);
         let x_fmt = |v: &f64| -> String {
-            match &p.categories {
-                Some(c) => {
-                    let i = v.round();
-                    if (v - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < c.len() {
-                        c[i as usize].clone()
-                    } else {
-                        String::new()
-                    }
-                }
+            match &categories {
+                Some(f) => f(v),
                 None if p.log_x => sig(10f64.powf(*v)),
                 None => sig(*v),
             }
@@ -271,7 +265,7 @@ impl Plot for MetricPlot {
         for (i, s) in p.series.iter().enumerate() {
             let c = color(i);
             // Earlier lines wider, so a line hidden under an equal later one shows.
-            let w = 2 + 3 * (n - 1 - i as u32).min(3);
+            let w = 2 + 2 * (n - 1 - i as u32).min(3);
             let pts: Vec<(f64, f64)> = s.points.iter().map(|q| (tx(q.0), ty(q.1))).collect();
             chart
                 .draw_series(LineSeries::new(pts.clone(), c.stroke_width(w)))
@@ -292,20 +286,44 @@ impl Plot for MetricPlot {
                 }))
                 .map_err(e)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .label_font(("sans-serif", 14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(e)?;
+        // The legend goes where the fewest points are.
+        let all: Vec<(f64, f64)> = p
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|q| (tx(q.0), ty(q.1))))
+            .collect();
+        let (xm, ym) = ((x0 + x1) / 2.0, (y0 + y1) / 2.0);
+        let corner = [
+            (SeriesLabelPosition::LowerRight, false, true),
+            (SeriesLabelPosition::UpperRight, true, true),
+            (SeriesLabelPosition::LowerLeft, false, false),
+            (SeriesLabelPosition::UpperLeft, true, false),
+        ]
+        .into_iter()
+        .min_by_key(|(_, up, right)| {
+            all.iter()
+                .filter(|(x, y)| (*y > ym) == *up && (*x > xm) == *right)
+                .count()
+        })
+        .map_or(SeriesLabelPosition::LowerRight, |c| c.0);
+        legend(&mut chart, corner)?;
         Ok(())
     }
 }
 
-fn padded_pair((lo, hi): (f64, f64)) -> (f64, f64) {
-    padded(lo, hi)
+/// The legend of `chart`'s labelled series at `pos`, on a translucent box.
+fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    pos: SeriesLabelPosition,
+) -> Res {
+    chart
+        .configure_series_labels()
+        .position(pos)
+        .label_font(("sans-serif", 14))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(e)
 }
 
 /// Category axis labels: index `i` at `i`, blank between.
@@ -374,14 +392,7 @@ impl Plot for BarPlot {
                 .label(b)
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.filled()));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font(("sans-serif", 14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(e)?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         Ok(())
     }
 }
@@ -401,37 +412,38 @@ impl Plot for StackPlot {
         // Milliseconds or microseconds, whichever reads better.
         let (scale, unit) = if top >= 1e-3 { (1e3, "ms") } else { (1e6, "µs") };
         let n = self.bars.len().max(1) as f64;
+        // Many layers: labels turned upright, so they do not collide.
+        let crowded = names.len() > 8;
+        let longest = names.iter().map(|s| s.chars().count()).max().unwrap_or(0) as u32;
         let mut chart = ChartBuilder::on(root)
             .caption(&self.title, ("sans-serif", 22))
             .margin(14)
-            .x_label_area_size(48)
+            .x_label_area_size(if crowded { 16 + 8 * longest } else { 48 })
             .y_label_area_size(80)
             .build_cartesian_2d(-0.5..n - 0.5, 0.0..top * scale * 1.3)
             .map_err(e)?;
         let fmt = category_fmt(&names);
-        // Many layers: smaller labels, every other one lower, so they do not collide.
-        let crowded = names.len() > 8;
-        let fmt_staggered = |v: &f64| {
-            let t = fmt(v);
-            let i = v.round() as i64;
-            if crowded && i % 2 == 1 && !t.is_empty() {
-                format!("\n{t}")
-            } else {
-                t
-            }
-        };
         chart
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(4 * names.len() + 1)
-            .x_label_formatter(&fmt_staggered)
-            .x_label_style(("sans-serif", if crowded { 11 } else { 14 }))
+            .x_label_formatter(&|v: &f64| if crowded { String::new() } else { fmt(v) })
+            .label_style(("sans-serif", 14))
             .y_label_formatter(&|v: &f64| sig(*v))
             .y_desc(format!("{} ({unit})", self.y_label))
-            .label_style(("sans-serif", 14))
             .axis_desc_style(("sans-serif", 16))
             .draw()
             .map_err(e)?;
+        if crowded {
+            // plotters places turned mesh labels over the axis; these are drawn
+            // below it by hand, reading downwards from just under each bar.
+            let style = ("sans-serif", 12).into_font().transform(FontTransform::Rotate90);
+            for (i, name) in names.iter().enumerate() {
+                let (px, py) = chart.backend_coord(&(i as f64, 0.0));
+                root.draw(&Text::new(name.clone(), (px + 6, py + 8), style.clone()))
+                    .map_err(e)?;
+            }
+        }
         for (pi, part) in self.parts.iter().enumerate() {
             let c = color(pi);
             let rects: Vec<_> = self
@@ -453,14 +465,7 @@ impl Plot for StackPlot {
                 .label(part)
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.filled()));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font(("sans-serif", 14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(e)?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         Ok(())
     }
 }
@@ -469,7 +474,7 @@ impl Plot for ScatterPlot {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Res {
         let (xl, xh) = min_max(self.series.iter().flat_map(|s| s.1.iter().map(|p| lg(p.1))));
         let (x0, x1) = (xl.floor(), xh.ceil().max(xl.floor() + 1.0));
-        let (y0, y1) = padded_pair(min_max(self.series.iter().flat_map(|s| s.1.iter().map(|p| p.2))));
+        let (y0, y1) = padded(min_max(self.series.iter().flat_map(|s| s.1.iter().map(|p| p.2))));
         let mut chart = ChartBuilder::on(root)
             .caption(&self.title, ("sans-serif", 22))
             .margin(14)
@@ -500,14 +505,7 @@ impl Plot for ScatterPlot {
                 .label(name)
                 .legend(move |(x, y)| Circle::new((x + 7, y), 5, c.filled()));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerLeft)
-            .label_font(("sans-serif", 14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(e)?;
+        legend(&mut chart, SeriesLabelPosition::LowerLeft)?;
         Ok(())
     }
 }

@@ -12,7 +12,7 @@ use fourf_sim::{ConvJob, FourF, Mode, Op, Planner, PlannerConfig};
 use ndarray::{Array2, Axis};
 use serde::{Deserialize, Serialize};
 
-use super::config::{data_dir, Experiment, ExperimentConfig};
+use super::config::{data_dir, BackendChoice, Experiment, ExperimentConfig};
 use super::plots::{render, BarPlot, MetricPlot, PlanePanel, Planes, ScatterPlot, Series, StackPlot};
 use super::runner::Record;
 use crate::atomic::write_atomic;
@@ -50,23 +50,19 @@ struct Cell {
 
 fn cells(records: &[Record]) -> Vec<Cell> {
     let mut map: BTreeMap<(usize, usize), Cell> = BTreeMap::new();
-    let order = |name: &str| {
-        super::config::BackendChoice::ALL
-            .iter()
-            .position(|b| b.name() == name)
-            .unwrap_or(99)
-    };
     for r in records {
         for b in &r.backends {
-            let c = map.entry((r.point, order(&b.backend))).or_insert_with(|| Cell {
-                point: r.point,
-                backend: b.backend.clone(),
-                seeds: 0,
-                accuracy: Vec::new(),
-                agreement: Vec::new(),
-                logit_error: Vec::new(),
-                frames: Vec::new(),
-            });
+            let c = map
+                .entry((r.point, BackendChoice::rank(&b.backend)))
+                .or_insert_with(|| Cell {
+                    point: r.point,
+                    backend: b.backend.clone(),
+                    seeds: 0,
+                    accuracy: Vec::new(),
+                    agreement: Vec::new(),
+                    logit_error: Vec::new(),
+                    frames: Vec::new(),
+                });
             c.seeds += 1;
             c.accuracy.extend(b.accuracy);
             c.agreement.extend(b.agreement);
@@ -364,10 +360,7 @@ fn metric_plots(exp: &Experiment, records: &[Record]) -> Vec<(String, MetricPlot
             } else {
                 format!("{} ({o})", c.backend)
             };
-            let order = super::config::BackendChoice::ALL
-                .iter()
-                .position(|b| b.name() == c.backend)
-                .unwrap_or(99);
+            let order = BackendChoice::rank(&c.backend);
             let (m, sd) = mean_sd(v);
             series
                 .entry((order, label.clone()))

@@ -449,7 +449,7 @@ pub fn run_unit(exp: &Experiment, point: &Point, c: &ExperimentConfig, seed: u64
             spectral: c.run.spectral,
             batch: c.run.batch,
             trace: None,
-            progress: false,
+            interactive: false,
         })
         .with_context(|| format!("backend `{}`", b.name()))?;
         images = r.images;
@@ -555,18 +555,9 @@ fn append(file: &Mutex<std::fs::File>, r: &Record) -> anyhow::Result<()> {
 pub fn run_experiment(args: &RunArgs) -> anyhow::Result<RunReport> {
     let start = Instant::now();
     let exp = Experiment::load(&args.config, &args.sets)?;
-    exp.validate()?;
-    // The machines' saturation warnings, once each (not once per point and seed).
-    let mut warned = std::collections::BTreeSet::new();
-    for p in &exp.points {
-        let c = exp.point_config(p)?;
-        if let Ok(m) = crate::machine_file::load_machine(&c.machine.name, &c.machine.sets()) {
-            if let Some(w) = fourf_sim::FourF::new(m).ok().and_then(|m| m.saturation_warning()) {
-                if warned.insert(w.clone()) {
-                    eprintln!("warning: {w}");
-                }
-            }
-        }
+    // Each machine's saturation warning once (the points' evaluations stay quiet).
+    for w in exp.validate()? {
+        eprintln!("warning: {w}");
     }
     let shard = match args.shard {
         Some(s) => Some(s),
