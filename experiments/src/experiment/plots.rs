@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use anyhow::anyhow;
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
@@ -50,6 +51,8 @@ pub struct MetricPlot {
 pub struct BarPlot {
     /// Title.
     pub title: String,
+    /// X-axis label (what the groups are).
+    pub x_label: String,
     /// Y-axis label.
     pub y_label: String,
     /// `(group, [(bar, value)])`.
@@ -326,6 +329,39 @@ fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
         .map_err(e)
 }
 
+/// Whether category labels `names` are too long to stand side by side under a
+/// plot `width` pixels wide (at about 8 px per character at 14 px).
+fn crowded(names: &[String], width: u32) -> bool {
+    names.len() > 8 || names.iter().map(|n| n.chars().count() + 2).sum::<usize>() * 8 > width as usize - 120
+}
+
+/// Height of the label area for `names` (turned upright when `crowded`).
+fn label_area(names: &[String], crowded: bool) -> u32 {
+    if crowded {
+        16 + 7 * names.iter().map(|s| s.chars().count()).max().unwrap_or(0) as u32
+    } else {
+        48
+    }
+}
+
+/// Category labels turned upright under the x axis at 0, 1, 2, …: plotters places
+/// turned mesh labels over the axis, so these are drawn by hand, reading downwards
+/// from just under each category.
+fn turned_labels<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    chart: &ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    names: &[String],
+    y0: f64,
+) -> Res {
+    let style = ("sans-serif", 12).into_font().transform(FontTransform::Rotate90);
+    for (i, name) in names.iter().enumerate() {
+        let (px, py) = chart.backend_coord(&(i as f64, y0));
+        root.draw(&Text::new(name.clone(), (px + 6, py + 8), style.clone()))
+            .map_err(e)?;
+    }
+    Ok(())
+}
+
 /// Category axis labels: index `i` at `i`, blank between.
 fn category_fmt(names: &[String]) -> impl Fn(&f64) -> String + '_ {
     move |v: &f64| {
@@ -339,6 +375,18 @@ fn category_fmt(names: &[String]) -> impl Fn(&f64) -> String + '_ {
 }
 
 impl Plot for BarPlot {
+    fn size(&self) -> (u32, u32) {
+        let names: Vec<String> = self.groups.iter().map(|g| g.0.clone()).collect();
+        // Room for turned labels under the bars.
+        (
+            900,
+            if crowded(&names, 900) {
+                560 + label_area(&names, true) - 48
+            } else {
+                560
+            },
+        )
+    }
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Res {
         let names: Vec<String> = self.groups.iter().map(|g| g.0.clone()).collect();
         let mut bars: Vec<String> = Vec::new();
@@ -353,10 +401,11 @@ impl Plot for BarPlot {
         // A decade below the smallest bar, so that every bar shows.
         let (y0, y1) = ((lo - 0.5).floor(), hi.ceil().max(lo.floor() + 1.0));
         let n = self.groups.len().max(1) as f64;
+        let turned = crowded(&names, self.size().0);
         let mut chart = ChartBuilder::on(root)
             .caption(&self.title, ("sans-serif", 22))
             .margin(14)
-            .x_label_area_size(48)
+            .x_label_area_size(label_area(&names, turned))
             .y_label_area_size(80)
             .build_cartesian_2d(-0.5..n - 0.5, y0..y1)
             .map_err(e)?;
@@ -365,14 +414,18 @@ impl Plot for BarPlot {
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(4 * names.len() + 1)
-            .x_label_formatter(&fmt)
+            .x_label_formatter(&|v: &f64| if turned { String::new() } else { fmt(v) })
             .y_labels(((y1 - y0) as usize + 1).max(2))
             .y_label_formatter(&|v: &f64| sig(10f64.powf(*v)))
+            .x_desc(&self.x_label)
             .y_desc(&self.y_label)
             .label_style(("sans-serif", 14))
             .axis_desc_style(("sans-serif", 16))
             .draw()
             .map_err(e)?;
+        if turned {
+            turned_labels(root, &chart, &names, y0)?;
+        }
         let width = 0.8 / bars.len().max(1) as f64;
         for (bi, b) in bars.iter().enumerate() {
             let c = color(bi);
@@ -413,12 +466,11 @@ impl Plot for StackPlot {
         let (scale, unit) = if top >= 1e-3 { (1e3, "ms") } else { (1e6, "µs") };
         let n = self.bars.len().max(1) as f64;
         // Many layers: labels turned upright, so they do not collide.
-        let crowded = names.len() > 8;
-        let longest = names.iter().map(|s| s.chars().count()).max().unwrap_or(0) as u32;
+        let turned = crowded(&names, self.size().0);
         let mut chart = ChartBuilder::on(root)
             .caption(&self.title, ("sans-serif", 22))
             .margin(14)
-            .x_label_area_size(if crowded { 16 + 8 * longest } else { 48 })
+            .x_label_area_size(label_area(&names, turned))
             .y_label_area_size(80)
             .build_cartesian_2d(-0.5..n - 0.5, 0.0..top * scale * 1.3)
             .map_err(e)?;
@@ -427,22 +479,15 @@ impl Plot for StackPlot {
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(4 * names.len() + 1)
-            .x_label_formatter(&|v: &f64| if crowded { String::new() } else { fmt(v) })
+            .x_label_formatter(&|v: &f64| if turned { String::new() } else { fmt(v) })
             .label_style(("sans-serif", 14))
             .y_label_formatter(&|v: &f64| sig(*v))
             .y_desc(format!("{} ({unit})", self.y_label))
             .axis_desc_style(("sans-serif", 16))
             .draw()
             .map_err(e)?;
-        if crowded {
-            // plotters places turned mesh labels over the axis; these are drawn
-            // below it by hand, reading downwards from just under each bar.
-            let style = ("sans-serif", 12).into_font().transform(FontTransform::Rotate90);
-            for (i, name) in names.iter().enumerate() {
-                let (px, py) = chart.backend_coord(&(i as f64, 0.0));
-                root.draw(&Text::new(name.clone(), (px + 6, py + 8), style.clone()))
-                    .map_err(e)?;
-            }
+        if turned {
+            turned_labels(root, &chart, &names, 0.0)?;
         }
         for (pi, part) in self.parts.iter().enumerate() {
             let c = color(pi);
@@ -631,6 +676,7 @@ mod tests {
         assert!(svg.starts_with("<svg") && svg.contains("</svg>"));
         let b = BarPlot {
             title: "b".into(),
+            x_label: "model".into(),
             y_label: "s".into(),
             groups: vec![("m".into(), vec![("optics".into(), 1e-4), ("a100".into(), 1e-3)])],
         };

@@ -454,21 +454,69 @@ fn latency_plots(
     if per_model.is_empty() {
         return (None, Vec::new(), None);
     }
-    let bars = BarPlot {
-        title: format!(
-            "{}: projected latency per image (batch {})",
-            exp.name(),
-            per_model[0].1.latency.as_ref().expect("filtered").batch
-        ),
-        y_label: "seconds per image (log)".into(),
-        groups: per_model
+    // One bar group per distinct projection: per model, and per batch or machine
+    // where those are swept (points with equal projections share a group).
+    let mut groups: Vec<(&Record, Vec<(String, f64)>)> = Vec::new();
+    for r in firsts.values() {
+        let Some(l) = &r.latency else { continue };
+        let mut b = vec![("4f machine".to_string(), l.latency_s)];
+        b.extend(l.gpus.iter().map(|g| (g.gpu.clone(), g.latency_s)));
+        if !groups.iter().any(|(o, ob)| model_name(o) == model_name(r) && *ob == b) {
+            groups.push((r, b));
+        }
+    }
+    let batch = |r: &Record| r.latency.as_ref().map_or(0, |l| l.batch);
+    let one_batch = groups.iter().all(|(r, _)| batch(r) == batch(groups[0].0));
+    let mut labels: Vec<String> = groups
+        .iter()
+        .map(|(r, _)| {
+            if one_batch {
+                model_name(r)
+            } else {
+                format!("{}, batch {}", model_name(r), batch(r))
+            }
+        })
+        .collect();
+    let unique = |l: &[String]| l.iter().collect::<std::collections::BTreeSet<_>>().len() == l.len();
+    // Otherwise the swept values, in axis order, as few axes as tell them apart.
+    let axes = exp.axes();
+    let mut x_label = if one_batch {
+        "model".to_string()
+    } else {
+        "model, batch".to_string()
+    };
+    for k in 1..=axes.len() {
+        if unique(&labels) {
+            break;
+        }
+        x_label = axes[..k].join(", ");
+        labels = groups
             .iter()
-            .map(|(m, r)| {
-                let l = r.latency.as_ref().expect("filtered");
-                let mut b = vec![("4f machine".to_string(), l.latency_s)];
-                b.extend(l.gpus.iter().map(|g| (g.gpu.clone(), g.latency_s)));
-                (m.clone(), b)
+            .map(|(r, _)| {
+                axes[..k]
+                    .iter()
+                    .map(|a| r.values.get(a).map_or(String::new(), value_text))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             })
+            .collect();
+    }
+    let bars = BarPlot {
+        title: if one_batch {
+            format!(
+                "{}: projected latency per image (batch {})",
+                exp.name(),
+                batch(groups[0].0)
+            )
+        } else {
+            format!("{}: projected latency per image", exp.name())
+        },
+        x_label,
+        y_label: "seconds per image (log)".into(),
+        groups: labels
+            .into_iter()
+            .zip(groups)
+            .map(|(label, (_, b))| (label, b))
             .collect(),
     };
     let stacks = per_model
