@@ -47,7 +47,12 @@ fn test_images(n: usize) -> Array4<f32> {
     data.batch_view().to_owned()
 }
 
-fn on_machine(model: &Model, machine: &FourF, images: ArrayView4<f32>, batch: usize) -> (Array2<f32>, Vec<OpUsage>) {
+fn try_on_machine(
+    model: &Model,
+    machine: &FourF,
+    images: ArrayView4<f32>,
+    batch: usize,
+) -> Result<(Array2<f32>, Vec<OpUsage>), String> {
     let noise = StepNoise {
         source: NoiseSource::Machine(machine),
         strength: 1.0,
@@ -55,6 +60,24 @@ fn on_machine(model: &Model, machine: &FourF, images: ArrayView4<f32>, batch: us
         spectral: SpectralEmulation::Circular,
     };
     predict_with_usage(model, images, batch, Some(&noise), 0)
+}
+
+fn on_machine(model: &Model, machine: &FourF, images: ArrayView4<f32>, batch: usize) -> (Array2<f32>, Vec<OpUsage>) {
+    try_on_machine(model, machine, images, batch).unwrap()
+}
+
+#[test]
+fn a_machine_that_cannot_run_an_op_is_an_error_naming_it() {
+    // Intensity detection cannot subtract the passes of signed inputs on an
+    // amplitude SLM; the batched path says so instead of panicking.
+    let sets = ["detection.scheme=intensity".to_string()];
+    let machine = FourF::new(load_machine(DIM, &sets).unwrap()).unwrap();
+    let model = trained("gfnet-fmnist");
+    let err = try_on_machine(&model, &machine, test_images(4).view(), 4).unwrap_err();
+    assert!(
+        err.contains("cannot run op `") && err.contains("intensity detection"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -147,3 +147,28 @@ fn surrogate_backend_is_exact_on_the_ideal_machine_and_noisy_on_a_dim_one() {
     assert!(noisy["mean_relative_logit_error"].as_f64().unwrap() > 1e-2, "{noisy}");
     assert!(noisy["top1_agreement"].as_f64().unwrap() < 1.0, "{noisy}");
 }
+
+#[test]
+fn a_batched_run_on_a_machine_that_cannot_run_the_model_fails_cleanly() {
+    let machine = concat!(env!("CARGO_MANIFEST_DIR"), "/models/machines/lcos-pluto2-128-dim.toml");
+    let e = stderr_of_failure(&[
+        "eval",
+        "--model",
+        "gfnet-fmnist",
+        "--backend",
+        "optical",
+        "--machine",
+        machine,
+        "--set",
+        "detection.scheme=intensity",
+        "--batch",
+        "8",
+        "--limit",
+        "8",
+    ]);
+    assert!(
+        e.contains("cannot run op `") && e.contains("intensity detection"),
+        "{e}"
+    );
+    assert!(!e.contains("panicked"), "{e}");
+}

@@ -327,7 +327,8 @@ fn run_batched(
     let group = args.batch * rayon::current_num_threads();
     let (mut logits, mut usage) = (Vec::with_capacity(data.len()), Vec::new());
     for (g, chunk) in images.axis_chunks_iter(Axis(0), group).enumerate() {
-        let (l, u) = fourf_nn::train::predict_with_usage(model, chunk, args.batch, Some(&noise), g * group);
+        let (l, u) = fourf_nn::train::predict_with_usage(model, chunk, args.batch, Some(&noise), g * group)
+            .map_err(|why| anyhow::anyhow!("optical backend on machine `{}`: {why}", args.machine))?;
         logits.extend(l.outer_iter().map(|r| r.to_owned()));
         usage.extend(u);
         bar.inc(chunk.dim().0 as u64);

@@ -522,6 +522,8 @@ pub struct OpticsNoise<'a> {
     op_seed: u64,
     calls: u64,
     usage: Vec<OpUsage>,
+    /// The first op the machine could not plan or run, and why.
+    failure: Option<String>,
     /// How global spectral filters are laid out on the machine (the surrogate
     /// models [`SpectralEmulation::Circular`]).
     pub spectral: SpectralEmulation,
@@ -543,8 +545,16 @@ impl<'a> OpticsNoise<'a> {
             op_seed: crate::backend::split_seed(seed ^ MACHINE_OPS, first as u64),
             calls: 0,
             usage: Vec::new(),
+            failure: None,
             spectral: SpectralEmulation::Circular,
         }
+    }
+
+    /// The first op the machine could not plan or run, with the reason (emptied).
+    /// Such an op is left unperturbed, so a forward pass completes; its caller
+    /// must report this rather than use the result.
+    pub fn take_failure(&mut self) -> Option<String> {
+        self.failure.take()
     }
 
     /// What the machine spent on every op so far (emptied).
@@ -555,9 +565,9 @@ impl<'a> OpticsNoise<'a> {
     /// `strength · (perturbed − exact)` for each job of op `name` of image `image`
     /// (see [`Surrogate::apply`]; the machine runs the jobs through the planner).
     ///
-    /// # Panics
-    /// If the machine refuses the jobs (they are the shapes the model's optical
-    /// forward submits, which it accepts).
+    /// When the machine cannot plan or run the jobs (e.g. intensity detection of
+    /// signed inputs), the op is left exact (a zero delta) and the reason is kept
+    /// for [`OpticsNoise::take_failure`].
     #[allow(clippy::too_many_arguments)]
     pub fn delta(
         &mut self,
@@ -599,10 +609,8 @@ impl<'a> OpticsNoise<'a> {
 
     /// [`OpticsNoise::delta`] for the jobs of several images of one op: the
     /// surrogate draws per image; the machine plans all the images' jobs as one
-    /// problem (images share frames). One result per entry of `images`.
-    ///
-    /// # Panics
-    /// As [`OpticsNoise::delta`].
+    /// problem (images share frames). One result per entry of `images`. A machine
+    /// that cannot run them: as [`OpticsNoise::delta`].
     pub fn delta_batch(&mut self, name: &str, images: &[ImageJobs], mode: Mode, op: Op) -> Vec<Vec<Array2<f64>>> {
         let machine = match self.source {
             NoiseSource::Surrogate(_) => {
@@ -628,14 +636,28 @@ impl<'a> OpticsNoise<'a> {
             }
             base += j.inputs.len();
         }
-        let plan = fourf_sim::Planner::new(machine.frame_shape(), fourf_sim::PlannerConfig::default())
-            .plan_keyed(&jobs, Some(&keys))
-            .unwrap_or_else(|e| panic!("OpticsNoise: the machine cannot plan op `{name}`: {e}"));
         let seed = crate::backend::split_seed(self.op_seed, self.calls);
         self.calls += 1;
-        let run = plan
-            .execute(machine, &jobs, seed)
-            .unwrap_or_else(|e| panic!("OpticsNoise: the machine cannot run op `{name}`: {e}"));
+        let planned = fourf_sim::Planner::new(machine.frame_shape(), fourf_sim::PlannerConfig::default())
+            .plan_keyed(&jobs, Some(&keys))
+            .map_err(|e| format!("the machine cannot plan op `{name}`: {e}"))
+            .and_then(|plan| {
+                let run = plan
+                    .execute(machine, &jobs, seed)
+                    .map_err(|e| format!("the machine cannot run op `{name}`: {e}"))?;
+                Ok((plan, run))
+            });
+        let (plan, run) = match planned {
+            Ok(p) => p,
+            Err(why) => {
+                // Recorded, not panicked: the caller reports it. The op stays exact.
+                self.failure.get_or_insert(why);
+                return images
+                    .iter()
+                    .map(|j| j.exact.iter().map(|e| Array2::zeros(e.dim())).collect())
+                    .collect();
+            }
+        };
         let mut outputs = run.outputs.into_iter();
         let mut error_sum = 0.0;
         let deltas = images

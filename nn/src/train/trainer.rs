@@ -96,6 +96,9 @@ fn gradient_of<M: Trainable>(
             let x = images.slice(s![start..end, .., .., ..]);
             let mut n = noise.map(|n| n.for_images(start, end - start));
             let (logits, cache) = model.forward_batch(x, n.as_mut());
+            if let Some(why) = n.as_mut().and_then(|n| n.take_failure()) {
+                panic!("optics-aware training: {why}");
+            }
             let (loss, mut g) = cross_entropy(logits.view(), &labels[start..end], label_smoothing);
             // The chunk's mean → its share of the batch mean.
             g *= (end - start) as f32 / b as f32;
@@ -119,9 +122,9 @@ fn logits_of<M: Trainable>(
     micro: usize,
     noise: Option<&StepNoise>,
     first: usize,
-) -> (Array2<f32>, Vec<OpUsage>) {
+) -> Result<(Array2<f32>, Vec<OpUsage>), String> {
     let micro = micro.max(1);
-    let parts: Vec<(Array2<f32>, Vec<OpUsage>)> = images
+    let parts: Vec<(Array2<f32>, Vec<OpUsage>, Option<String>)> = images
         .axis_chunks_iter(Axis(0), micro)
         .enumerate()
         .collect::<Vec<_>>()
@@ -129,12 +132,16 @@ fn logits_of<M: Trainable>(
         .map(|(c, x)| {
             let mut n = noise.map(|n| n.for_images(first + c * micro, x.dim().0));
             let logits = model.forward_batch(x, n.as_mut()).0;
-            (logits, n.map(|mut n| n.take_usage()).unwrap_or_default())
+            let failure = n.as_mut().and_then(|n| n.take_failure());
+            (logits, n.map(|mut n| n.take_usage()).unwrap_or_default(), failure)
         })
         .collect();
+    if let Some(why) = parts.iter().find_map(|p| p.2.clone()) {
+        return Err(why);
+    }
     let views: Vec<_> = parts.iter().map(|p| p.0.view()).collect();
     let logits = ndarray::concatenate(Axis(0), &views).expect("logits of one width");
-    (logits, merge_usage(parts.into_iter().flat_map(|p| p.1)))
+    Ok((logits, merge_usage(parts.into_iter().flat_map(|p| p.1))))
 }
 
 /// The order in which epoch `epoch` visits `n` training images.
@@ -247,7 +254,9 @@ pub fn predict_optics_aware(
     micro: usize,
     noise: Option<&StepNoise>,
 ) -> Array2<f32> {
-    predict_with_usage(model, images, micro, noise, 0).0
+    predict_with_usage(model, images, micro, noise, 0)
+        .unwrap_or_else(|why| panic!("optics-aware prediction: {why}"))
+        .0
 }
 
 /// [`predict_optics_aware`] and what the machine spent on every op (summed over
@@ -255,13 +264,16 @@ pub fn predict_optics_aware(
 /// strength 1 this is the optical backend on batches of `micro` images: the
 /// jobs of one op for all images of a micro-batch are planned together. The
 /// images are those at positions `first..` of the run (their noise streams).
+///
+/// `Err` says which op the machine could not plan or run, and why (e.g.
+/// intensity detection of signed inputs on an amplitude SLM).
 pub fn predict_with_usage(
     model: &Model,
     images: ArrayView4<f32>,
     micro: usize,
     noise: Option<&StepNoise>,
     first: usize,
-) -> (Array2<f32>, Vec<OpUsage>) {
+) -> Result<(Array2<f32>, Vec<OpUsage>), String> {
     match model {
         Model::Transformer(t) => logits_of(t, images, micro, noise, first),
         Model::ConvShareVit(m) => logits_of(m, images, micro, noise, first),
