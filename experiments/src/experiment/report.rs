@@ -305,7 +305,11 @@ fn metric_plots(exp: &Experiment, records: &[Record]) -> Vec<(String, MetricPlot
     let others = |r: &Record| -> String {
         axes[1..]
             .iter()
-            .map(|k| format!("{k} = {}", r.values.get(k).map_or(String::new(), value_text)))
+            .map(|k| {
+                // Legends name machine settings by their machine key.
+                let short = k.strip_prefix("machine.").unwrap_or(k);
+                format!("{short} = {}", r.values.get(k).map_or(String::new(), value_text))
+            })
             .collect::<Vec<_>>()
             .join(", ")
     };
