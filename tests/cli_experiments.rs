@@ -124,6 +124,7 @@ fn quickstart_writes_valid_plots_and_every_point() {
         "metric_agreement",
         "metric_logit_error",
         "metric_latency",
+        "layer_error",
         "latency_bars",
         "latency_breakdown",
         "accuracy_vs_latency",
@@ -259,6 +260,46 @@ fn shards_merge_to_the_unsharded_run_and_mismatches_are_refused() {
     // A run into a directory of another config is refused.
     let out = fourf(&["run", p(&cfg), "--set", "data.limit=8", "--out", p(&whole)]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("different config"));
+}
+
+#[test]
+fn a_resume_refuses_results_of_another_build_or_other_input_files() {
+    let dir = test_dir("provenance");
+    let machine = dir.join("machine.toml");
+    std::fs::copy("models/machines/lcos-pluto2-128-dim.toml", &machine).unwrap();
+    let cfg = dir.join("latency.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "name = \"provenance\"\n[model]\nname = \"gfnet-fmnist\"\n[machine]\nname = \"{}\"\n[run]\nbackends = []\nmetrics = [\"latency\"]\n",
+            p(&machine)
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let run = ["run", p(&cfg), "--out", p(&out)];
+    ok(&run);
+    let manifest = std::fs::read_to_string(out.join("manifest.json")).unwrap();
+    assert!(
+        manifest.contains("\"build\"") && manifest.contains("\"inputs\""),
+        "{manifest}"
+    );
+    assert!(ok(&run).contains("1 finished before, 0 run now"));
+    // The machine file changes under the same name: its results are not resumed.
+    let text = std::fs::read_to_string(&machine).unwrap();
+    std::fs::write(&machine, format!("{text}\n# edited\n")).unwrap();
+    let o = fourf(&run);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("other input files"), "{err}");
+    std::fs::write(&machine, &text).unwrap();
+    assert!(ok(&run).contains("1 finished before"));
+    // Results of another build are not resumed either.
+    let other = manifest.replacen("\"build\": \"", "\"build\": \"0", 1);
+    assert_ne!(other, manifest);
+    std::fs::write(out.join("manifest.json"), other).unwrap();
+    let o = fourf(&run);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("another build of fourf"), "{err}");
 }
 
 #[test]

@@ -220,12 +220,30 @@ fn lg(v: f64) -> f64 {
     v.max(1e-300).log10()
 }
 
+impl MetricPlot {
+    /// Category labels too many or too long to lie flat.
+    fn turned(&self) -> bool {
+        self.categories.as_ref().is_some_and(|c| crowded(c, 900))
+    }
+}
+
 impl Plot for MetricPlot {
+    fn size(&self) -> (u32, u32) {
+        match &self.categories {
+            Some(c) if self.turned() => (900, 560 + label_area(c, true) - 48),
+            _ => (900, 560),
+        }
+    }
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Res {
         let p = self;
+        let turned = p.turned();
         let tx = |x: f64| if p.log_x { lg(x) } else { x };
         let ty = |y: f64| if p.log_y { lg(y) } else { y };
-        let (x0, x1) = padded(min_max(p.series.iter().flat_map(|s| s.points.iter().map(|q| tx(q.0)))));
+        let (x0, x1) = match &p.categories {
+            // Half a slot either side, so that the end labels fit.
+            Some(c) => (-0.5, c.len().max(1) as f64 - 0.5),
+            None => padded(min_max(p.series.iter().flat_map(|s| s.points.iter().map(|q| tx(q.0))))),
+        };
         let (y0, y1) = padded(min_max(p.series.iter().flat_map(|s| {
             s.points.iter().flat_map(|q| {
                 let lo = if p.log_y { q.1 } else { q.1 - q.2 };
@@ -241,10 +259,14 @@ impl Plot for MetricPlot {
             }
         };
         let y_fmt = |v: &f64| if p.log_y { sig(10f64.powf(*v)) } else { sig(*v) };
+        let x_area = match &p.categories {
+            Some(c) if turned => label_area(c, true),
+            _ => 48,
+        };
         let mut chart = ChartBuilder::on(root)
             .caption(&p.title, ("sans-serif", 22))
             .margin(14)
-            .x_label_area_size(48)
+            .x_label_area_size(x_area)
             .y_label_area_size(72)
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(e)?;
@@ -258,12 +280,15 @@ impl Plot for MetricPlot {
             .x_desc(&p.x_label)
             .y_desc(&p.y_label)
             .x_labels(x_labels)
-            .x_label_formatter(&x_fmt)
+            .x_label_formatter(&|v: &f64| if turned { String::new() } else { x_fmt(v) })
             .y_label_formatter(&y_fmt)
             .label_style(("sans-serif", 14))
             .axis_desc_style(("sans-serif", 16))
             .draw()
             .map_err(e)?;
+        if let (Some(c), true) = (&p.categories, turned) {
+            turned_labels(root, &chart, c, y0)?;
+        }
         let n = p.series.len() as u32;
         for (i, s) in p.series.iter().enumerate() {
             let c = color(i);

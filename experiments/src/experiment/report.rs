@@ -433,6 +433,76 @@ fn metric_plots(exp: &Experiment, records: &[Record]) -> Vec<(String, MetricPlot
     out
 }
 
+/// Each optical op's relative error, in model order, one line per optical backend
+/// and point (metric `layer_error`): where along the network the error grows.
+fn layer_error_plot(exp: &Experiment, records: &[Record]) -> Option<MetricPlot> {
+    let axes = exp.axes();
+    let mut names: Vec<String> = Vec::new();
+    // Per op (by index into `names`): its errors over seeds.
+    type Errors = BTreeMap<usize, Vec<f64>>;
+    // (point, backend rank) → (label, errors)
+    let mut lines: BTreeMap<(usize, usize), (String, Errors)> = BTreeMap::new();
+    for r in records {
+        for b in r.backends.iter().filter(|b| !b.layers.is_empty()) {
+            let swept = axes
+                .iter()
+                .map(|k| {
+                    let short = k.strip_prefix("machine.").unwrap_or(k);
+                    format!("{short} = {}", r.values.get(k).map_or(String::new(), value_text))
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let label = if swept.is_empty() {
+                b.backend.clone()
+            } else {
+                format!("{} ({swept})", b.backend)
+            };
+            let line = lines
+                .entry((r.point, BackendChoice::rank(&b.backend)))
+                .or_insert_with(|| (label, BTreeMap::new()));
+            for l in &b.layers {
+                let i = names.iter().position(|n| *n == l.name).unwrap_or_else(|| {
+                    names.push(l.name.clone());
+                    names.len() - 1
+                });
+                line.1.entry(i).or_default().push(l.error);
+            }
+        }
+    }
+    // The ideal machine's errors (rounding, ~1e-16) would squash the noisy lines to
+    // the top of a log axis; they are drawn only when nothing else is.
+    let noisy = lines.keys().any(|k| k.1 != BackendChoice::rank("ideal"));
+    let series: Vec<Series> = lines
+        .into_iter()
+        .filter(|(k, _)| !noisy || k.1 != BackendChoice::rank("ideal"))
+        .map(|(_, line)| line)
+        .map(|(label, ops)| Series {
+            label,
+            points: ops
+                .into_iter()
+                .filter_map(|(i, v)| {
+                    let (m, sd) = mean_sd(&v);
+                    // A log axis cannot show an exact zero (an op the optics ran exactly).
+                    (m > 0.0).then_some((i as f64, m, sd))
+                })
+                .collect(),
+        })
+        .filter(|s| !s.points.is_empty())
+        .collect();
+    if series.is_empty() {
+        return None;
+    }
+    Some(MetricPlot {
+        title: format!("{}: relative error of each optical op", exp.name()),
+        x_label: "optical op, in model order".into(),
+        y_label: "mean ‖Δy‖/‖y‖".into(),
+        log_x: false,
+        log_y: true,
+        categories: Some(names),
+        series,
+    })
+}
+
 fn model_name(r: &Record) -> String {
     r.config
         .pointer("/model/name")
@@ -773,6 +843,9 @@ pub fn write_outputs(out: &Path, exp: &Experiment, records: &[Record]) -> anyhow
     for (file, p) in metric_plots(exp, records) {
         let title = p.title.clone();
         add(&title, render(&plots.join(file), &p)?);
+    }
+    if let Some(p) = layer_error_plot(exp, records) {
+        add(&p.title.clone(), render(&plots.join("layer_error"), &p)?);
     }
     let (bars, stacks, scatter) = latency_plots(exp, records);
     if let Some(b) = bars {

@@ -131,6 +131,9 @@ pub struct Record {
     pub config_hash: String,
     /// fourf's version.
     pub fourf_version: String,
+    /// [`BUILD`] of the fourf that computed it.
+    #[serde(default)]
+    pub build: String,
     /// The point's resolved config.
     pub config: serde_json::Value,
     /// Images evaluated.
@@ -176,6 +179,63 @@ pub struct Manifest {
     pub seeds: usize,
     /// fourf's version that started the directory.
     pub fourf_version: String,
+    /// [`BUILD`]: the source the results were computed with.
+    #[serde(default)]
+    pub build: String,
+    /// [`inputs_hash`]: the contents of the files the points read.
+    #[serde(default)]
+    pub inputs: String,
+}
+
+/// The fingerprint of the source this fourf was built from (see `build.rs`):
+/// records of another build are not mixed into a resumed run.
+pub const BUILD: &str = env!("FOURF_SOURCE_HASH");
+
+/// An FNV-1a hash, continued from `h`.
+fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// A hash of the contents of every file the sweep's points read — model and
+/// machine files, weights, the test-set directory — by path, so that results
+/// computed from other weights or another machine file under the same names are
+/// not mixed into a resumed run.
+pub fn inputs_hash(exp: &Experiment) -> anyhow::Result<String> {
+    let mut files = std::collections::BTreeSet::new();
+    for point in &exp.points {
+        let c = exp.point_config(point)?;
+        let mut add = |p: PathBuf| {
+            if p.is_file() {
+                files.insert(p);
+            } else if p.is_dir() {
+                if let Ok(entries) = std::fs::read_dir(&p) {
+                    files.extend(entries.flatten().map(|e| e.path()).filter(|f| f.is_file()));
+                }
+            }
+        };
+        add(PathBuf::from(&c.model.name));
+        if let Some(s) = fourf_nn::models::shipped(&c.model.name) {
+            add(PathBuf::from(&s.model));
+        }
+        add(PathBuf::from(&c.machine.name));
+        add(PathBuf::from(&c.run.ideal_machine));
+        add(data_dir(&c));
+        if let Some(w) = weights_of(&c) {
+            add(w);
+        }
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for f in &files {
+        let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+        h = fnv(h, f.to_string_lossy().as_bytes());
+        h = fnv(h, &(bytes.len() as u64).to_le_bytes());
+        h = fnv(h, &bytes);
+    }
+    Ok(format!("{h:016x}"))
 }
 
 /// Arguments of `fourf run`.
@@ -349,6 +409,8 @@ fn prepare(out: &Path, exp: &Experiment, shard: Option<(usize, usize)>) -> anyho
         points: exp.points.len(),
         seeds: exp.config.seeds.len(),
         fourf_version: env!("CARGO_PKG_VERSION").to_string(),
+        build: BUILD.to_string(),
+        inputs: inputs_hash(exp)?,
     };
     if let Some(old) = read_manifest(out)? {
         if old.config_hash != manifest.config_hash {
@@ -365,6 +427,22 @@ fn prepare(out: &Path, exp: &Experiment, shard: Option<(usize, usize)>) -> anyho
                 out.display(),
                 old.shard,
                 manifest.shard
+            );
+        }
+        if old.build != manifest.build {
+            bail!(
+                "{} holds results computed by another build of fourf (source {}, this one {}); they may differ from what this build computes, so they are not resumed: use another --out, or delete the directory to start over",
+                out.display(),
+                if old.build.is_empty() { "unrecorded" } else { &old.build },
+                manifest.build
+            );
+        }
+        if old.inputs != manifest.inputs {
+            bail!(
+                "{} holds results computed from other input files: a model, machine, weights or data file the config names has changed since (inputs {} ≠ {}); use another --out, or delete the directory to start over",
+                out.display(),
+                if old.inputs.is_empty() { "unrecorded" } else { &old.inputs },
+                manifest.inputs
             );
         }
         return Ok(());
@@ -532,6 +610,7 @@ pub fn run_unit(exp: &Experiment, point: &Point, c: &ExperimentConfig, seed: u64
         values: point.values.iter().map(|(k, v)| (k.clone(), toml_to_json(v))).collect(),
         config_hash: exp.hash(),
         fourf_version: env!("CARGO_PKG_VERSION").to_string(),
+        build: BUILD.to_string(),
         config: serde_json::to_value(c).expect("a config serialises"),
         images,
         backends,
@@ -670,6 +749,17 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<RunReport> {
                 first.config_hash
             );
         }
+        if (&m.build, &m.inputs) != (&first.build, &first.inputs) {
+            bail!(
+                "{} was computed by another build of fourf or from other input files than {} (source {} ≠ {}, inputs {} ≠ {}); merge only shards of one build and one set of files",
+                d.display(),
+                dirs[0].display(),
+                m.build,
+                first.build,
+                m.inputs,
+                first.inputs
+            );
+        }
     }
     let mut shards = std::collections::BTreeSet::new();
     for (d, m) in dirs.iter().zip(&manifests) {
@@ -802,6 +892,7 @@ mod tests {
             values: BTreeMap::new(),
             config_hash: "h".into(),
             fourf_version: "0".into(),
+            build: BUILD.into(),
             config: serde_json::Value::Null,
             images: 1,
             backends: Vec::new(),
