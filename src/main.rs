@@ -238,6 +238,13 @@ fn parse_spectral(s: &str) -> Result<SpectralEmulation, String> {
 }
 
 fn main() -> ExitCode {
+    // Ctrl-C or SIGTERM: no half-written temporary file is left behind. (Outputs
+    // are renamed into place only when complete; results.jsonl keeps whole lines.)
+    let _ = ctrlc::set_handler(|| {
+        fourf_experiments::atomic::remove_temporaries();
+        eprintln!("interrupted: temporary files removed; finished results are kept");
+        std::process::exit(130);
+    });
     let result = match Cli::parse().command {
         Command::Run {
             config,
@@ -374,8 +381,22 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", message(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes joined by `: `, each said once: a cause whose text the
+/// message so far already holds (an error that prints its source) is left out.
+fn message(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    text
 }

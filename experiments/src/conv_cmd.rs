@@ -121,8 +121,25 @@ fn shape_str(s: &[usize]) -> String {
 
 /// Runs `fourf conv`.
 pub fn run_conv(args: &ConvArgs) -> anyhow::Result<ConvReport> {
+    crate::atomic::check_output("--out", &args.out, &[&args.input, &args.kernel])?;
+    if let Some(dir) = &args.planes {
+        if dir.exists() && !dir.is_dir() {
+            anyhow::bail!("--planes {}: exists and is not a directory", dir.display());
+        }
+    }
     let input = read_npy(&args.input)?;
     let kernel = read_npy(&args.kernel)?;
+    for (flag, path, maps) in [("--input", &args.input, &input), ("--kernel", &args.kernel, &kernel)] {
+        if let Some((i, v)) = maps.data.indexed_iter().find(|(_, v)| !v.is_finite()) {
+            anyhow::bail!(
+                "{flag} {}: map {} holds a non-finite value ({v} at row {}, column {}); give finite samples",
+                path.display(),
+                i.0,
+                i.1,
+                i.2
+            );
+        }
+    }
     let machine = FourF::new(load_machine(&args.machine, &args.sets)?)?;
     if let Some(w) = machine.saturation_warning() {
         eprintln!("warning: {w}");
@@ -204,16 +221,30 @@ pub fn run_conv(args: &ConvArgs) -> anyhow::Result<ConvReport> {
         stacked: input.stacked || kernel.stacked,
         dtype: input.dtype,
     };
+    // A NaN file with exit 0 would be a silent wrong answer (float32 files: as
+    // they will be stored).
+    let stored = |v: f64| {
+        if out.dtype == crate::npy::Dtype::F32 {
+            f64::from(v as f32)
+        } else {
+            v
+        }
+    };
+    if let Some((i, v)) = out.data.indexed_iter().find(|(_, v)| !stored(**v).is_finite()) {
+        anyhow::bail!(
+            "output map {} holds a non-finite value ({v} at row {}, column {}) on `{name}`: its settings overflow \
+             (e.g. camera gain, full scale, laser power); nothing written",
+            i.0,
+            i.1,
+            i.2
+        );
+    }
+    // The data first, then the pictures, all five or none.
+    write_npy(&args.out, &out)?;
     if let Some(dir) = &args.planes {
         let (field, kplane) = plan.frame_planes(0, &jobs);
-        let pictures = plane_pictures(&machine, field, kplane);
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("{}: cannot create the planes directory", dir.display()))?;
-        for (file, data, scale, cmap) in &pictures {
-            write_png(&dir.join(file), data.view(), *scale, *cmap)?;
-        }
+        write_planes(dir, &plane_pictures(&machine, field, kplane))?;
     }
-    write_npy(&args.out, &out)?;
 
     let frame = machine.frame_shape();
     Ok(ConvReport {
@@ -236,6 +267,32 @@ pub fn run_conv(args: &ConvArgs) -> anyhow::Result<ConvReport> {
 
 /// A picture to write: file name, data, scaling, colormap.
 type Picture = (&'static str, Array2<f64>, Scale, Colormap);
+
+/// Writes `pictures` into `dir` complete or not at all: into a hidden sibling
+/// directory first, then moved in by renames (into a new `dir` by one rename).
+fn write_planes(dir: &std::path::Path, pictures: &[Picture]) -> anyhow::Result<()> {
+    let name = dir
+        .file_name()
+        .map_or("planes".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = dir.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let result = (|| -> anyhow::Result<()> {
+        std::fs::create_dir_all(&tmp)
+            .with_context(|| format!("--planes {}: cannot create {}", dir.display(), tmp.display()))?;
+        for (file, data, scale, cmap) in pictures {
+            write_png(&tmp.join(file), data.view(), *scale, *cmap)?;
+        }
+        if !dir.exists() {
+            return std::fs::rename(&tmp, dir).with_context(|| format!("--planes {}", dir.display()));
+        }
+        for (file, ..) in pictures {
+            std::fs::rename(tmp.join(file), dir.join(file)).with_context(|| format!("--planes {}", dir.display()))?;
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&tmp);
+    result
+}
 
 /// Pictures of one frame traced through the machine: the input field's
 /// amplitude, the Fourier-plane power after the filter and the filter's power

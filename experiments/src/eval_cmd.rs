@@ -367,6 +367,9 @@ fn usage_rows(usage: &[OpUsage], trace: &Trace, n: usize) -> Vec<LayerRow> {
 
 /// Runs `fourf eval`.
 pub fn run_eval(args: &EvalArgs) -> anyhow::Result<EvalReport> {
+    if let Some(t) = &args.trace {
+        crate::atomic::check_output("--trace", t, &[])?;
+    }
     let config = ModelConfig::load(&args.model)?;
     let mut model = config
         .init(&mut StdRng::seed_from_u64(args.init_seed))
@@ -500,6 +503,17 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<EvalReport> {
         (None, None, Some(b)) => b.logits.iter().collect(),
         (None, None, None) => digital.iter().collect(),
     };
+    // An accuracy of NaN logits would be a number with no meaning.
+    for (what, logits) in [
+        ("digital", digital.iter().collect::<Vec<_>>()),
+        (args.backend_name(), chosen.clone()),
+    ] {
+        if let Some(i) = logits.iter().position(|l| l.iter().any(|v| !v.is_finite())) {
+            bail!(
+                "the {what} backend gave non-finite logits for image {i}: the weights, the model or the machine settings overflow; no accuracy is reported"
+            );
+        }
+    }
     let first: &Trace = match (&optical, &batched) {
         (Some(r), _) => &r[0].trace,
         (None, Some(b)) => &b.first_trace,

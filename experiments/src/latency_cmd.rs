@@ -274,7 +274,8 @@ pub fn run_latency(args: &LatencyArgs) -> anyhow::Result<LatencyReport> {
             (table.name.clone(), table.to_trace())
         }
         LatencySource::Trace(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading trace {}", path.display()))?;
+            let text = fourf_sim::files::read_text_limited(path, 1 << 30)
+                .with_context(|| format!("reading trace {}", path.display()))?;
             let trace: Trace = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not a trace written by `fourf eval --trace`", path.display()))?;
             (path.display().to_string(), trace)

@@ -18,7 +18,8 @@
 //! - [`train_cmd`]: `fourf train` — training with AdamW, checkpoints that resume
 //!   to the same bits, and a CSV log.
 //! - [`atomic`]: write-to-temp-then-rename, so a failed command leaves no
-//!   half-written file.
+//!   half-written file; output paths checked before the work.
+//! - [`seed`]: seeds in TOML and `--set`: any `u64`.
 
 #![warn(missing_docs)]
 
@@ -30,6 +31,7 @@ pub mod images;
 pub mod latency_cmd;
 pub mod machine_file;
 pub mod npy;
+pub mod seed;
 pub mod train_cmd;
 
 pub use conv_cmd::{presets_table, run_conv, ConvArgs, ConvReport};

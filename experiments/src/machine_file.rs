@@ -121,12 +121,14 @@ fn base_tree(spec: &str) -> Result<(Table, Option<(PathBuf, String)>), MachineFi
             valid: valid.join(", "),
         });
     }
-    let text = std::fs::read_to_string(path).map_err(|error| match error.kind() {
-        std::io::ErrorKind::NotFound => MachineFileError::NotFound { path: path.into() },
-        _ => MachineFileError::Read {
-            path: path.into(),
-            error,
-        },
+    let text = fourf_sim::files::read_text_limited(path, fourf_sim::files::MAX_CONFIG_BYTES).map_err(|error| {
+        match error.kind() {
+            std::io::ErrorKind::NotFound => MachineFileError::NotFound { path: path.into() },
+            _ => MachineFileError::Read {
+                path: path.into(),
+                error,
+            },
+        }
     })?;
     let mut t: Table = toml::from_str(&text).map_err(|e| file_error(path, &text, &e))?;
     if let (false, Some(stem)) = (t.contains_key("name"), path.file_stem()) {
@@ -200,13 +202,22 @@ fn blame(base: &Table, file: Option<(PathBuf, String)>, overrides: &[Override], 
 }
 
 pub(crate) fn file_error(path: &Path, text: &str, e: &toml::de::Error) -> MachineFileError {
-    let line = e
-        .span()
-        .map_or(1, |s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+    let start = e.span().map_or(0, |s| s.start.min(text.len()));
+    let line = text[..start].matches('\n').count() + 1;
+    let message = e.message().trim().replace('\n', " ");
+    // The offending line itself, so that the key is named even where the parser's
+    // message does not (e.g. "wanted string or table" for a bad enum value).
+    let source = text.lines().nth(line - 1).map(str::trim).unwrap_or_default();
+    let message =
+        if e.span().is_some() && !source.is_empty() && source.chars().count() <= 80 && !message.contains(source) {
+            format!("`{source}`: {message}")
+        } else {
+            message
+        };
     MachineFileError::File {
         path: path.to_path_buf(),
         line,
-        message: e.message().trim().replace('\n', " "),
+        message,
     }
 }
 

@@ -143,16 +143,55 @@ pub enum NpyError {
     },
 }
 
+/// The largest header [`read_npy`] reads (NumPy writes at most a few hundred
+/// bytes; the format allows 4 GiB).
+pub const MAX_HEADER_BYTES: usize = 1 << 20;
+
+/// The largest data [`read_npy`] reads: 16 GiB (a 32768² float64 stack of 2 maps).
+pub const MAX_DATA_BYTES: usize = 16 << 30;
+
 /// Reads a float32/float64 `.npy` file holding a 2-D map or a 3-D stack of maps.
+///
+/// Reads only what the header says the file holds — the prefix, the header (at
+/// most [`MAX_HEADER_BYTES`]) and the data its shape needs (at most
+/// [`MAX_DATA_BYTES`]) — so a device or an endless stream given as the input is an
+/// error, not a read until memory runs out.
 pub fn read_npy(path: &Path) -> Result<MapStack, NpyError> {
-    let bytes = std::fs::read(path).map_err(|error| match error.kind() {
+    use std::io::Read;
+    let read_err = |error: std::io::Error| match error.kind() {
         std::io::ErrorKind::NotFound => NpyError::NotFound { path: path.into() },
         _ => NpyError::Read {
             path: path.into(),
             error,
         },
-    })?;
-    parse(&bytes).map_err(|e| e.at(path))
+    };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    let mut r = std::io::BufReader::new(file);
+    let mut bytes = Vec::new();
+    // Reads until `bytes` holds `n` bytes or the file ends.
+    let mut fill = |bytes: &mut Vec<u8>, n: usize| -> Result<(), NpyError> {
+        let more = n.saturating_sub(bytes.len()) as u64;
+        (&mut r).take(more).read_to_end(bytes).map(|_| ()).map_err(read_err)
+    };
+    fill(&mut bytes, 12)?;
+    let at = |e: ParseError| e.at(path);
+    let (start, header_len) = prefix(&bytes).map_err(at)?;
+    if header_len > MAX_HEADER_BYTES {
+        return Err(at(ParseError::BadHeader(format!(
+            "a header of {header_len} bytes; at most {MAX_HEADER_BYTES} are read"
+        ))));
+    }
+    fill(&mut bytes, start + header_len)?;
+    let (h, dtype, _) = header(&bytes, start, header_len).map_err(at)?;
+    let needed = data_bytes(&h.shape, dtype).map_err(at)?;
+    if needed > MAX_DATA_BYTES {
+        return Err(at(ParseError::BadHeader(format!(
+            "shape {:?} needs {needed} data bytes; at most {MAX_DATA_BYTES} are read",
+            h.shape
+        ))));
+    }
+    fill(&mut bytes, start + header_len + needed)?;
+    parse(&bytes).map_err(at)
 }
 
 /// Writes `maps` in its dtype, as a 3-D file if `maps.stacked`, else 2-D.
@@ -196,7 +235,8 @@ impl ParseError {
     }
 }
 
-fn parse(bytes: &[u8]) -> Result<MapStack, ParseError> {
+/// `(start of the header, header length)` from the first 12 bytes.
+fn prefix(bytes: &[u8]) -> Result<(usize, usize), ParseError> {
     if bytes.len() < MAGIC.len() + 2 || &bytes[..MAGIC.len()] != MAGIC {
         return Err(ParseError::BadMagic);
     }
@@ -207,13 +247,20 @@ fn parse(bytes: &[u8]) -> Result<MapStack, ParseError> {
         _ => return Err(ParseError::BadVersion(major, minor)),
     };
     let start = 8 + len_bytes;
-    let short = || ParseError::BadHeader("the file ends inside the header".into());
-    let len_field = bytes.get(8..start).ok_or_else(short)?;
+    let len_field = bytes
+        .get(8..start)
+        .ok_or_else(|| ParseError::BadHeader("the file ends inside the header".into()))?;
     let header_len = len_field.iter().rev().fold(0usize, |acc, &b| acc << 8 | b as usize);
-    let header = bytes.get(start..start + header_len).ok_or_else(short)?;
+    Ok((start, header_len))
+}
+
+/// The header dict at `start`, its dtype and byte order.
+fn header(bytes: &[u8], start: usize, header_len: usize) -> Result<(Header, Dtype, bool), ParseError> {
+    let header = bytes
+        .get(start..start + header_len)
+        .ok_or_else(|| ParseError::BadHeader("the file ends inside the header".into()))?;
     let header = std::str::from_utf8(header).map_err(|_| ParseError::BadHeader("header is not text".into()))?;
     let h = Header::parse(header).map_err(ParseError::BadHeader)?;
-
     let (dtype, big_endian) = match h.descr.as_str() {
         "<f4" => (Dtype::F32, false),
         "<f8" => (Dtype::F64, false),
@@ -224,12 +271,32 @@ fn parse(bytes: &[u8]) -> Result<MapStack, ParseError> {
     if !(2..=3).contains(&h.shape.len()) {
         return Err(ParseError::Rank(h.shape));
     }
-    let data = &bytes[start + header_len..];
-    let needed = h
-        .shape
+    Ok((h, dtype, big_endian))
+}
+
+/// The data bytes `shape` needs. An array whose shape cannot be indexed (the
+/// product of its nonzero sides over `isize::MAX`, even when a side is 0) is an
+/// error.
+fn data_bytes(shape: &[usize], dtype: Dtype) -> Result<usize, ParseError> {
+    let nonzero = shape
         .iter()
+        .filter(|&&d| d > 0)
         .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d))
-        .unwrap_or(usize::MAX);
+        .filter(|&n| n <= isize::MAX as usize);
+    match nonzero {
+        None => Err(ParseError::BadHeader(format!(
+            "shape {shape:?} is too large for any array on this machine"
+        ))),
+        Some(_) if shape.contains(&0) => Ok(0),
+        Some(n) => Ok(n),
+    }
+}
+
+fn parse(bytes: &[u8]) -> Result<MapStack, ParseError> {
+    let (start, header_len) = prefix(bytes)?;
+    let (h, dtype, big_endian) = header(bytes, start, header_len)?;
+    let data = &bytes[start + header_len..];
+    let needed = data_bytes(&h.shape, dtype)?;
     if data.len() < needed {
         return Err(ParseError::Truncated(h.shape, needed, data.len()));
     }
@@ -383,8 +450,10 @@ impl Cursor<'_> {
             Err(format!("expected `{c}` at byte {} of the header", self.i))
         }
     }
+    /// Python's whitespace in a literal: ASCII only (U+00A0 and the like are a
+    /// syntax error to `ast.literal_eval`, and so an error here).
     fn skip_ws(&mut self) {
-        while self.peek().is_some_and(char::is_whitespace) {
+        while self.peek().is_some_and(|c| c.is_ascii_whitespace()) {
             self.i += 1;
         }
     }
@@ -589,6 +658,47 @@ mod tests {
 
         let bad = npy_bytes(1, "{'descr': '<f8', 'shape': (2, 2), }", &[0; 32]);
         assert!(err("bad.npy", &bad).contains("no 'fortran_order'"));
+    }
+
+    /// Reproducers from the hardening issue's fuzzing of main: each panicked, or
+    /// read until memory ran out.
+    #[test]
+    fn hostile_files_are_errors_not_panics() {
+        let dir = crate::test_dir("npy-hostile");
+        let err = |name: &str, bytes: &[u8]| read_npy(&file(&dir, name, bytes)).unwrap_err().to_string();
+        // Unicode whitespace in the header ("not a char boundary" in the cursor).
+        for (i, ws) in ["\u{a0}", "\u{2009}", "\u{3000}"].iter().enumerate() {
+            let dict = format!("{{'descr':{ws}'<f8', 'fortran_order': False, 'shape': (1, 1), }}");
+            let e = err(&format!("ws{i}.npy"), &npy_bytes(1, &dict, &[0; 8]));
+            assert!(e.contains("malformed .npy header") && e.contains("expected"), "{e}");
+        }
+        // A zero side beside sides whose product overflows.
+        let dict = "{'descr': '<f8', 'fortran_order': False, 'shape': (0, 10000000000, 10000000000), }";
+        let e = err("zero.npy", &npy_bytes(1, dict, &[]));
+        assert!(e.contains("too large"), "{e}");
+        // A legal empty stack still reads.
+        let dict = "{'descr': '<f8', 'fortran_order': False, 'shape': (0, 4, 4), }";
+        assert_eq!(
+            read_npy(&file(&dir, "empty.npy", &npy_bytes(1, dict, &[])))
+                .unwrap()
+                .data
+                .len(),
+            0
+        );
+        // A header that claims 4 GiB.
+        let mut huge = b"\x93NUMPY\x02\x00\xff\xff\xff\xff".to_vec();
+        huge.extend_from_slice(b"{'descr'");
+        let e = err("huge.npy", &huge);
+        assert!(e.contains("at most 1048576"), "{e}");
+        // A shape far beyond the data cap is refused from the header alone.
+        let dict = "{'descr': '<f8', 'fortran_order': False, 'shape': (100000, 100000, 100000), }";
+        let e = err("big.npy", &npy_bytes(1, dict, &[]));
+        assert!(e.contains("at most 17179869184"), "{e}");
+        // An endless stream: the magic is checked on the first bytes.
+        if Path::new("/dev/zero").exists() {
+            let e = read_npy(Path::new("/dev/zero")).unwrap_err().to_string();
+            assert!(e.contains("not a NumPy .npy file"), "{e}");
+        }
     }
 
     #[test]

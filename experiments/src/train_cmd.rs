@@ -143,8 +143,9 @@ pub struct TrainConfig {
     /// Images per parallel part of a step.
     #[serde(default = "d_micro")]
     pub micro_batch: usize,
-    /// Seed of initialisation, order and augmentation.
-    #[serde(default)]
+    /// Seed of initialisation, order and augmentation (any `u64`; above `i64::MAX`
+    /// as a string).
+    #[serde(default, with = "crate::seed")]
     pub seed: u64,
     /// Label smoothing ε.
     #[serde(default = "d_smoothing")]
@@ -176,8 +177,8 @@ impl TrainConfig {
     /// The config file `path` with every `--set key=value` of `sets` applied; errors
     /// name the file and line, or the `--set`, and the key.
     pub fn load(path: &Path, sets: &[String]) -> anyhow::Result<Self> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("cannot read training config {}", path.display()))?;
+        let text = fourf_sim::files::read_text_limited(path, fourf_sim::files::MAX_CONFIG_BYTES)
+            .with_context(|| format!("cannot read training config {}", path.display()))?;
         let base: Table = toml::from_str(&text).map_err(|e| file_error(path, &text, &e))?;
         if let Err(e) = toml::from_str::<TrainConfig>(&text) {
             // Only a missing key may be supplied by a --set; anything else is the file's.

@@ -659,10 +659,19 @@ impl GpuMeasurements {
     pub fn load(path: impl AsRef<Path>) -> Result<Self, GpuError> {
         let path = path.as_ref();
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| GpuError::Io {
+        let io = |message: String| GpuError::Io {
             path: shown.clone(),
-            message: e.to_string(),
-        })?;
+            message,
+        };
+        // At most 16 MiB: a device or an endless stream is not read to the end.
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, 16 << 20), &mut bytes))
+            .map_err(|e| io(e.to_string()))?;
+        if bytes.len() >= 16 << 20 {
+            return Err(io("16 MiB or larger; not a measurement file".into()));
+        }
+        let text = String::from_utf8(bytes).map_err(|_| io("not UTF-8 text".into()))?;
         Self::parse(&text, &shown)
     }
 
@@ -674,6 +683,8 @@ impl GpuMeasurements {
             column,
             message,
         };
+        // A byte-order mark (spreadsheet exports) is not part of the first column's name.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut header_seen = false;
         let mut entries: Vec<GpuMeasurement> = Vec::new();
         let mut seen: HashMap<(String, String, usize, Precision), usize> = HashMap::new();
@@ -1056,6 +1067,14 @@ mod tests {
     fn measurements_parse_and_look_up() {
         let m = GpuMeasurements::parse(GOOD, "good.csv").unwrap();
         assert_eq!(m.len(), 2);
+        // With a byte-order mark, as spreadsheets export (hardening issue reproducer),
+        // before a comment or before the header.
+        for text in [
+            format!("\u{feff}{GOOD}"),
+            format!("\u{feff}{}", &GOOD[GOOD.find('m').unwrap()..]),
+        ] {
+            assert_eq!(GpuMeasurements::parse(&text, "bom.csv").unwrap().len(), 2);
+        }
         assert_eq!(m.entries[0].line, 4);
         assert_eq!(m.lookup("deit-ti", "v100", 256, Precision::Fp32), Some(2536.0));
         assert_eq!(m.lookup("DEIT-B", "v100", 256, Precision::Fp32), Some(292.0));

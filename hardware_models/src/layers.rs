@@ -516,9 +516,23 @@ impl LayerTable {
     pub fn load(path: impl AsRef<Path>) -> Result<LayerTable, LayerTableError> {
         let path = path.as_ref();
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| LayerTableError::Io {
+        // At most 16 MiB: a device or an endless stream is not read to the end.
+        let mut bytes = Vec::new();
+        let read = std::fs::File::open(path)
+            .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, 16 << 20), &mut bytes));
+        read.map_err(|source| LayerTableError::Io {
             file: file.clone(),
             source,
+        })?;
+        if bytes.len() >= 16 << 20 {
+            return Err(LayerTableError::Io {
+                file,
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, "16 MiB or larger; not a layer table"),
+            });
+        }
+        let text = String::from_utf8(bytes).map_err(|_| LayerTableError::Io {
+            file: file.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"),
         })?;
         Self::parse(&text, &file)
     }
@@ -540,6 +554,14 @@ impl LayerTable {
         let name = top.required("name", |f, k| f.string(k))?;
         let description = top.optional("description", |f, k| f.string(k))?;
         let layers = top.required("layer", |f, k| f.layers(k, ""))?;
+        let ops = layers.iter().map(leaf_count).fold(0usize, usize::saturating_add);
+        if ops > MAX_OPS {
+            return Err(top.error(
+                &top.span,
+                "layer",
+                format!("the table expands to {ops} layers with its repeats; at most {MAX_OPS}"),
+            ));
+        }
         Ok(LayerTable {
             name,
             description,
@@ -581,12 +603,17 @@ fn article(type_name: &str) -> String {
     format!("{} {type_name}", if an { "an" } else { "a" })
 }
 
+/// The most any count or size in a layer table may be: 2^24.
+pub const MAX_COUNT: usize = 1 << 24;
+
+/// The most layers a table may expand to, repeats included.
+pub const MAX_OPS: usize = 1_000_000;
+
 fn leaf_count(layer: &Layer) -> usize {
-    layer.repeat
-        * match &layer.kind {
-            LayerKind::Block { layers } => layers.iter().map(leaf_count).sum(),
-            _ => 1,
-        }
+    layer.repeat.saturating_mul(match &layer.kind {
+        LayerKind::Block { layers } => layers.iter().map(leaf_count).fold(0, usize::saturating_add),
+        _ => 1,
+    })
 }
 
 fn join(prefix: &str, name: &str) -> String {
@@ -952,7 +979,12 @@ impl<'a, 'i> Fields<'a, 'i> {
             return Err(self.wrong_type(v, key, what));
         };
         match i64::from_str_radix(i.as_str(), i.radix()) {
-            Ok(n) if n >= 1 => Ok(n as usize),
+            Ok(n) if (1..=MAX_COUNT as i64).contains(&n) => Ok(n as usize),
+            Ok(n) if n > MAX_COUNT as i64 => Err(self.error(
+                &v.span(),
+                key,
+                format!("must be {what} in 1..={MAX_COUNT}, got {}", i.as_str()),
+            )),
             _ => Err(self.error(&v.span(), key, format!("must be {what}, got {}", i.as_str()))),
         }
     }
@@ -967,7 +999,12 @@ impl<'a, 'i> Fields<'a, 'i> {
             return Err(self.wrong_type(v, key, "a non-negative integer"));
         };
         match i64::from_str_radix(i.as_str(), i.radix()) {
-            Ok(n) if n >= 0 => Ok(n as usize),
+            Ok(n) if (0..=MAX_COUNT as i64).contains(&n) => Ok(n as usize),
+            Ok(n) if n > MAX_COUNT as i64 => Err(self.error(
+                &v.span(),
+                key,
+                format!("must be a non-negative integer in 0..={MAX_COUNT}, got {}", i.as_str()),
+            )),
             _ => Err(self.error(
                 &v.span(),
                 key,
@@ -1348,6 +1385,23 @@ mod tests {
 
     fn err(text: &str) -> String {
         table(text).unwrap_err().to_string()
+    }
+
+    /// Reproducers from the hardening issue: `repeat = 1e7` ran out of memory and a
+    /// `shared_conv` of size 10¹² hung `fourf latency`.
+    #[test]
+    fn counts_and_repeats_are_bounded() {
+        let e = err("[[layer]]\nname = \"x\"\nkind = \"add\"\nshape = [10]\nrepeat = 10000000");
+        assert!(e.contains("10000000 layers") && e.contains("at most 1000000"), "{e}");
+        let e = err("[[layer]]\nname = \"x\"\nkind = \"add\"\nshape = [10]\nrepeat = 100000000");
+        assert!(e.contains("repeat") && e.contains("1..=16777216"), "{e}");
+        let e =
+            err("[[layer]]\nname = \"x\"\nkind = \"shared_conv\"\nmaps = 10\nsize = [1000000000000, 8]\nkernel = 3");
+        assert!(e.contains("size") && e.contains("1..=16777216"), "{e}");
+        let e = err(
+            "[[layer]]\nname = \"b\"\nkind = \"block\"\nrepeat = 2000\n[[layer.layers]]\nname = \"g\"\nkind = \"add\"\nshape = [4]\nrepeat = 1000",
+        );
+        assert!(e.contains("2000000 layers") && e.contains("at most 1000000"), "{e}");
     }
 
     #[test]

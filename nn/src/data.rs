@@ -17,7 +17,7 @@
 //! of it into a [`Dataset`] with pixels scaled to `[0, 1]`.
 
 use std::fmt;
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
 use ndarray::{s, Array3, ArrayView3};
@@ -72,6 +72,15 @@ pub enum DataError {
     #[error("dataset directory {dir} does not exist; {hint}", hint = INSTALL_HINT)]
     MissingDir {
         /// The directory that was looked for.
+        dir: PathBuf,
+    },
+    /// A file was given where the dataset directory belongs.
+    #[error(
+        "{dir} is a file, not a dataset directory; give the directory that holds the IDX files \
+         (`t10k-images-idx3-ubyte[.gz]`, `t10k-labels-idx1-ubyte[.gz]`, and `train-…` for training)"
+    )]
+    NotADir {
+        /// The path given.
         dir: PathBuf,
     },
     /// None of the accepted names of a dataset file exists in the directory.
@@ -146,7 +155,23 @@ pub enum DataError {
     /// A limit of zero items was asked for.
     #[error("limit of 0 items requested; use `None` for the whole split or a limit of at least 1")]
     ZeroLimit,
+    /// The header's dimensions need more data than is ever read.
+    #[error(
+        "{path}: the header's dimensions {dims:?} need {expected} bytes of data; at most {MAX_IDX_BYTES} are read"
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The dimensions read from the header.
+        dims: Vec<u32>,
+        /// Bytes of data the dimensions require (saturated at `u64::MAX`).
+        expected: u64,
+    },
 }
+
+/// The most IDX data read from one file: 4 GiB (Fashion-MNIST's training images
+/// are 47 MB).
+pub const MAX_IDX_BYTES: u64 = 4 << 30;
 
 fn join_paths(paths: &[PathBuf]) -> String {
     paths
@@ -261,22 +286,45 @@ impl Dataset {
     }
 }
 
-/// Reads a whole file, decompressing it if it starts with the gzip magic bytes.
-fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>, DataError> {
+/// The bytes of an IDX file, decompressed if it starts with the gzip magic bytes,
+/// read no further than its header says: the magic and the `ndims` dimensions
+/// first, then the data they need plus one byte (so that a longer file is still
+/// found out). A gzip bomb or an endless stream stops there, not at the end of
+/// memory; dimensions needing more than [`MAX_IDX_BYTES`] are an error.
+fn read_idx(path: &Path, magic: u32, ndims: usize) -> Result<Vec<u8>, DataError> {
     let io = |source| DataError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let raw = std::fs::read(path).map_err(io)?;
-    if raw.starts_with(&GZIP_MAGIC) {
-        let mut out = Vec::with_capacity(raw.len() * 4);
-        flate2::read::GzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(io)?;
-        Ok(out)
+    let mut file = std::io::BufReader::new(std::fs::File::open(path).map_err(io)?);
+    let gzip = file.fill_buf().map_err(io)?.starts_with(&GZIP_MAGIC);
+    let mut r: Box<dyn Read> = if gzip {
+        Box::new(flate2::read::GzDecoder::new(file))
     } else {
-        Ok(raw)
+        Box::new(file)
+    };
+    let header_len = 4 + 4 * ndims;
+    let mut bytes = Vec::new();
+    (&mut r).take(header_len as u64).read_to_end(&mut bytes).map_err(io)?;
+    // A wrong magic or a short header: parse_idx says which.
+    if bytes.len() < header_len || bytes[..4] != magic.to_be_bytes() {
+        return Ok(bytes);
     }
+    let dims: Vec<u32> = bytes[4..]
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let expected = dims.iter().fold(1u64, |acc, &d| acc.saturating_mul(u64::from(d)));
+    if expected > MAX_IDX_BYTES {
+        return Err(DataError::TooLarge {
+            path: path.to_path_buf(),
+            dims,
+            expected,
+        });
+    }
+    bytes.reserve(expected as usize + 1);
+    r.take(expected + 1).read_to_end(&mut bytes).map_err(io)?;
+    Ok(bytes)
 }
 
 /// Checks the magic and the header length, then returns the header dimensions and the data.
@@ -327,7 +375,7 @@ fn parse_idx<'a>(
 /// Reads an IDX images file (magic `0x00000803`, raw or gzipped) into an n×rows×cols array.
 pub fn load_idx_images(path: impl AsRef<Path>) -> Result<Array3<u8>, DataError> {
     let path = path.as_ref();
-    let bytes = read_maybe_gzip(path)?;
+    let bytes = read_idx(path, IDX_IMAGES_MAGIC, 3)?;
     let (dims, data) = parse_idx(path, &bytes, "images", IDX_IMAGES_MAGIC, 3)?;
     let shape = (dims[0] as usize, dims[1] as usize, dims[2] as usize);
     // The length check in parse_idx makes this infallible.
@@ -337,7 +385,7 @@ pub fn load_idx_images(path: impl AsRef<Path>) -> Result<Array3<u8>, DataError> 
 /// Reads an IDX labels file (magic `0x00000801`, raw or gzipped).
 pub fn load_idx_labels(path: impl AsRef<Path>) -> Result<Vec<u8>, DataError> {
     let path = path.as_ref();
-    let bytes = read_maybe_gzip(path)?;
+    let bytes = read_idx(path, IDX_LABELS_MAGIC, 1)?;
     let (_, data) = parse_idx(path, &bytes, "labels", IDX_LABELS_MAGIC, 1)?;
     Ok(data.to_vec())
 }
@@ -366,6 +414,9 @@ fn find_file(dir: &Path, stem: &str, what: String) -> Result<PathBuf, DataError>
 pub fn load_fashion_mnist(dir: &Path, split: Split, limit: Option<usize>) -> Result<Dataset, DataError> {
     if limit == Some(0) {
         return Err(DataError::ZeroLimit);
+    }
+    if dir.exists() && !dir.is_dir() {
+        return Err(DataError::NotADir { dir: dir.to_path_buf() });
     }
     if !dir.is_dir() {
         return Err(DataError::MissingDir { dir: dir.to_path_buf() });

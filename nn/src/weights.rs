@@ -94,6 +94,24 @@ pub enum WeightsError {
         /// How many further tensors are missing.
         others: usize,
     },
+    /// A tensor the model would compute with holds NaN or an infinity.
+    #[error(
+        "{}tensor `{tensor}` holds {count} non-finite value(s) (the first, {first}, at flat index {index}); \
+         a model cannot compute with them: retrain, or replace the tensor",
+        origin(.path)
+    )]
+    NonFinite {
+        /// The file the weights came from, if any.
+        path: Option<PathBuf>,
+        /// Name of the tensor.
+        tensor: String,
+        /// How many of its values are not finite.
+        count: usize,
+        /// The first of them.
+        first: f32,
+        /// Its flat (row-major) index.
+        index: usize,
+    },
     /// A tensor has another shape than the model's parameter of that name.
     #[error(
         "{}tensor `{tensor}` has shape {actual:?}, but the model expects {expected:?}",
@@ -212,10 +230,7 @@ impl TensorStore {
     /// safetensors file ([`WeightsError::Format`]) or holds a tensor of another
     /// dtype ([`WeightsError::UnsupportedDtype`]).
     pub fn load(path: &Path) -> Result<Self, WeightsError> {
-        let bytes = fs::read(path).map_err(|source| WeightsError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = read_safetensors(path)?;
         let st = SafeTensors::deserialize(&bytes).map_err(|e| WeightsError::Format {
             path: path.to_path_buf(),
             message: format!(
@@ -303,24 +318,34 @@ impl TensorStore {
     pub fn load_into<P: Parameters + ?Sized>(&self, model: &mut P) -> Result<(), WeightsError> {
         // Pass 1: check, without writing.
         let mut visited: HashSet<String> = HashSet::new();
-        let mut shape_error: Option<WeightsError> = None;
+        let mut first_error: Option<WeightsError> = None;
         let mut missing: Vec<(String, Vec<usize>)> = Vec::new();
         model.visit_params("", &mut |name, t| {
             visited.insert(name.to_string());
             match self.tensors.get(name) {
                 None => missing.push((name.to_string(), t.shape().to_vec())),
                 Some(stored) if stored.shape() != t.shape() => {
-                    shape_error.get_or_insert_with(|| WeightsError::Shape {
+                    first_error.get_or_insert_with(|| WeightsError::Shape {
                         path: self.path.clone(),
                         tensor: name.to_string(),
                         expected: t.shape().to_vec(),
                         actual: stored.shape().to_vec(),
                     });
                 }
-                Some(_) => {}
+                Some(stored) => {
+                    if let Some((index, &first)) = stored.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                        first_error.get_or_insert_with(|| WeightsError::NonFinite {
+                            path: self.path.clone(),
+                            tensor: name.to_string(),
+                            count: stored.iter().filter(|v| !v.is_finite()).count(),
+                            first,
+                            index,
+                        });
+                    }
+                }
             }
         });
-        if let Some(e) = shape_error {
+        if let Some(e) = first_error {
             return Err(e);
         }
         if let Some((tensor, expected)) = missing.first().cloned() {
@@ -412,6 +437,59 @@ fn decode(view: &TensorView<'_>) -> Option<Vec<f32>> {
     Some(out)
 }
 
+/// The largest weights file [`TensorStore::load`] reads: 16 GiB (four billion
+/// `f32` parameters).
+pub const MAX_WEIGHTS_BYTES: u64 = 16 << 30;
+
+/// The largest safetensors header: 100 MB, the limit of the `safetensors` crate.
+const MAX_HEADER_BYTES: u64 = 100_000_000;
+
+/// The bytes of the safetensors file at `path`, read with limits: the 8-byte
+/// header length is checked before anything else is read, and no more than
+/// [`MAX_WEIGHTS_BYTES`] are read, so a device or an endless stream given as the
+/// weights is an error rather than a read until memory runs out.
+fn read_safetensors(path: &Path) -> Result<Vec<u8>, WeightsError> {
+    use std::io::Read;
+    let io_err = |source| WeightsError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let format = |message: String| WeightsError::Format {
+        path: path.to_path_buf(),
+        message,
+    };
+    let file = File::open(path).map_err(io_err)?;
+    let meta = file.metadata().map_err(io_err)?;
+    if meta.is_file() && meta.len() > MAX_WEIGHTS_BYTES {
+        return Err(format(format!(
+            "{} bytes; at most {MAX_WEIGHTS_BYTES} are read",
+            meta.len()
+        )));
+    }
+    let mut r = io::BufReader::new(file);
+    let mut bytes = Vec::new();
+    (&mut r).take(8).read_to_end(&mut bytes).map_err(io_err)?;
+    if let Ok(len) = <[u8; 8]>::try_from(bytes.as_slice()) {
+        let n = u64::from_le_bytes(len);
+        if !(2..=MAX_HEADER_BYTES).contains(&n) {
+            return Err(format(format!(
+                "not a valid safetensors file: its header length is {n} bytes; \
+                 expected an 8-byte little-endian length in 2..={MAX_HEADER_BYTES}, then a JSON header"
+            )));
+        }
+    }
+    (&mut r)
+        .take(MAX_WEIGHTS_BYTES + 1 - bytes.len() as u64)
+        .read_to_end(&mut bytes)
+        .map_err(io_err)?;
+    if bytes.len() as u64 > MAX_WEIGHTS_BYTES {
+        return Err(format(format!(
+            "more than {MAX_WEIGHTS_BYTES} bytes; at most that many are read"
+        )));
+    }
+    Ok(bytes)
+}
+
 /// The IEEE 754 binary16 value with bit pattern `bits` as `f32` (exact: every
 /// half-precision value, subnormals included, is an `f32`). Infinities keep their
 /// sign; NaNs stay NaN with the payload shifted into the top of the `f32`
@@ -438,14 +516,112 @@ pub fn bf16_to_f32(bits: u16) -> f32 {
     f32::from_bits(u32::from(bits) << 16)
 }
 
+pub use fourf_sim::files::{read_text_limited, MAX_CONFIG_BYTES};
+
+/// Temporary files being written now, removed by [`remove_temporaries`] (which
+/// the `fourf` binary calls on SIGINT and SIGTERM).
+static IN_FLIGHT: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Removes every temporary file a [`write_atomic`] of this process is writing; for
+/// a signal handler, before the process exits.
+pub fn remove_temporaries() {
+    let files = match IN_FLIGHT.lock() {
+        Ok(g) => g.clone(),
+        Err(p) => p.into_inner().clone(),
+    };
+    for f in files {
+        let _ = fs::remove_file(f);
+    }
+}
+
+/// Removes `.NAME.tmp-PID-N` files beside `path` left by processes that are no
+/// longer running (a SIGKILL leaves them). Only where `/proc` tells which
+/// processes run; elsewhere nothing is removed.
+fn remove_stale_temporaries(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!(".{}.tmp-", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = n.strip_prefix(&prefix) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Writes `bytes` to `path` atomically (temporary file in the same directory,
 /// fsync, rename): a reader sees the old file or the complete new one, never a
 /// partial one. On error the temporary file is removed and `path` is untouched.
 /// Temporary names carry the process id and a counter, so concurrent writes from
-/// one process do not collide. (Every command of fourf writes through this.)
+/// one process do not collide; stale ones of killed processes are removed first.
+/// (Every command of fourf writes through this.)
+///
+/// What is already at `path` decides how:
+/// - a symbolic link is written through: its target is replaced, the link kept;
+/// - a device, FIFO or socket (e.g. `/dev/null`, `/dev/stdout`) is written to
+///   directly, never replaced;
+/// - a read-only file, or a directory, is refused (`PermissionDenied`,
+///   `IsADirectory`), even for root.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_via(path, bytes, 0)
+}
+
+/// [`write_atomic`] after following `links` symbolic links.
+fn write_atomic_via(path: &Path, bytes: &[u8], links: usize) -> io::Result<()> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    if let Ok(meta) = fs::symlink_metadata(path) {
+        let kind = meta.file_type();
+        if kind.is_symlink() {
+            let target = fs::read_link(path)?;
+            let target = match path.parent() {
+                Some(dir) if target.is_relative() => dir.join(target),
+                _ => target,
+            };
+            if links >= 40 {
+                return Err(io::Error::other(format!(
+                    "{}: too many levels of symbolic links",
+                    path.display()
+                )));
+            }
+            return write_atomic_via(&target, bytes, links + 1);
+        }
+        if kind.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::IsADirectory,
+                format!("{} is a directory; give a file name", path.display()),
+            ));
+        }
+        if !kind.is_file() {
+            let mut f = fs::OpenOptions::new().write(true).open(path)?;
+            return f.write_all(bytes).and_then(|()| f.flush());
+        }
+        if meta.permissions().readonly() {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("{} is read-only; fourf does not replace it", path.display()),
+            ));
+        }
+    }
+    remove_stale_temporaries(path);
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
@@ -457,6 +633,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
     let tmp = path.with_file_name(tmp_name);
+    let track = |add: bool| {
+        let mut g = IN_FLIGHT.lock().unwrap_or_else(|p| p.into_inner());
+        if add {
+            g.push(tmp.clone());
+        } else {
+            g.retain(|t| t != &tmp);
+        }
+    };
+    track(true);
     let result = File::create(&tmp)
         .and_then(|mut f| {
             f.write_all(bytes)?;
@@ -466,6 +651,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
+    track(false);
     result
 }
 
@@ -591,6 +777,112 @@ mod tests {
             .map(|(n, dt, shape, data)| (*n, TensorView::new(*dt, shape.clone(), data).unwrap()))
             .collect();
         fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+    }
+
+    /// Reproducers from the hardening issue: NaN weights were reported as an
+    /// accuracy, and `/dev/zero` as the weights was read until memory ran out.
+    #[test]
+    fn non_finite_weights_and_endless_files_are_errors() {
+        let dir = test_dir("hostile");
+        let p = dir.join("nan.safetensors");
+        let data: Vec<u8> = [1.0f32, f32::NAN, 2.0, f32::INFINITY]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        write_raw(&p, &[("w", Dtype::F32, vec![2, 2], data)]);
+        // The store keeps any bits (a round trip is exact); a model refuses them.
+        let store = TensorStore::load(&p).unwrap();
+        let mut model = mlp(1);
+        let before = model.clone();
+        let mut bad = TensorStore::from_params(&mut mlp(2));
+        let mut w = bad.get("fc1.weight").unwrap().clone();
+        w.iter_mut()
+            .zip(store.get("w").unwrap().iter().cycle())
+            .for_each(|(o, &v)| *o = v);
+        bad.insert("fc1.weight", w);
+        let e = bad.load_into(&mut model).unwrap_err();
+        assert!(matches!(e, WeightsError::NonFinite { .. }), "{e:?}");
+        let e = e.to_string();
+        let n = model.fc1.weight.len() / 2;
+        assert!(
+            e.contains("`fc1.weight`") && e.contains(&format!("{n} non-finite")) && e.contains("flat index 1"),
+            "{e}"
+        );
+        assert_eq!(model, before);
+        if Path::new("/dev/zero").exists() {
+            let e = TensorStore::load(Path::new("/dev/zero")).unwrap_err().to_string();
+            assert!(e.contains("header length is 0 bytes"), "{e}");
+        }
+        let p = dir.join("huge-header.safetensors");
+        fs::write(&p, u64::MAX.to_le_bytes()).unwrap();
+        let e = TensorStore::load(&p).unwrap_err().to_string();
+        assert!(e.contains("not a valid safetensors file"), "{e}");
+    }
+
+    /// Reproducers from the hardening issue: the atomic rename replaced a
+    /// symlink, a read-only file and (as root) `/dev/full`.
+    #[test]
+    fn write_atomic_keeps_links_devices_and_read_only_files() {
+        let dir = test_dir("atomic-kinds");
+        let target = dir.join("target.bin");
+        fs::write(&target, b"old").unwrap();
+        #[cfg(unix)]
+        {
+            let link = dir.join("link.bin");
+            std::os::unix::fs::symlink("target.bin", &link).unwrap();
+            write_atomic(&link, b"new").unwrap();
+            assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+            assert_eq!(fs::read(&target).unwrap(), b"new");
+            let lp = dir.join("loop.bin");
+            std::os::unix::fs::symlink("loop.bin", &lp).unwrap();
+            assert!(write_atomic(&lp, b"x").is_err());
+        }
+        let ro = dir.join("ro.bin");
+        fs::write(&ro, b"keep").unwrap();
+        let mut perm = fs::metadata(&ro).unwrap().permissions();
+        perm.set_readonly(true);
+        fs::set_permissions(&ro, perm).unwrap();
+        let e = write_atomic(&ro, b"x").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied, "{e}");
+        assert_eq!(fs::read(&ro).unwrap(), b"keep");
+        assert_eq!(
+            write_atomic(&dir, b"x").unwrap_err().kind(),
+            io::ErrorKind::IsADirectory
+        );
+        if Path::new("/dev/full").exists() {
+            // Written to (and failing: the device is full), never replaced.
+            assert!(write_atomic(Path::new("/dev/full"), b"x").is_err());
+            assert!(!fs::metadata("/dev/full").unwrap().is_file());
+        }
+        if Path::new("/dev/null").exists() {
+            write_atomic(Path::new("/dev/null"), b"x").unwrap();
+            assert!(!fs::metadata("/dev/null").unwrap().is_file());
+        }
+        // Nothing left over but the files made here.
+        let mut names: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert!(names.iter().all(|n| !n.contains(".tmp-")), "{names:?}");
+    }
+
+    /// A SIGKILL leaves a temporary file; the next write beside it removes it
+    /// when its process is gone (pid 2^22 + 1 is above Linux's pid_max).
+    #[test]
+    fn stale_temporaries_of_dead_processes_are_removed() {
+        let dir = test_dir("stale");
+        let p = dir.join("out.bin");
+        let stale = dir.join(".out.bin.tmp-4194305-0");
+        let mine = dir.join(format!(".out.bin.tmp-{}-999", std::process::id()));
+        fs::write(&stale, b"half").unwrap();
+        fs::write(&mine, b"live").unwrap();
+        write_atomic(&p, b"done").unwrap();
+        if Path::new("/proc/self").exists() {
+            assert!(!stale.exists());
+        }
+        assert!(mine.exists(), "a live process's temporary is kept");
+        assert_eq!(fs::read(&p).unwrap(), b"done");
     }
 
     fn mlp(seed: u64) -> Mlp {

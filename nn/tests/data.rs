@@ -287,12 +287,25 @@ fn error_truncated_header_and_data() {
     }
     std::fs::write(&p, &huge).unwrap();
     let err = load_idx_images(&p).unwrap_err();
+    assert!(matches!(err, DataError::TooLarge { expected: u64::MAX, .. }), "{err:?}");
+    assert!(err.to_string().contains("at most 4294967296"), "{err}");
+
+    // A gzip bomb (reproducer from the hardening issue, which reached 1 GB before
+    // the length check): one 28×28 image, then 16 MiB of zeros. Reading stops one
+    // byte past what the header claims.
+    let mut bomb = IDX_IMAGES_MAGIC.to_be_bytes().to_vec();
+    for d in [1u32, 28, 28] {
+        bomb.extend_from_slice(&d.to_be_bytes());
+    }
+    bomb.resize(bomb.len() + (16 << 20), 0);
+    std::fs::write(&p, gzip(&bomb)).unwrap();
+    let err = load_idx_images(&p).unwrap_err();
     assert!(
         matches!(
             err,
             DataError::DataLength {
-                expected: u64::MAX,
-                actual: 0,
+                expected: 784,
+                actual: 785,
                 ..
             }
         ),

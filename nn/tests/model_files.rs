@@ -130,3 +130,42 @@ fn published_presets_have_the_published_parameter_counts() {
     }
     assert!(PRESETS.iter().all(|p| (p.config)().validate().is_ok()));
 }
+
+/// Reproducers from the hardening issue: model files with a huge size aborted
+/// with "memory allocation failed" or overflowed; each is now a setting error
+/// naming the key and its range, found before anything is allocated.
+#[test]
+fn model_sizes_have_ranges_checked_before_allocation() {
+    let path = temp("huge.toml");
+    let base = "image_size = 28\npatch = 4\ndim = 64\ndepth = 2\nclasses = 10\n";
+    for (kind, line, key) in [
+        ("gfnet", "dim = 100000000", "`dim`"),
+        ("vit", "depth = 10000000", "`depth`"),
+        ("fnet", "classes = 1000000000000", "`classes`"),
+        ("gfnet", "mlp_ratio = 1e300", "`mlp_ratio`"),
+        ("vit", "image_size = 4194304", "`image_size`"),
+        // Within every range, too many parameters together.
+        ("vit", "dim = 65536\ndepth = 4096", "parameters"),
+    ] {
+        let text = base
+            .lines()
+            .filter(|l| !line.lines().any(|n| n.split('=').next() == l.split('=').next()))
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(&path, format!("kind = \"{kind}\"\n{text}\n{line}\n")).unwrap();
+        let e = ModelConfig::load(path.to_str().unwrap())
+            .err()
+            .unwrap_or_else(|| panic!("{line}: accepted"))
+            .to_string();
+        assert!(e.contains(key), "{line}: {e}");
+    }
+    let path = temp("huge-csv.toml");
+    std::fs::write(&path, "kind = \"conv_share_vit\"\nimage_size = 4096\ntoken_size = 4\n[embed]\nkind = \"transposed_conv\"\nkernel = 5\n").unwrap();
+    let e = ModelConfig::load(path.to_str().unwrap()).unwrap_err().to_string();
+    assert!(e.contains("tokens; at most 16384"), "{e}");
+    // An endless stream as the model file.
+    if std::path::Path::new("/dev/zero").exists() {
+        let e = ModelConfig::load("/dev/zero").unwrap_err().to_string();
+        assert!(e.contains("/dev/zero") && e.contains("at most"), "{e}");
+    }
+}

@@ -45,6 +45,7 @@ pub mod devices;
 pub mod error;
 pub mod fft;
 pub mod field;
+pub mod files;
 pub mod lens;
 pub mod machine;
 pub mod planner;

@@ -32,6 +32,9 @@ fn default_name() -> String {
     "custom".to_string()
 }
 
+/// The largest photon budget, photons per pixel at full scale (2^60 ≈ 1.2e18): far
+/// above any sensor, low enough that no photon count overflows.
+pub const MAX_FULL_SCALE_PHOTONS: f64 = 1_152_921_504_606_846_976.0;
 /// A 4f machine as written in a preset or a TOML file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -233,8 +236,51 @@ impl MachineConfig {
         finite("misalignment.output_defocus_m", m.output_defocus_m)?;
         self.camera.validate("camera")?;
         self.detection.validate()?;
-        Ok(())
+        self.check_memory(memory_bytes())
     }
+
+    /// Refuses a machine whose simulation grid would not fit in `memory` bytes
+    /// (none: no limit known), naming the settings and the estimate: the
+    /// machine keeps about [`PLANES`] complex planes of the oversampled grid
+    /// (transfer functions, masks, scratch), 16 bytes a sample.
+    pub fn check_memory(&self, memory: Option<u64>) -> Result<(), SimError> {
+        let s = self.simulation.oversampling as u64;
+        let (px, py) = (
+            self.input_slm.pixels_x.unwrap_or(0) as u64,
+            self.input_slm.pixels_y.unwrap_or(0) as u64,
+        );
+        // At most 32768² × 16² samples × 16 B × PLANES: no overflow in u64.
+        let bytes = px * py * s * s * 16 * PLANES;
+        match memory {
+            Some(m) if bytes > m => Err(SimError::invalid(
+                "input_slm.pixels_x",
+                px,
+                format!(
+                    "a {px}×{py} frame at simulation.oversampling = {s} needs about {:.1} GiB \
+                     ({PLANES} complex planes of {}×{} samples), more than this machine's {:.1} GiB; \
+                     use fewer pixels or a lower oversampling",
+                    bytes as f64 / GIB,
+                    px * s,
+                    py * s,
+                    m as f64 / GIB
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Complex planes of the simulation grid a machine holds at once (estimate).
+pub const PLANES: u64 = 8;
+
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// This computer's memory in bytes (`MemTotal` of `/proc/meminfo`), if known.
+pub fn memory_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
 }
 
 /// Per-axis resampling of the filter SLM onto the Fourier grid: for every Fourier
@@ -436,6 +482,21 @@ impl FourF {
                 .power_w
                 .map(|p| p * cam.exposure_s / config.laser.photon_energy_j() / (pixel_shape.0 * pixel_shape.1) as f64)
         });
+        // The photon budget must leave every photon count finite (a pixel's mean
+        // can reach a few times full scale), far above any real sensor's well.
+        if let Some(n) = photons_full_scale.filter(|n| !(n.is_finite() && *n <= MAX_FULL_SCALE_PHOTONS)) {
+            let (key, value) = match cam.full_scale_e {
+                Some(e) => ("camera.full_scale_e", e),
+                None => ("laser.power_w", config.laser.power_w.unwrap_or(f64::NAN)),
+            };
+            return Err(SimError::invalid(
+                key,
+                value,
+                format!(
+                    "gives {n:.3e} photons per pixel at full scale; at most {MAX_FULL_SCALE_PHOTONS:e} (real sensors hold about 1e4–1e6 electrons)"
+                ),
+            ));
+        }
         if photons_full_scale.is_none() && !cam.is_noiseless() {
             return Err(SimError::invalid(
                 "camera",

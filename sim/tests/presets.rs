@@ -204,3 +204,57 @@ fn presets_do_not_saturate_but_a_shrunken_frame_does() {
     let w = m.saturation_warning().expect("clips");
     assert!(w.contains("laser.power_w") && w.contains("camera.full_scale_e"), "{w}");
 }
+
+/// Reproducers from the hardening issue: a photon budget so large that a photon
+/// count becomes infinite panicked in the camera; it is now a setting error.
+#[test]
+fn a_photon_budget_beyond_any_sensor_is_an_error_naming_its_setting() {
+    let mut m = small_pluto();
+    m.camera.full_scale_e = Some(1e308);
+    let Err(e) = FourF::new(m) else { panic!("accepted") };
+    let e = e.to_string();
+    assert!(e.contains("camera.full_scale_e") && e.contains("at most"), "{e}");
+    let mut m = small_pluto();
+    m.camera.full_scale_e = None;
+    m.laser.power_w = Some(1e300);
+    let Err(e) = FourF::new(m) else { panic!("accepted") };
+    let e = e.to_string();
+    assert!(e.contains("laser.power_w") && e.contains("photons per pixel"), "{e}");
+    // A large but finite budget still builds.
+    let mut m = small_pluto();
+    m.camera.full_scale_e = Some(1e15);
+    m.camera.full_well_e = None;
+    FourF::new(m).unwrap();
+}
+
+/// lcos-pluto2 on a 128² frame (fast to build).
+fn small_pluto() -> fourf_sim::MachineConfig {
+    let mut m = machine("lcos-pluto2").unwrap();
+    m.input_slm.pixels_x = Some(128);
+    m.input_slm.pixels_y = Some(128);
+    m
+}
+
+/// Reproducers from the hardening issue: 32768² panels, large oversampling and
+/// `crosstalk_px = 1e12` aborted with "memory allocation failed"; they are now
+/// setting errors with the estimate, before anything is allocated.
+#[test]
+fn machines_too_big_for_memory_are_refused_before_allocation() {
+    let mut m = small_pluto();
+    m.input_slm.pixels_x = Some(32768);
+    m.input_slm.pixels_y = Some(32768);
+    m.simulation.oversampling = 4;
+    let e = m.check_memory(Some(64 << 30)).unwrap_err().to_string();
+    assert!(
+        e.contains("input_slm.pixels_x") && e.contains("GiB") && e.contains("simulation.oversampling = 4"),
+        "{e}"
+    );
+    // The same frame fits a (hypothetical) 4 TiB machine, and 128² fits anywhere.
+    assert!(m.check_memory(Some(4 << 40)).is_ok());
+    assert!(small_pluto().check_memory(Some(1 << 30)).is_ok());
+    let mut m = small_pluto();
+    m.input_slm.crosstalk_px = 1e12;
+    let Err(e) = FourF::new(m) else { panic!("accepted") };
+    let e = e.to_string();
+    assert!(e.contains("crosstalk_px") && e.contains("[0, 64]"), "{e}");
+}

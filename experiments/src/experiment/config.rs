@@ -56,7 +56,7 @@ pub struct ExperimentConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub out: Option<PathBuf>,
     /// Noise seeds: every point runs once per seed (error bars over seeds).
-    #[serde(default = "d_seeds")]
+    #[serde(default = "d_seeds", with = "crate::seed::list")]
     pub seeds: Vec<u64>,
     /// The network.
     pub model: ModelSection,
@@ -569,7 +569,7 @@ impl Experiment {
                 meta.len()
             );
         }
-        let text = std::fs::read_to_string(path)
+        let text = fourf_sim::files::read_text_limited(path, fourf_sim::files::MAX_CONFIG_BYTES)
             .with_context(|| format!("cannot read experiment config {}", path.display()))?;
         let mut tree: Table = toml::from_str(&text).map_err(|e| located(path, &text, &e))?;
         if let Err(e) = toml::from_str::<ExperimentConfig>(&text) {

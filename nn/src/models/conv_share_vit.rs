@@ -178,6 +178,9 @@ impl Default for ConvShareVitConfig {
     }
 }
 
+/// The most token maps a ConvShareViT may have (the attention scores are their square).
+pub const MAX_TOKENS: usize = 16384;
+
 fn invalid(key: &str, value: impl ToString, valid: impl Into<String>) -> LayerError {
     LayerError::InvalidConfig {
         key: key.into(),
@@ -226,6 +229,33 @@ impl ConvShareVitConfig {
                 return Err(invalid(key, v, "must be at least 1"));
             }
         }
+        // Ranges far beyond any published model, so that no size overflows.
+        let (kernel, ratio) = match (&self.embed, &self.mlp) {
+            (
+                ConvShareEmbed::TransposedConv { kernel } | ConvShareEmbed::Patch { patch: kernel },
+                ConvShareMlp::SharedConv { ratio } | ConvShareMlp::Linear { ratio },
+            ) => (*kernel, *ratio),
+        };
+        for (key, v, max) in [
+            ("image_size", self.image_size, 16384),
+            ("in_channels", self.in_channels, 4096),
+            ("token_size", self.token_size, 1024),
+            ("depth", self.depth, 4096),
+            ("heads", self.heads, 4096),
+            ("kernel_size", self.kernel_size, 1024),
+            ("classes", self.classes, 1_000_000),
+            ("embed.kernel", kernel, 4096),
+            ("mlp.ratio", ratio, 256),
+        ] {
+            if v > max {
+                let key = if key == "embed.kernel" && matches!(self.embed, ConvShareEmbed::Patch { .. }) {
+                    "embed.patch"
+                } else {
+                    key
+                };
+                return Err(invalid(key, v, format!("must be in 1..={max}")));
+            }
+        }
         match self.embed {
             ConvShareEmbed::TransposedConv { kernel } => {
                 if kernel == 0 {
@@ -267,6 +297,21 @@ impl ConvShareVitConfig {
         };
         if ratio == 0 {
             return Err(invalid("mlp.ratio", ratio, "must be at least 1"));
+        }
+        // Attention scores are tokens² per head: bound the tokens.
+        let per_side = match self.embed {
+            ConvShareEmbed::TransposedConv { .. } => self.embedded_side() / self.token_size,
+            ConvShareEmbed::Patch { patch } => self.image_size / patch,
+        };
+        if per_side * per_side > MAX_TOKENS {
+            return Err(invalid(
+                "image_size",
+                self.image_size,
+                format!(
+                    "gives {per_side}² = {} tokens; at most {MAX_TOKENS} (raise token_size or the patch)",
+                    per_side * per_side
+                ),
+            ));
         }
         Ok(())
     }

@@ -305,9 +305,11 @@ impl ModelConfig {
         if !path.exists() {
             return Err(ModelError::Unknown(spec.to_string()));
         }
-        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
-            path: spec.to_string(),
-            source,
+        let text = crate::weights::read_text_limited(path, crate::weights::MAX_CONFIG_BYTES).map_err(|source| {
+            ModelError::Io {
+                path: spec.to_string(),
+                source,
+            }
         })?;
         let config: ModelConfig = toml::from_str(&text).map_err(|e| ModelError::Parse {
             path: spec.to_string(),

@@ -66,6 +66,9 @@ fn d_true() -> bool {
     true
 }
 
+/// The most parameters a model may have: 2^32 (16 GiB as f32; ViT-H has 6.3e8).
+pub const MAX_PARAMETERS: f64 = 4_294_967_296.0;
+
 /// Configuration of a [`Transformer`] (without its kind, which the model file's
 /// `kind` key gives).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -130,6 +133,27 @@ impl TransformerConfig {
                 return Err(invalid(key, "0".into(), "must be at least 1".into()));
             }
         }
+        // Ranges far beyond any published model, so that sizes never overflow and
+        // nothing absurd is allocated.
+        for (key, v, max) in [
+            ("image_size", self.image_size, 16384),
+            ("in_channels", self.in_channels, 4096),
+            ("dim", self.dim, 65536),
+            ("depth", self.depth, 4096),
+            ("heads", self.heads, 4096),
+            ("classes", self.classes, 1_000_000),
+        ] {
+            if v > max {
+                return Err(invalid(key, v.to_string(), format!("must be in 1..={max}")));
+            }
+        }
+        if !(self.mlp_ratio.is_finite() && self.mlp_ratio > 0.0 && self.mlp_ratio <= 256.0) {
+            return Err(invalid(
+                "mlp_ratio",
+                self.mlp_ratio.to_string(),
+                "must be in (0, 256]".into(),
+            ));
+        }
         if !self.image_size.is_multiple_of(self.patch) {
             return Err(invalid(
                 "patch",
@@ -160,7 +184,34 @@ impl TransformerConfig {
                 format!("must be at most depth = {}", self.depth),
             ));
         }
+        let params = self.parameters_estimate();
+        if params > MAX_PARAMETERS {
+            return Err(invalid(
+                "dim",
+                self.dim.to_string(),
+                format!(
+                    "with depth = {}, mlp_ratio = {}, patch = {} and classes = {} the model has about {params:.3e} parameters \
+                     ({:.0} GiB as f32); at most {MAX_PARAMETERS:e}",
+                    self.depth,
+                    self.mlp_ratio,
+                    self.patch,
+                    self.classes,
+                    params * 4.0 / (1u64 << 30) as f64
+                ),
+            ));
+        }
         Ok(())
+    }
+
+    /// About how many parameters the model has (the upper bound of the kinds:
+    /// attention and a global filter in every block), in f64 so that it cannot
+    /// overflow.
+    pub fn parameters_estimate(&self) -> f64 {
+        let (d, h) = (self.dim as f64, self.dim as f64 * self.mlp_ratio);
+        let tokens = (self.grid() as f64).powi(2) + 1.0;
+        let embed = self.in_channels as f64 * (self.patch as f64).powi(2) * d + tokens * d;
+        let block = 4.0 * d * d + 2.0 * d * h + tokens * d;
+        embed + self.depth as f64 * block + d * self.classes as f64
     }
 
     /// A model of `kind` with seeded weights (timm's ViT initialisation: truncated

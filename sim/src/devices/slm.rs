@@ -206,11 +206,13 @@ impl SlmConfig {
             return Err(SimError::invalid(k("fill_factor"), f, "must be in (0, 1]"));
         }
         let c = self.crosstalk_px;
-        if !(c.is_finite() && c >= 0.0) {
+        // σ beyond 64 pixels blurs every pixel into its hundreds of neighbours; no
+        // panel does that, and the blur kernel (10σ·s taps) must stay small.
+        if !(c.is_finite() && (0.0..=64.0).contains(&c)) {
             return Err(SimError::invalid(
                 k("crosstalk_px"),
                 c,
-                "must be a finite number ≥ 0 (Gaussian σ in pixels; 0 = no crosstalk)",
+                "must be in [0, 64] (Gaussian σ in pixels; 0 = no crosstalk)",
             ));
         }
         let h = self.refresh_hz;
@@ -476,7 +478,8 @@ impl Slm {
                         format!("{why} (a level table is a CSV with header `{TABLE_HEADER}`, one row per level)"),
                     )
                 };
-                let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read the file: {e}")))?;
+                let text = crate::files::read_text_limited(path, crate::files::MAX_CONFIG_BYTES)
+                    .map_err(|e| fail(format!("cannot read the file: {e}")))?;
                 let table = parse_table(&text).map_err(|(line, why)| fail(format!("line {line}: {why}")))?;
                 let n = table.len();
                 if config.modulation == Modulation::Binary && n != 2 {
@@ -956,7 +959,7 @@ mod tests {
                     ..SlmConfig::default()
                 },
                 "input_slm.crosstalk_px",
-                "≥ 0",
+                "[0, 64]",
             ),
             (
                 SlmConfig {

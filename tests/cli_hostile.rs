@@ -1,0 +1,214 @@
+//! Reproducers of the hardening issue, end to end through the `fourf` binary: each
+//! once panicked, read an endless file, or said its message twice. Each must now
+//! fail with one clear message that names the file, key or setting, and exit 1.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn test_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("fourf-cli-hostile-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// stderr of a `fourf` run that must fail cleanly (exit 1, no panic).
+fn fails(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_fourf")).args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+    err
+}
+
+/// The arguments of `fourf conv --mode same` on `input` and `kernel` into `out`,
+/// then `extra`.
+fn conv<'a>(input: &'a str, kernel: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "conv", "--input", input, "--kernel", kernel, "--mode", "same", "--out", out,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+const INPUT: &str = "examples/fashion_mnist_16.npy";
+const KERNEL: &str = "examples/edge_5x5.npy";
+
+#[test]
+fn each_message_says_its_text_once() {
+    let dir = test_dir("once");
+    let m = dir.join("m.toml");
+    std::fs::write(
+        &m,
+        "kind = \"gfnet\"\nimage_size = 28\npatch = 4\ndim = 0\ndepth = 2\nclasses = 10\n",
+    )
+    .unwrap();
+    let err = fails(&["eval", "--model", m.to_str().unwrap(), "--limit", "4"]);
+    assert_eq!(err.matches("must be at least 1").count(), 1, "{err}");
+    assert!(err.contains("`dim` = 0"), "{err}");
+}
+
+#[test]
+fn a_bad_enum_in_a_machine_file_names_its_line() {
+    let dir = test_dir("enum");
+    let m = dir.join("m.toml");
+    std::fs::write(&m, "[input_slm]\nmodulation = 3\n").unwrap();
+    let out = dir.join("y.npy");
+    let err = fails(&conv(
+        INPUT,
+        KERNEL,
+        out.to_str().unwrap(),
+        &["--machine", m.to_str().unwrap()],
+    ));
+    assert!(err.contains("line 2") && err.contains("modulation = 3"), "{err}");
+}
+
+#[test]
+fn a_photon_budget_that_overflows_is_a_setting_error() {
+    let dir = test_dir("photons");
+    let out = dir.join("y.npy");
+    let err = fails(&conv(
+        INPUT,
+        KERNEL,
+        out.to_str().unwrap(),
+        &[
+            "--machine",
+            "models/machines/lcos-pluto2-128-dim.toml",
+            "--set",
+            "camera.full_scale_e=1e308",
+        ],
+    ));
+    assert!(
+        err.contains("camera.full_scale_e") && err.contains("photons per pixel"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn endless_or_wrong_kinds_of_input_are_errors() {
+    let dir = test_dir("endless");
+    let out = dir.join("y.npy");
+    if std::path::Path::new("/dev/zero").exists() {
+        let err = fails(&conv("/dev/zero", KERNEL, out.to_str().unwrap(), &[]));
+        assert!(
+            err.contains("/dev/zero") && err.contains("not a NumPy .npy file"),
+            "{err}"
+        );
+        let err = fails(&[
+            "eval",
+            "--model",
+            "gfnet-fmnist",
+            "--weights",
+            "/dev/zero",
+            "--limit",
+            "4",
+        ]);
+        assert!(err.contains("/dev/zero") && err.contains("header length is 0"), "{err}");
+    }
+    // A file where the data directory belongs.
+    let err = fails(&["eval", "--model", "gfnet-fmnist", "--data", INPUT, "--limit", "4"]);
+    assert!(err.contains("is a file, not a dataset directory"), "{err}");
+}
+
+#[test]
+fn outputs_are_checked_before_the_work_and_never_replace_an_input() {
+    let dir = test_dir("outputs");
+    let input = dir.join("x.npy");
+    std::fs::copy(INPUT, &input).unwrap();
+    let before = std::fs::read(&input).unwrap();
+    let x = input.to_str().unwrap();
+    let err = fails(&conv(x, KERNEL, x, &[]));
+    assert!(err.contains("is the input"), "{err}");
+    assert_eq!(std::fs::read(&input).unwrap(), before);
+    let missing = dir.join("no/such/y.npy");
+    let err = fails(&conv(x, KERNEL, missing.to_str().unwrap(), &[]));
+    assert!(err.contains("does not exist"), "{err}");
+    let trace = dir.join("nowhere/t.json");
+    let err = fails(&[
+        "eval",
+        "--model",
+        "gfnet-fmnist",
+        "--limit",
+        "4",
+        "--trace",
+        trace.to_str().unwrap(),
+    ]);
+    assert!(err.contains("--trace") && err.contains("does not exist"), "{err}");
+    // --planes is all five pictures, written after the data.
+    let out = dir.join("y.npy");
+    let planes = dir.join("planes");
+    let ok = Command::new(env!("CARGO_BIN_EXE_fourf"))
+        .args(conv(
+            x,
+            KERNEL,
+            out.to_str().unwrap(),
+            &["--planes", planes.to_str().unwrap()],
+        ))
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert_eq!(std::fs::read_dir(&planes).unwrap().count(), 5);
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn a_seed_above_i64_max_is_a_seed() {
+    let dir = test_dir("seed");
+    let out = dir.join("t");
+    // Zero epochs would be refused; a bad key after the seed proves the seed parsed.
+    let err = fails(&[
+        "train",
+        "models/gfnet-fmnist/train.toml",
+        "--set",
+        "seed=18446744073709551615",
+        "--set",
+        "epochs=0",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!err.contains("seed"), "{err}");
+    assert!(err.contains("epochs"), "{err}");
+}
+
+#[test]
+fn a_non_finite_result_is_an_error_not_a_file() {
+    use fourf_experiments::{write_npy, Dtype, MapStack};
+    let dir = test_dir("nan");
+    // Finite float32 inputs whose convolution exceeds float32's range.
+    let big = dir.join("big.npy");
+    let maps = MapStack {
+        data: ndarray::Array3::from_elem((1, 28, 28), 3e38),
+        stacked: false,
+        dtype: Dtype::F32,
+    };
+    write_npy(&big, &maps).unwrap();
+    let ones = dir.join("ones.npy");
+    let kernel = MapStack {
+        data: ndarray::Array3::from_elem((1, 5, 5), 1.0),
+        stacked: false,
+        dtype: Dtype::F32,
+    };
+    write_npy(&ones, &kernel).unwrap();
+    let out = dir.join("y.npy");
+    let err = fails(&conv(
+        big.to_str().unwrap(),
+        ones.to_str().unwrap(),
+        out.to_str().unwrap(),
+        &[],
+    ));
+    assert!(err.contains("non-finite") && err.contains("nothing written"), "{err}");
+    assert!(!out.exists());
+    // Non-finite inputs are refused up front, naming the file.
+    let nan = dir.join("nan.npy");
+    let mut maps = maps;
+    maps.data[[0, 3, 4]] = f64::NAN;
+    write_npy(&nan, &maps).unwrap();
+    let err = fails(&conv(nan.to_str().unwrap(), KERNEL, out.to_str().unwrap(), &[]));
+    assert!(err.contains("nan.npy") && err.contains("non-finite"), "{err}");
+}
