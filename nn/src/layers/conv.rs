@@ -32,20 +32,18 @@ pub fn conv2d<T: Real>(x: ArrayView2<T>, k: ArrayView2<T>, mode: Mode) -> Array2
     );
     let ow = x1 - x0;
     let mut y = vec![T::zero(); (y1 - y0) * ow];
-    // Gather: y[a] = Σ_j x[a − j]·k[j] over the taps j that keep a − j inside x.
+    // y[a] = Σ_j x[a − j]·k[j] over the taps j that keep a − j inside x, as one
+    // contiguous multiply–add per (output row, tap): the row's outputs ax with
+    // 0 ≤ ax − jx < w take k[jy, jx]·x[ay − jy, ax − jx].
     for (ay, out) in (y0..y1).zip(y.chunks_exact_mut(ow)) {
-        let (jy0, jy1) = ((ay + 1).saturating_sub(h), kh.min(ay + 1));
-        for (ax, o) in (x0..x1).zip(out.iter_mut()) {
-            let (jx0, jx1) = ((ax + 1).saturating_sub(w), kw.min(ax + 1));
-            let mut acc = T::zero();
-            for jy in jy0..jy1 {
-                let xr = &xs[(ay - jy) * w..(ay - jy + 1) * w];
-                let kr = &ks[jy * kw..(jy + 1) * kw];
-                for jx in jx0..jx1 {
-                    acc += xr[ax - jx] * kr[jx];
+        for jy in (ay + 1).saturating_sub(h)..kh.min(ay + 1) {
+            let xr = &xs[(ay - jy) * w..(ay - jy + 1) * w];
+            for (jx, &kv) in ks[jy * kw..(jy + 1) * kw].iter().enumerate() {
+                let (a0, a1) = (x0.max(jx), x1.min(w + jx));
+                if a0 < a1 {
+                    axpy(&mut out[a0 - x0..a1 - x0], kv, &xr[a0 - jx..a1 - jx]);
                 }
             }
-            *o = acc;
         }
     }
     Array2::from_shape_vec((y1 - y0, ow), y).expect("window-sized")
@@ -62,11 +60,35 @@ pub fn conv2d_backward<T: Real>(
     mode: Mode,
     g: ArrayView2<T>,
 ) -> (Array2<T>, Array2<T>) {
+    let mut dx = Array2::zeros(x.dim());
+    let mut dk = Array2::zeros(k.dim());
+    conv2d_backward_add(x, k, mode, g, &mut dx, &mut dk);
+    (dx, dk)
+}
+
+/// [`conv2d_backward`] added to `dx` and `dk` (which a layer sums over many
+/// convolutions), without allocating the two results.
+///
+/// # Panics
+/// If `g` does not have the output's shape, or `dx`, `dk` those of `x`, `k`.
+pub fn conv2d_backward_add<T: Real>(
+    x: ArrayView2<T>,
+    k: ArrayView2<T>,
+    mode: Mode,
+    g: ArrayView2<T>,
+    dx: &mut Array2<T>,
+    dk: &mut Array2<T>,
+) {
     let (h, w) = x.dim();
     let (kh, kw) = k.dim();
     let (y0, y1) = mode.window(h, kh);
     let (x0, x1) = mode.window(w, kw);
     assert_eq!(g.dim(), (y1 - y0, x1 - x0), "conv2d_backward: gradient vs output shape");
+    assert_eq!(
+        (dx.dim(), dk.dim()),
+        (x.dim(), k.dim()),
+        "conv2d_backward: result shapes"
+    );
     let fw = w + kw - 1;
     let mut full = vec![T::zero(); (h + kh - 1) * fw];
     for (gy, row) in g.outer_iter().enumerate() {
@@ -78,30 +100,35 @@ pub fn conv2d_backward<T: Real>(
         xs.as_slice().expect("standard layout"),
         ks.as_slice().expect("standard layout"),
     );
-    let mut dx = vec![T::zero(); h * w];
-    let mut dk = vec![T::zero(); kh * kw];
+    let dx = dx.as_slice_mut().expect("a new or standard-layout array");
+    let dk = dk.as_slice_mut().expect("a new or standard-layout array");
+    // ∂L/∂x[i] = Σ_j ḡ[i + j]·k[j] (one multiply–add per input row and tap) and
+    // ∂L/∂k[j] = Σ_i ḡ[i + j]·x[i] (one dot product per tap and input row).
     for iy in 0..h {
         let xr = &xs[iy * w..(iy + 1) * w];
         let dxr = &mut dx[iy * w..(iy + 1) * w];
         for jy in 0..kh {
             let fr = &full[(iy + jy) * fw..(iy + jy + 1) * fw];
-            let kr = &ks[jy * kw..(jy + 1) * kw];
-            let dkr = &mut dk[jy * kw..(jy + 1) * kw];
-            for ix in 0..w {
-                let (xv, f) = (xr[ix], &fr[ix..ix + kw]);
-                let mut acc = T::zero();
-                for ((&gv, &kv), d) in f.iter().zip(kr).zip(dkr.iter_mut()) {
-                    acc += gv * kv;
-                    *d += gv * xv;
-                }
-                dxr[ix] += acc;
+            for jx in 0..kw {
+                let f = &fr[jx..jx + w];
+                axpy(dxr, ks[jy * kw + jx], f);
+                dk[jy * kw + jx] += dot(f, xr);
             }
         }
     }
-    (
-        Array2::from_shape_vec((h, w), dx).expect("input-sized"),
-        Array2::from_shape_vec((kh, kw), dk).expect("kernel-sized"),
-    )
+}
+
+/// `y += a·x` for maps of one shape (`ArrayBase::scaled_add` without its
+/// per-call overhead on small maps).
+///
+/// # Panics
+/// If the shapes differ.
+pub fn map_axpy<T: Real>(y: &mut Array2<T>, a: T, x: ArrayView2<T>) {
+    assert_eq!(y.dim(), x.dim(), "map_axpy: shapes differ");
+    match (y.as_slice_mut(), x.as_slice()) {
+        (Some(y), Some(x)) => axpy(y, a, x),
+        _ => y.scaled_add(a, &x),
+    }
 }
 
 /// `Σ a ⊙ b`: the `valid` correlation of two maps of one shape (one number).
@@ -110,7 +137,35 @@ pub fn conv2d_backward<T: Real>(
 /// If the shapes differ.
 pub fn map_dot<T: Real>(a: ArrayView2<T>, b: ArrayView2<T>) -> T {
     assert_eq!(a.dim(), b.dim(), "map_dot: shapes differ");
-    a.iter().zip(b).fold(T::zero(), |s, (&x, &y)| s + x * y)
+    match (a.as_slice(), b.as_slice()) {
+        (Some(a), Some(b)) => dot(a, b),
+        _ => a.iter().zip(b).fold(T::zero(), |s, (&x, &y)| s + x * y),
+    }
+}
+
+/// `y += a·x` over two slices of one length.
+fn axpy<T: Real>(y: &mut [T], a: T, x: &[T]) {
+    for (o, &v) in y.iter_mut().zip(x) {
+        *o += a * v;
+    }
+}
+
+/// `Σ a·b` over two slices of one length, in four interleaved partial sums (which
+/// the compiler keeps in vector registers) added at the end.
+fn dot<T: Real>(a: &[T], b: &[T]) -> T {
+    let mut acc = [T::zero(); 4];
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let tail = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .fold(T::zero(), |s, (&x, &y)| s + x * y);
+    for (x, y) in ca.zip(cb) {
+        for l in 0..4 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
 #[cfg(test)]

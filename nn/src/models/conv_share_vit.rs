@@ -36,7 +36,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{ConvBatch, Forward, ForwardError};
-use crate::layers::conv::{conv2d, conv2d_backward, map_dot};
+use crate::layers::conv::{conv2d, conv2d_backward, conv2d_backward_add, map_axpy, map_dot};
 use crate::layers::layer_norm::LayerNormCache;
 use crate::layers::mlp::MlpCache;
 use crate::layers::{cast, gelu_backward, gelu_forward, softmax_backward, softmax_rows, GeluMode};
@@ -573,7 +573,7 @@ impl ConvShareVit {
         for h in 0..heads {
             for (qi, m) in mixed.iter_mut().enumerate() {
                 for (kj, vm) in v[h].iter().enumerate() {
-                    m.scaled_add(f64::from(attn[[h, qi, kj]]), vm);
+                    map_axpy(m, f64::from(attn[[h, qi, kj]]), vm.view());
                 }
             }
         }
@@ -1156,7 +1156,7 @@ impl<T: Real> ConvShareVit<T> {
                 let a = softmax_rows(scores.view());
                 for (i, m) in m_img.iter_mut().enumerate() {
                     for (j, vm) in qkv[2][h].iter().enumerate() {
-                        m.scaled_add(a[[i, j]], vm);
+                        map_axpy(m, a[[i, j]], vm.view());
                     }
                 }
                 a_img.push(a);
@@ -1334,15 +1334,13 @@ impl<T: Real> ConvShareVit<T> {
                         let mut db1 = T::zero();
                         for ((pm, dm), (m, dmap)) in pre_g.iter().zip(&dout).zip(maps.iter().zip(dmaps.iter_mut())) {
                             let a = gelu_forward(pm.view(), GeluMode::Exact);
-                            let (da, dk) =
-                                conv2d_backward(a.view(), fc2.0.index_axis(Axis(0), gi), Mode::Same, dm.view());
-                            dk2 += &dk;
+                            let mut da = Array2::zeros(a.dim());
+                            let k2 = fc2.0.index_axis(Axis(0), gi);
+                            conv2d_backward_add(a.view(), k2, Mode::Same, dm.view(), &mut da, &mut dk2);
                             let dpre = gelu_backward(pm.view(), da.view(), GeluMode::Exact);
                             db1 += dpre.sum();
-                            let (dmi, dk) =
-                                conv2d_backward(m.view(), fc1.0.index_axis(Axis(0), gi), Mode::Same, dpre.view());
-                            dk1 += &dk;
-                            *dmap += &dmi;
+                            let k1 = fc1.0.index_axis(Axis(0), gi);
+                            conv2d_backward_add(m.view(), k1, Mode::Same, dpre.view(), dmap, &mut dk1);
                         }
                         add_kernel_grad(g1, gi, &dk1, db1);
                         let mut k2 = g2.0.index_axis_mut(Axis(0), gi);
@@ -1360,8 +1358,9 @@ impl<T: Real> ConvShareVit<T> {
             let mut dbp = T::zero();
             let mut dmixed = Vec::with_capacity(t);
             for (m, dp) in bc.mixed.iter().zip(&dproj) {
-                let (dm, dk) = conv2d_backward(m.view(), b.proj.0.index_axis(Axis(0), 0), proj_mode, dp.view());
-                dkp += &dk;
+                let mut dm = Array2::zeros(m.dim());
+                let kp = b.proj.0.index_axis(Axis(0), 0);
+                conv2d_backward_add(m.view(), kp, proj_mode, dp.view(), &mut dm, &mut dkp);
                 dbp += dp.sum();
                 dmixed.push(dm);
             }
@@ -1375,15 +1374,15 @@ impl<T: Real> ConvShareVit<T> {
                 let da = Array2::from_shape_fn((t, t), |(i, j)| map_dot(dmixed[i].view(), v[j].view()));
                 for j in 0..t {
                     for i in 0..t {
-                        dqkv[2][h][j].scaled_add(a[[i, j]], &dmixed[i]);
+                        map_axpy(&mut dqkv[2][h][j], a[[i, j]], dmixed[i].view());
                     }
                 }
                 // s_ij = scale · q_i · k_j.
                 let ds = softmax_backward(a.view(), da.view()) * scale;
                 for i in 0..t {
                     for j in 0..t {
-                        dqkv[0][h][i].scaled_add(ds[[i, j]], &k[j]);
-                        dqkv[1][h][j].scaled_add(ds[[i, j]], &q[i]);
+                        map_axpy(&mut dqkv[0][h][i], ds[[i, j]], k[j].view());
+                        map_axpy(&mut dqkv[1][h][j], ds[[i, j]], q[i].view());
                     }
                 }
             }
@@ -1396,11 +1395,9 @@ impl<T: Real> ConvShareVit<T> {
                     let mut dk = Array2::<T>::zeros(kernels.0.index_axis(Axis(0), h).dim());
                     let mut db = T::zero();
                     for ((m, dy), dmap) in bc.maps.iter().zip(&dqkv[which][h]).zip(dmaps.iter_mut()) {
-                        let (dm, dkk) =
-                            conv2d_backward(m.view(), kernels.0.index_axis(Axis(0), h), qkv_mode, dy.view());
-                        dk += &dkk;
+                        let kk = kernels.0.index_axis(Axis(0), h);
+                        conv2d_backward_add(m.view(), kk, qkv_mode, dy.view(), dmap, &mut dk);
                         db += dy.sum();
-                        *dmap += &dm;
                     }
                     add_kernel_grad(gk, h, &dk, db);
                 }
