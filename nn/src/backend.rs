@@ -133,13 +133,7 @@ impl ConvBatch<'_> {
     }
 }
 
-/// SplitMix64 of `seed` and `index`: independent streams from one seed.
-pub fn split_seed(seed: u64, index: u64) -> u64 {
-    let mut z = seed.wrapping_add(index.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+pub use fourf_sim::rng::split_seed;
 
 /// `‖a − b‖ / ‖b‖` over every output of an op (`‖a − b‖` when `b` is all zero):
 /// the op's own relative error recorded in the trace.

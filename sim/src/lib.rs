@@ -53,6 +53,7 @@ pub mod presets;
 pub mod propagation;
 pub mod pupil;
 pub mod readout;
+pub mod rng;
 
 pub use conv::{direct_conv, ConvJob, Mode, Op};
 pub use error::SimError;

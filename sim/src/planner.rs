@@ -1009,12 +1009,10 @@ pub struct Execution {
     pub exposures: usize,
 }
 
-/// Seed of frame `f`'s generator: SplitMix64 of the run seed and the index.
+/// Seed of frame `f`'s generator: the SplitMix64 finaliser of the run seed and
+/// the index (XOR-combined, as in every earlier release).
 fn frame_seed(seed: u64, f: usize) -> u64 {
-    let mut z = seed ^ (f as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    crate::rng::mix64(seed ^ (f as u64).wrapping_mul(crate::rng::GOLDEN))
 }
 
 fn read_tile(values: &Array2<f64>, t: &Tile) -> Array2<f64> {

@@ -238,13 +238,10 @@ fn poisson<R: Rng + ?Sized>(mu: f64, rng: &mut R) -> f64 {
     }
 }
 
-/// SplitMix64 finaliser (Steele, Lea & Flood 2014), to spread row indices over
-/// the seed space.
+/// SplitMix64's first output from state `x`, to spread row indices over the seed
+/// space.
 fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+    crate::rng::split_seed(x, 0)
 }
 
 /// A camera of a given sensor shape with its fixed-pattern maps drawn. Build with
