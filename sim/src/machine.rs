@@ -236,7 +236,89 @@ impl MachineConfig {
         finite("misalignment.output_defocus_m", m.output_defocus_m)?;
         self.camera.validate("camera")?;
         self.detection.validate()?;
+        self.validate_camera_fit()?;
         self.check_memory(memory_bytes())
+    }
+
+    /// Expected photons per camera pixel from a flat full-scale field, if known:
+    /// `camera.full_scale_e / quantum_efficiency`, else the laser power over the
+    /// exposure spread across the frame's pixels.
+    pub fn photons_full_scale(&self) -> Option<f64> {
+        let cam = &self.camera;
+        let pixels = self.input_slm.pixels_x.unwrap_or(0) * self.input_slm.pixels_y.unwrap_or(0);
+        cam.full_scale_e.map(|e| e / cam.quantum_efficiency).or_else(|| {
+            self.laser
+                .power_w
+                .map(|p| p * cam.exposure_s / self.laser.photon_energy_j() / pixels as f64)
+        })
+    }
+
+    /// The camera against the rest of the machine: its pitch is the image of an
+    /// input pixel, it covers the frame, and its photon budget is finite and given
+    /// whenever it has noise.
+    fn validate_camera_fit(&self) -> Result<(), SimError> {
+        let cam = &self.camera;
+        let pixel_pitch_m = self.input_slm.pitch_m.expect("validated");
+        let (f1, f2) = (self.lens1.focal_length_m, self.lens2.focal_length_m);
+        let image_pitch = pixel_pitch_m * f2 / f1;
+        if let Some(p) = cam.pitch_m {
+            if (p - image_pitch).abs() > 1e-6 * image_pitch {
+                return Err(SimError::invalid(
+                    "camera.pitch_m",
+                    p,
+                    format!(
+                        "must equal the image of an input-SLM pixel, pitch·f2/f1 = {image_pitch:e} m (choose lens2.focal_length_m = {:e} m to match this camera); other pitches are not modelled yet",
+                        cam_focal(p, pixel_pitch_m, f1)
+                    ),
+                ));
+            }
+        }
+        for (key, have, need) in [
+            (
+                "camera.pixels_y",
+                cam.pixels_y,
+                self.input_slm.pixels_y.expect("validated"),
+            ),
+            (
+                "camera.pixels_x",
+                cam.pixels_x,
+                self.input_slm.pixels_x.expect("validated"),
+            ),
+        ] {
+            if let Some(h) = have {
+                if h < need {
+                    return Err(SimError::invalid(
+                        key,
+                        h,
+                        format!("the camera must cover the {need} pixel images of the frame; give at least {need} or leave it unset"),
+                    ));
+                }
+            }
+        }
+        let photons_full_scale = self.photons_full_scale();
+        // The photon budget must leave every photon count finite (a pixel's mean
+        // can reach a few times full scale), far above any real sensor's well.
+        if let Some(n) = photons_full_scale.filter(|n| !(n.is_finite() && *n <= MAX_FULL_SCALE_PHOTONS)) {
+            let (key, value) = match cam.full_scale_e {
+                Some(e) => ("camera.full_scale_e", e),
+                None => ("laser.power_w", self.laser.power_w.unwrap_or(f64::NAN)),
+            };
+            return Err(SimError::invalid(
+                key,
+                value,
+                format!(
+                    "gives {n:.3e} photons per pixel at full scale; at most {MAX_FULL_SCALE_PHOTONS:e} (real sensors hold about 1e4–1e6 electrons)"
+                ),
+            ));
+        }
+        if photons_full_scale.is_none() && !cam.is_noiseless() {
+            return Err(SimError::invalid(
+                "camera",
+                "noise without a photon budget",
+                "camera noise needs a photon budget: set camera.full_scale_e or laser.power_w",
+            ));
+        }
+        Ok(())
     }
 
     /// Refuses a machine whose simulation grid would not fit in `memory` bytes
@@ -401,6 +483,63 @@ pub struct FourF {
     photons_full_scale: Option<f64>,
 }
 
+/// Where the filter panel's pixels sit on the Fourier grid of a `shape` frame, and
+/// whether the panel is the frame's own DFT grid (same pitch and shape).
+fn filter_placement(
+    config: &MachineConfig,
+    shape: (usize, usize),
+    pixel_shape: (usize, usize),
+    fourier: [f64; 2],
+    filter_shape: (usize, usize),
+    filter_pitch_m: [f64; 2],
+) -> (Placement, bool) {
+    let (ny, nx) = shape;
+    let m = &config.misalignment;
+    let exact = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b;
+    let same_pitch = exact(filter_pitch_m[0], fourier[0]) && exact(filter_pitch_m[1], fourier[1]);
+    let filter_on_dft = same_pitch && filter_shape == pixel_shape;
+    let placement = if same_pitch
+        && m.filter_shift_x_m == 0.0
+        && m.filter_shift_y_m == 0.0
+        && filter_shape.0 <= ny
+        && filter_shape.1 <= nx
+    {
+        Placement::Direct {
+            oy: ny / 2 - filter_shape.0 / 2,
+            ox: nx / 2 - filter_shape.1 / 2,
+        }
+    } else {
+        Placement::Resampled(Box::new([
+            AxisResampling::new(ny, fourier[0], filter_shape.0, filter_pitch_m[0], m.filter_shift_y_m),
+            AxisResampling::new(nx, fourier[1], filter_shape.1, filter_pitch_m[1], m.filter_shift_x_m),
+        ]))
+    };
+    (placement, filter_on_dft)
+}
+
+/// Per filter-panel row and column, the detection scheme's compensation of the
+/// input pixels' aperture (sample pitch `dx`).
+fn pixel_compensation(
+    config: &MachineConfig,
+    input_slm: &Slm,
+    filter_shape: (usize, usize),
+    filter_pitch_m: [f64; 2],
+    dx: f64,
+) -> [Vec<C64>; 2] {
+    let s = config.simulation.oversampling;
+    let (wl, f1) = (config.wavelength_m(), config.lens1.focal_length_m);
+    let w = (s as f64 * input_slm.effective_fill_factor(s).sqrt()).round() as usize;
+    [0, 1].map(|ax| {
+        let nf = [filter_shape.0, filter_shape.1][ax];
+        (0..nf)
+            .map(|j| {
+                let nu = (j as f64 - (nf / 2) as f64) * filter_pitch_m[ax] / (wl * f1);
+                aperture_compensation(nu, dx, s, w, config.detection.pixel_compensation)
+            })
+            .collect()
+    })
+}
+
 impl FourF {
     /// Validates `config` and plans the machine.
     pub fn new(config: MachineConfig) -> Result<Self, SimError> {
@@ -426,95 +565,13 @@ impl FourF {
         // A non-square input grid has different Fourier pitches per axis; an unset
         // filter pitch matches each.
         let filter_pitch_m = config.filter_slm.pitch_m.map_or(fourier, |p| [p, p]);
-        let m = &config.misalignment;
-        let exact = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b;
-        let same_pitch = exact(filter_pitch_m[0], fourier[0]) && exact(filter_pitch_m[1], fourier[1]);
-        let filter_on_dft = same_pitch && filter_shape == pixel_shape;
-        let placement = if same_pitch
-            && m.filter_shift_x_m == 0.0
-            && m.filter_shift_y_m == 0.0
-            && filter_shape.0 <= ny
-            && filter_shape.1 <= nx
-        {
-            Placement::Direct {
-                oy: ny / 2 - filter_shape.0 / 2,
-                ox: nx / 2 - filter_shape.1 / 2,
-            }
-        } else {
-            Placement::Resampled(Box::new([
-                AxisResampling::new(ny, fourier[0], filter_shape.0, filter_pitch_m[0], m.filter_shift_y_m),
-                AxisResampling::new(nx, fourier[1], filter_shape.1, filter_pitch_m[1], m.filter_shift_x_m),
-            ]))
-        };
+        let (placement, filter_on_dft) =
+            filter_placement(&config, shape, pixel_shape, fourier, filter_shape, filter_pitch_m);
         let input_slm = Slm::new(config.input_slm.clone(), "input_slm")?;
         let filter_slm = Slm::new(config.filter_slm.clone(), "filter_slm")?;
-        let cam = &config.camera;
-        let image_pitch = pixel_pitch_m * f2 / f1;
-        if let Some(p) = cam.pitch_m {
-            if (p - image_pitch).abs() > 1e-6 * image_pitch {
-                return Err(SimError::invalid(
-                    "camera.pitch_m",
-                    p,
-                    format!(
-                        "must equal the image of an input-SLM pixel, pitch·f2/f1 = {image_pitch:e} m (choose lens2.focal_length_m = {:e} m to match this camera); other pitches are not modelled yet",
-                        cam_focal(p, pixel_pitch_m, f1)
-                    ),
-                ));
-            }
-        }
-        for (key, have, need) in [
-            ("camera.pixels_y", cam.pixels_y, pixel_shape.0),
-            ("camera.pixels_x", cam.pixels_x, pixel_shape.1),
-        ] {
-            if let Some(h) = have {
-                if h < need {
-                    return Err(SimError::invalid(
-                        key,
-                        h,
-                        format!("the camera must cover the {need} pixel images of the frame; give at least {need} or leave it unset"),
-                    ));
-                }
-            }
-        }
-        let photons_full_scale = cam.full_scale_e.map(|e| e / cam.quantum_efficiency).or_else(|| {
-            config
-                .laser
-                .power_w
-                .map(|p| p * cam.exposure_s / config.laser.photon_energy_j() / (pixel_shape.0 * pixel_shape.1) as f64)
-        });
-        // The photon budget must leave every photon count finite (a pixel's mean
-        // can reach a few times full scale), far above any real sensor's well.
-        if let Some(n) = photons_full_scale.filter(|n| !(n.is_finite() && *n <= MAX_FULL_SCALE_PHOTONS)) {
-            let (key, value) = match cam.full_scale_e {
-                Some(e) => ("camera.full_scale_e", e),
-                None => ("laser.power_w", config.laser.power_w.unwrap_or(f64::NAN)),
-            };
-            return Err(SimError::invalid(
-                key,
-                value,
-                format!(
-                    "gives {n:.3e} photons per pixel at full scale; at most {MAX_FULL_SCALE_PHOTONS:e} (real sensors hold about 1e4–1e6 electrons)"
-                ),
-            ));
-        }
-        if photons_full_scale.is_none() && !cam.is_noiseless() {
-            return Err(SimError::invalid(
-                "camera",
-                "noise without a photon budget",
-                "camera noise needs a photon budget: set camera.full_scale_e or laser.power_w",
-            ));
-        }
+        let photons_full_scale = config.photons_full_scale();
         let camera = Camera::new(config.camera.clone(), pixel_shape, "camera")?;
-        let w = (s as f64 * input_slm.effective_fill_factor(s).sqrt()).round() as usize;
-        let compensation = [0, 1].map(|ax| {
-            let nf = [filter_shape.0, filter_shape.1][ax];
-            (0..nf)
-                .map(|j| {
-                    let nu = (j as f64 - (nf / 2) as f64) * filter_pitch_m[ax] / (wl * f1);
-                    aperture_compensation(nu, dx, s, w, config.detection.pixel_compensation)
-                })
-                .collect()
-        });
+        let compensation = pixel_compensation(&config, &input_slm, filter_shape, filter_pitch_m, dx);
         let mut fourf = FourF {
             pixel_shape,
             s,
