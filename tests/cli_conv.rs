@@ -1,7 +1,7 @@
 //! End-to-end tests of `fourf conv`: the binary against the direct convolution,
 //! dtypes and stacks, plane pictures, and every user error leaving no output.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use fourf_experiments::{read_npy, write_npy, Dtype, MapStack};
@@ -10,12 +10,12 @@ use ndarray::{Array2, Array3, Axis};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-/// A fresh, empty directory for one test.
-fn test_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("fourf-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh, empty directory for one test, removed when the handle drops.
+fn test_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("fourf-cli-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn fourf(args: &[&str]) -> Output {
@@ -65,11 +65,12 @@ fn parse_json(stdout: &str) -> serde_json::Value {
 
 #[test]
 fn matches_direct_convolution_in_every_mode() {
-    let dir = test_dir("modes");
+    let tmp = test_dir("modes");
+    let dir = tmp.path();
     let x = random((1, 23, 31), 1);
     let k = random((1, 5, 4), 2);
-    let xp = save(&dir, "x.npy", x.clone(), false, Dtype::F64);
-    let kp = save(&dir, "k.npy", k.clone(), false, Dtype::F64);
+    let xp = save(dir, "x.npy", x.clone(), false, Dtype::F64);
+    let kp = save(dir, "k.npy", k.clone(), false, Dtype::F64);
     for mode in [Mode::Valid, Mode::Same, Mode::Full] {
         for op in [Op::Convolution, Op::Correlation] {
             let out = dir.join(format!("y-{mode}-{op:?}.npy"));
@@ -92,12 +93,13 @@ fn matches_direct_convolution_in_every_mode() {
 
 #[test]
 fn float32_in_float32_out() {
-    let dir = test_dir("f32");
+    let tmp = test_dir("f32");
+    let dir = tmp.path();
     // Round the operands to f32 so that the reference sees what the file holds.
     let x = random((1, 40, 40), 3).mapv(|v| v as f32 as f64);
     let k = random((1, 7, 7), 4).mapv(|v| v as f32 as f64);
-    let xp = save(&dir, "x.npy", x.clone(), false, Dtype::F32);
-    let kp = save(&dir, "k.npy", k.clone(), false, Dtype::F32);
+    let xp = save(dir, "x.npy", x.clone(), false, Dtype::F32);
+    let kp = save(dir, "k.npy", k.clone(), false, Dtype::F32);
     let out = dir.join("y.npy");
     conv_ok(&["--input", &xp, "--kernel", &kp, "--mode", "same", "--out", s(&out)]);
     let y = read_npy(&out).unwrap();
@@ -114,11 +116,12 @@ fn float32_in_float32_out() {
 
 #[test]
 fn stack_with_shared_kernel_is_tiled() {
-    let dir = test_dir("stack");
+    let tmp = test_dir("stack");
+    let dir = tmp.path();
     let x = random((12, 16, 16), 5);
     let k = random((1, 3, 3), 6);
-    let xp = save(&dir, "x.npy", x.clone(), true, Dtype::F64);
-    let kp = save(&dir, "k.npy", k.clone(), false, Dtype::F64);
+    let xp = save(dir, "x.npy", x.clone(), true, Dtype::F64);
+    let kp = save(dir, "k.npy", k.clone(), false, Dtype::F64);
     let out = dir.join("y.npy");
     let r = parse_json(&conv_ok(&[
         "--input",
@@ -163,13 +166,14 @@ fn stack_with_shared_kernel_is_tiled() {
 
 #[test]
 fn kernel_stacks_pair_with_maps_or_share_one_input() {
-    let dir = test_dir("kernel-stack");
+    let tmp = test_dir("kernel-stack");
+    let dir = tmp.path();
     let x3 = random((4, 20, 20), 7);
     let x2 = random((1, 20, 20), 8);
     let k3 = random((4, 5, 5), 9);
-    let x3p = save(&dir, "x3.npy", x3.clone(), true, Dtype::F64);
-    let x2p = save(&dir, "x2.npy", x2.clone(), false, Dtype::F64);
-    let k3p = save(&dir, "k3.npy", k3.clone(), true, Dtype::F64);
+    let x3p = save(dir, "x3.npy", x3.clone(), true, Dtype::F64);
+    let x2p = save(dir, "x2.npy", x2.clone(), false, Dtype::F64);
+    let k3p = save(dir, "k3.npy", k3.clone(), true, Dtype::F64);
     for (xp, x, shared) in [(&x3p, &x3, false), (&x2p, &x2, true)] {
         let out = dir.join(format!("y-{shared}.npy"));
         conv_ok(&["--input", xp, "--kernel", &k3p, "--mode", "full", "--out", s(&out)]);
@@ -189,9 +193,10 @@ fn kernel_stacks_pair_with_maps_or_share_one_input() {
 
 #[test]
 fn planes_are_written_as_pngs() {
-    let dir = test_dir("planes");
-    let xp = save(&dir, "x.npy", random((1, 30, 30), 10), false, Dtype::F64);
-    let kp = save(&dir, "k.npy", random((1, 5, 5), 11), false, Dtype::F64);
+    let tmp = test_dir("planes");
+    let dir = tmp.path();
+    let xp = save(dir, "x.npy", random((1, 30, 30), 10), false, Dtype::F64);
+    let kp = save(dir, "k.npy", random((1, 5, 5), 11), false, Dtype::F64);
     let planes = dir.join("planes");
     let out = dir.join("y.npy");
     let r = parse_json(&conv_ok(&[
@@ -259,10 +264,11 @@ fn raw_npy(path: &Path, descr: &str, shape: &str, data: &[u8]) {
 
 #[test]
 fn user_errors_name_the_culprit_and_write_nothing() {
-    let dir = test_dir("errors");
+    let tmp = test_dir("errors");
+    let dir = tmp.path();
     let out = dir.join("y.npy");
-    let xp = save(&dir, "x.npy", random((1, 8, 8), 12), false, Dtype::F64);
-    let kp = save(&dir, "k.npy", random((1, 3, 3), 13), false, Dtype::F64);
+    let xp = save(dir, "x.npy", random((1, 8, 8), 12), false, Dtype::F64);
+    let kp = save(dir, "k.npy", random((1, 3, 3), 13), false, Dtype::F64);
     let ok = ["--kernel", kp.as_str(), "--mode", "same"];
 
     let missing = dir.join("missing.npy");
@@ -288,29 +294,29 @@ fn user_errors_name_the_culprit_and_write_nothing() {
         &["rank1.npy", "1-D", "2-D map"],
     );
 
-    let big = save(&dir, "big.npy", Array3::zeros((1, 600, 600)), false, Dtype::F32);
+    let big = save(dir, "big.npy", Array3::zeros((1, 600, 600)), false, Dtype::F32);
     conv_fails(
         &["--input", &xp, "--kernel", &big, "--mode", "full"],
         &out,
         &["big.npy", "(600, 600)", "(512, 512)"],
     );
 
-    let three = save(&dir, "x3.npy", random((3, 8, 8), 14), true, Dtype::F64);
-    let two = save(&dir, "k2.npy", random((2, 3, 3), 15), true, Dtype::F64);
+    let three = save(dir, "x3.npy", random((3, 8, 8), 14), true, Dtype::F64);
+    let two = save(dir, "k2.npy", random((2, 3, 3), 15), true, Dtype::F64);
     conv_fails(
         &["--input", &three, "--kernel", &two, "--mode", "same"],
         &out,
         &["3 maps", "2 kernels"],
     );
 
-    let empty = save(&dir, "empty.npy", Array3::zeros((0, 8, 8)), true, Dtype::F64);
+    let empty = save(dir, "empty.npy", Array3::zeros((0, 8, 8)), true, Dtype::F64);
     conv_fails(
         &[&["--input", empty.as_str()], &ok[..]].concat(),
         &out,
         &["empty.npy", "empty"],
     );
 
-    let tiny = save(&dir, "tiny.npy", random((1, 2, 2), 16), false, Dtype::F64);
+    let tiny = save(dir, "tiny.npy", random((1, 2, 2), 16), false, Dtype::F64);
     conv_fails(
         &["--input", &tiny, "--kernel", &kp, "--mode", "valid"],
         &out,
@@ -379,11 +385,12 @@ fn user_errors_name_the_culprit_and_write_nothing() {
 
 #[test]
 fn magnifying_machine_still_convolves() {
-    let dir = test_dir("magnify");
+    let tmp = test_dir("magnify");
+    let dir = tmp.path();
     let x = random((1, 30, 25), 16);
     let k = random((1, 6, 3), 17);
-    let xp = save(&dir, "x.npy", x.clone(), false, Dtype::F64);
-    let kp = save(&dir, "k.npy", k.clone(), false, Dtype::F64);
+    let xp = save(dir, "x.npy", x.clone(), false, Dtype::F64);
+    let kp = save(dir, "k.npy", k.clone(), false, Dtype::F64);
     let out = dir.join("y.npy");
     conv_ok(&[
         "--input",
@@ -410,7 +417,8 @@ fn magnifying_machine_still_convolves() {
 
 #[test]
 fn machine_toml_file() {
-    let dir = test_dir("toml");
+    let tmp = test_dir("toml");
+    let dir = tmp.path();
     let machine = dir.join("bench.toml");
     std::fs::write(
         &machine,
@@ -433,8 +441,8 @@ focal_length_m = 0.3
     .unwrap();
     let x = random((1, 40, 50), 18);
     let k = random((1, 4, 4), 19);
-    let xp = save(&dir, "x.npy", x.clone(), false, Dtype::F64);
-    let kp = save(&dir, "k.npy", k.clone(), false, Dtype::F64);
+    let xp = save(dir, "x.npy", x.clone(), false, Dtype::F64);
+    let kp = save(dir, "k.npy", k.clone(), false, Dtype::F64);
     let out = dir.join("y.npy");
     let r = parse_json(&conv_ok(&[
         "--input",

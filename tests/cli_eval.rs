@@ -1,7 +1,6 @@
 //! `fourf eval` end to end on the Fashion-MNIST test set (Debian's
 //! `dataset-fashion-mnist`, installed by `.ci/run`).
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use fourf_nn::models::preset;
@@ -10,10 +9,12 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde_json::Value;
 
-fn test_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("fourf-cli-eval-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh, empty directory for one test, removed when the handle drops.
+fn test_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("fourf-cli-eval-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn fourf(args: &[&str]) -> Output {
@@ -34,7 +35,8 @@ fn stderr_of_failure(args: &[&str]) -> String {
 
 #[test]
 fn optical_conv_share_vit_on_the_ideal_machine_agrees_with_digital() {
-    let dir = test_dir("trace");
+    let tmp = test_dir("trace");
+    let dir = tmp.path();
     let trace = dir.join("trace.json");
     let r = json(&[
         "eval",
@@ -71,7 +73,8 @@ fn optical_conv_share_vit_on_the_ideal_machine_agrees_with_digital() {
 
 #[test]
 fn weights_load_and_bad_weights_name_the_tensor() {
-    let dir = test_dir("weights");
+    let tmp = test_dir("weights");
+    let dir = tmp.path();
     let config = preset("gfnet-fmnist").unwrap();
     let mut model = config.init(&mut StdRng::seed_from_u64(5)).unwrap();
     let w = dir.join("gfnet.safetensors");

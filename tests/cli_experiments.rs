@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 
 use fourf_experiments::experiment::{read_results, Record};
 
-fn test_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("fourf-cli-exp-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh, empty directory for one test, removed when the handle drops.
+fn test_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("fourf-cli-exp-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn fourf(args: &[&str]) -> Output {
@@ -88,7 +89,8 @@ values = [20, 50, 200, 1000]
 
 #[test]
 fn quickstart_writes_valid_plots_and_every_point() {
-    let dir = test_dir("quickstart");
+    let tmp = test_dir("quickstart");
+    let dir = tmp.path();
     let out = dir.join("qs");
     let text = ok(&[
         "run",
@@ -164,8 +166,9 @@ fn quickstart_writes_valid_plots_and_every_point() {
 
 #[test]
 fn a_sweep_killed_at_any_moment_resumes_to_the_same_points() {
-    let dir = test_dir("kill");
-    let cfg = small_sweep(&dir, 32);
+    let tmp = test_dir("kill");
+    let dir = tmp.path();
+    let cfg = small_sweep(dir, 32);
     let whole = dir.join("whole");
     ok(&["run", p(&cfg), "--out", p(&whole)]);
     let want = records(&whole);
@@ -210,8 +213,9 @@ fn a_sweep_killed_at_any_moment_resumes_to_the_same_points() {
 
 #[test]
 fn shards_merge_to_the_unsharded_run_and_mismatches_are_refused() {
-    let dir = test_dir("shards");
-    let cfg = small_sweep(&dir, 16);
+    let tmp = test_dir("shards");
+    let dir = tmp.path();
+    let cfg = small_sweep(dir, 16);
     let whole = dir.join("whole");
     ok(&["run", p(&cfg), "--out", p(&whole), "--jobs", "2"]);
     let base = dir.join("sharded");
@@ -264,7 +268,8 @@ fn shards_merge_to_the_unsharded_run_and_mismatches_are_refused() {
 
 #[test]
 fn a_resume_refuses_results_of_another_build_or_other_input_files() {
-    let dir = test_dir("provenance");
+    let tmp = test_dir("provenance");
+    let dir = tmp.path();
     let machine = dir.join("machine.toml");
     std::fs::copy("models/machines/lcos-pluto2-128-dim.toml", &machine).unwrap();
     let cfg = dir.join("latency.toml");
@@ -304,7 +309,8 @@ fn a_resume_refuses_results_of_another_build_or_other_input_files() {
 
 #[test]
 fn broken_configs_fail_with_their_own_message_and_write_nothing() {
-    let dir = test_dir("broken");
+    let tmp = test_dir("broken");
+    let dir = tmp.path();
     let good = "[model]\nname = \"gfnet-fmnist\"\n[data]\nlimit = 4\n";
     let cases: [(&str, String, &str); 8] = [
         (

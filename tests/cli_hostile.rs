@@ -2,14 +2,14 @@
 //! once panicked, read an endless file, or said its message twice. Each must now
 //! fail with one clear message that names the file, key or setting, and exit 1.
 
-use std::path::PathBuf;
 use std::process::Command;
 
-fn test_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("fourf-cli-hostile-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh, empty directory for one test, removed when the handle drops.
+fn test_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("fourf-cli-hostile-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 /// stderr of a `fourf` run that must fail cleanly (exit 1, no panic).
@@ -36,7 +36,8 @@ const KERNEL: &str = "examples/edge_5x5.npy";
 
 #[test]
 fn each_message_says_its_text_once() {
-    let dir = test_dir("once");
+    let tmp = test_dir("once");
+    let dir = tmp.path();
     let m = dir.join("m.toml");
     std::fs::write(
         &m,
@@ -50,7 +51,8 @@ fn each_message_says_its_text_once() {
 
 #[test]
 fn a_bad_enum_in_a_machine_file_names_its_line() {
-    let dir = test_dir("enum");
+    let tmp = test_dir("enum");
+    let dir = tmp.path();
     let m = dir.join("m.toml");
     std::fs::write(&m, "[input_slm]\nmodulation = 3\n").unwrap();
     let out = dir.join("y.npy");
@@ -65,7 +67,8 @@ fn a_bad_enum_in_a_machine_file_names_its_line() {
 
 #[test]
 fn a_photon_budget_that_overflows_is_a_setting_error() {
-    let dir = test_dir("photons");
+    let tmp = test_dir("photons");
+    let dir = tmp.path();
     let out = dir.join("y.npy");
     let err = fails(&conv(
         INPUT,
@@ -87,7 +90,8 @@ fn a_photon_budget_that_overflows_is_a_setting_error() {
 
 #[test]
 fn endless_or_wrong_kinds_of_input_are_errors() {
-    let dir = test_dir("endless");
+    let tmp = test_dir("endless");
+    let dir = tmp.path();
     let out = dir.join("y.npy");
     if std::path::Path::new("/dev/zero").exists() {
         let err = fails(&conv("/dev/zero", KERNEL, out.to_str().unwrap(), &[]));
@@ -113,7 +117,8 @@ fn endless_or_wrong_kinds_of_input_are_errors() {
 
 #[test]
 fn outputs_are_checked_before_the_work_and_never_replace_an_input() {
-    let dir = test_dir("outputs");
+    let tmp = test_dir("outputs");
+    let dir = tmp.path();
     let input = dir.join("x.npy");
     std::fs::copy(INPUT, &input).unwrap();
     let before = std::fs::read(&input).unwrap();
@@ -149,7 +154,7 @@ fn outputs_are_checked_before_the_work_and_never_replace_an_input() {
         .unwrap();
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     assert_eq!(std::fs::read_dir(&planes).unwrap().count(), 5);
-    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+    let leftovers: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with('.'))
@@ -159,7 +164,8 @@ fn outputs_are_checked_before_the_work_and_never_replace_an_input() {
 
 #[test]
 fn a_seed_above_i64_max_is_a_seed() {
-    let dir = test_dir("seed");
+    let tmp = test_dir("seed");
+    let dir = tmp.path();
     let out = dir.join("t");
     // Zero epochs would be refused; a bad key after the seed proves the seed parsed.
     let err = fails(&[
@@ -179,7 +185,8 @@ fn a_seed_above_i64_max_is_a_seed() {
 #[test]
 fn a_non_finite_result_is_an_error_not_a_file() {
     use fourf_experiments::{write_npy, Dtype, MapStack};
-    let dir = test_dir("nan");
+    let tmp = test_dir("nan");
+    let dir = tmp.path();
     // Finite float32 inputs whose convolution exceeds float32's range.
     let big = dir.join("big.npy");
     let maps = MapStack {

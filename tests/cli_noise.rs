@@ -49,9 +49,8 @@ fn run(args: &[&str]) {
 
 #[test]
 fn snr_follows_the_shot_noise_law_and_the_read_noise_floor() {
-    let dir: PathBuf = std::env::temp_dir().join(format!("fourf-noise-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new().prefix("fourf-noise-").tempdir().unwrap();
+    let dir = tmp.path();
     let machine_file = dir.join("noisy.toml");
     std::fs::write(&machine_file, MACHINE).unwrap();
     let mut rng = StdRng::seed_from_u64(3);
@@ -143,5 +142,4 @@ fn snr_follows_the_shot_noise_law_and_the_read_noise_floor() {
     );
     assert!((shot - 0.5).abs() < 0.03, "shot-limited slope {shot}");
     assert!((floor - 1.0).abs() < 0.1, "read-noise-limited slope {floor}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn test_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("fourf-cli-train-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh, empty directory for one test, removed when the handle drops.
+fn test_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("fourf-cli-train-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 /// A directory whose `train-*` files are the committed test set.
@@ -76,8 +77,9 @@ fn weights(out: &Path) -> Vec<u8> {
 
 #[test]
 fn same_weights_at_one_and_two_threads_and_a_finished_run_is_not_redone() {
-    let dir = test_dir("threads");
-    let cfg = config(&dir, "gfnet-fmnist", 2, "");
+    let tmp = test_dir("threads");
+    let dir = tmp.path();
+    let cfg = config(dir, "gfnet-fmnist", 2, "");
     train(&cfg, &dir.join("one"), "1");
     train(&cfg, &dir.join("two"), "2");
     assert_eq!(weights(&dir.join("one")), weights(&dir.join("two")));
@@ -96,9 +98,10 @@ fn same_weights_at_one_and_two_threads_and_a_finished_run_is_not_redone() {
 
 #[test]
 fn optics_aware_training_repeats_at_any_thread_count_and_differs_from_digital() {
-    let dir = test_dir("optics");
+    let tmp = test_dir("optics");
+    let dir = tmp.path();
     let optics = "[optics]\nmachine = \"lcos-pluto2\"\nset = [\"input_slm.pixels_x=128\", \"input_slm.pixels_y=128\", \"camera.full_scale_e=6000\"]\nanneal_epochs = 0.5\n";
-    let data = train_data(&dir);
+    let data = train_data(dir);
     let cfg = dir.join("optics.toml");
     std::fs::write(
         &cfg,
@@ -134,8 +137,9 @@ fn optics_aware_training_repeats_at_any_thread_count_and_differs_from_digital() 
 
 #[test]
 fn killed_runs_resume_to_the_same_bits() {
-    let dir = test_dir("resume");
-    let cfg = config(&dir, "vit-fmnist", 3, "");
+    let tmp = test_dir("resume");
+    let dir = tmp.path();
+    let cfg = config(dir, "vit-fmnist", 3, "");
     let reference = dir.join("reference");
     train(&cfg, &reference, "2");
     // Kill at several moments: after the first checkpoint exists, and again.
@@ -183,8 +187,9 @@ fn killed_runs_resume_to_the_same_bits() {
 
 #[test]
 fn a_changed_config_does_not_resume_silently() {
-    let dir = test_dir("changed");
-    let cfg = config(&dir, "fnet-fmnist", 1, "");
+    let tmp = test_dir("changed");
+    let dir = tmp.path();
+    let cfg = config(dir, "fnet-fmnist", 1, "");
     let out = dir.join("out");
     train(&cfg, &out, "2");
     let e = train_err(&cfg, &out, &["--set", "optimizer.lr=5e-4"]);
@@ -196,8 +201,9 @@ fn a_changed_config_does_not_resume_silently() {
 
 #[test]
 fn config_errors_name_the_key() {
-    let dir = test_dir("errors");
-    let cfg = config(&dir, "vit-fmnist", 1, "");
+    let tmp = test_dir("errors");
+    let dir = tmp.path();
+    let cfg = config(dir, "vit-fmnist", 1, "");
     let out = dir.join("out");
     let err = |extra: &[&str]| train_err(&cfg, &out, extra);
     let e = err(&["--set", "optimizer.learning_rate=1"]);

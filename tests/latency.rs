@@ -139,8 +139,8 @@ fn closed_form_frames_equal_the_planners_for_cnn_layers() {
 
 #[test]
 fn traces_from_eval_and_measured_gpus_feed_the_projection() {
-    let dir = std::env::temp_dir().join(format!("fourf-latency-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new().prefix("fourf-latency-").tempdir().unwrap();
+    let dir = tmp.path();
     let trace = dir.join("trace.json");
     let out = fourf(&[
         "eval",

@@ -137,8 +137,11 @@ fn deit_ti_table_matches_the_model_trace() {
 
 #[test]
 fn table_errors_name_file_layer_and_key() {
-    let dir = std::env::temp_dir().join(format!("fourf-layer-tables-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("fourf-layer-tables-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     let path = dir.join("bad.toml");
     let cases = [
         (
@@ -164,5 +167,4 @@ fn table_errors_name_file_layer_and_key() {
         assert!(e.starts_with(&path.display().to_string()), "{e}");
         assert!(e.contains(expected), "{e}");
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }

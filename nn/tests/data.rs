@@ -4,7 +4,7 @@
 //! skips; under `CI=true` (where `.ci/run` installs it) it fails with the install hint.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use fourf_nn::data::{
@@ -13,12 +13,12 @@ use fourf_nn::data::{
 };
 use ndarray::Array3;
 
-/// A fresh, empty directory for one test (removed first if a previous run left it).
-fn scratch_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("fourf-nn-data-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh, empty directory for one test, removed when the handle drops.
+fn scratch_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("fourf-nn-data-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 /// The bytes of an IDX images file, written by hand from the format description.
@@ -72,7 +72,8 @@ fn train_dir() -> Option<&'static Path> {
 #[test]
 fn round_trip_raw_and_gzipped() {
     let (images, labels) = small_set();
-    let dir = scratch_dir("round-trip");
+    let tmp = scratch_dir("round-trip");
+    let dir = tmp.path();
     for (suffix, wrap) in [("raw", false), ("gz", true)] {
         let img_bytes = idx_images_bytes(&images);
         let lab_bytes = idx_labels_bytes(&labels);
@@ -84,33 +85,32 @@ fn round_trip_raw_and_gzipped() {
         assert_eq!(load_idx_images(&ip).unwrap(), images, "{suffix}");
         assert_eq!(load_idx_labels(&lp).unwrap(), labels, "{suffix}");
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn load_from_dir_finds_raw_and_gz_and_applies_limit() {
     let (images, labels) = small_set();
-    let dir = scratch_dir("from-dir");
+    let tmp = scratch_dir("from-dir");
+    let dir = tmp.path();
     // Test split gzipped, train split raw: both naming forms are found.
     std::fs::write(dir.join("t10k-images-idx3-ubyte.gz"), gzip(&idx_images_bytes(&images))).unwrap();
     std::fs::write(dir.join("t10k-labels-idx1-ubyte.gz"), gzip(&idx_labels_bytes(&labels))).unwrap();
     std::fs::write(dir.join("train-images-idx3-ubyte"), idx_images_bytes(&images)).unwrap();
     std::fs::write(dir.join("train-labels-idx1-ubyte"), idx_labels_bytes(&labels)).unwrap();
 
-    let full = load_fashion_mnist(&dir, Split::Test, None).unwrap();
+    let full = load_fashion_mnist(dir, Split::Test, None).unwrap();
     assert_eq!(full, Dataset::from_u8(&images, labels.clone()));
     assert_eq!(full.images.dim(), (5, 3, 4));
     let p = full.images[[2, 1, 3]];
     assert!((p - f32::from(images[[2, 1, 3]]) / 255.0).abs() < 1e-7, "{p}");
 
-    let three = load_fashion_mnist(&dir, Split::Train, Some(3)).unwrap();
+    let three = load_fashion_mnist(dir, Split::Train, Some(3)).unwrap();
     assert_eq!(three.len(), 3);
     assert_eq!(three.labels, &labels[..3]);
     assert_eq!(three.images, full.images.slice(ndarray::s![..3, .., ..]));
 
     // A limit larger than the split keeps everything.
-    assert_eq!(load_fashion_mnist(&dir, Split::Train, Some(100)).unwrap().len(), 5);
-    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(load_fashion_mnist(dir, Split::Train, Some(100)).unwrap().len(), 5);
 }
 
 #[test]
@@ -157,15 +157,15 @@ fn error_missing_dir_says_how_to_install() {
 #[test]
 fn error_missing_file_lists_paths_tried() {
     let (images, _) = small_set();
-    let dir = scratch_dir("missing-file");
+    let tmp = scratch_dir("missing-file");
+    let dir = tmp.path();
     std::fs::write(dir.join("t10k-images-idx3-ubyte"), idx_images_bytes(&images)).unwrap();
-    let err = load_fashion_mnist(&dir, Split::Test, None).unwrap_err();
+    let err = load_fashion_mnist(dir, Split::Test, None).unwrap_err();
     assert!(matches!(err, DataError::MissingFile { .. }), "{err:?}");
     let msg = err.to_string();
     assert!(msg.contains("t10k labels"), "{msg}");
     assert!(msg.contains("t10k-labels-idx1-ubyte.gz"), "{msg}");
     assert!(msg.contains("apt-get install dataset-fashion-mnist"), "{msg}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -178,7 +178,8 @@ fn error_missing_single_file_is_io_with_path() {
 #[test]
 fn error_bad_magic() {
     let (images, labels) = small_set();
-    let dir = scratch_dir("bad-magic");
+    let tmp = scratch_dir("bad-magic");
+    let dir = tmp.path();
     // A labels file read as images, and plain text (gzipped, to go through the decoder too).
     let lp = dir.join("labels");
     std::fs::write(&lp, idx_labels_bytes(&labels)).unwrap();
@@ -220,13 +221,13 @@ fn error_bad_magic() {
     let err = load_idx_images(&cp).unwrap_err();
     assert!(matches!(err, DataError::Io { .. }), "{err:?}");
     assert!(err.to_string().contains("corrupt.gz"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn error_truncated_header_and_data() {
     let (images, labels) = small_set();
-    let dir = scratch_dir("truncated");
+    let tmp = scratch_dir("truncated");
+    let dir = tmp.path();
     let p = dir.join("images");
 
     let full = idx_images_bytes(&images);
@@ -311,16 +312,16 @@ fn error_truncated_header_and_data() {
         ),
         "{err:?}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn error_count_mismatch() {
     let (images, labels) = small_set();
-    let dir = scratch_dir("mismatch");
+    let tmp = scratch_dir("mismatch");
+    let dir = tmp.path();
     std::fs::write(dir.join("t10k-images-idx3-ubyte"), idx_images_bytes(&images)).unwrap();
     std::fs::write(dir.join("t10k-labels-idx1-ubyte"), idx_labels_bytes(&labels[..4])).unwrap();
-    let err = load_fashion_mnist(&dir, Split::Test, Some(2)).unwrap_err();
+    let err = load_fashion_mnist(dir, Split::Test, Some(2)).unwrap_err();
     assert!(
         matches!(
             err,
@@ -334,7 +335,6 @@ fn error_count_mismatch() {
     );
     let msg = err.to_string();
     assert!(msg.contains("5 images") && msg.contains("4 labels"), "{msg}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
