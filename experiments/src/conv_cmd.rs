@@ -26,27 +26,36 @@ use crate::npy::{read_npy, write_npy, MapStack};
 /// Runs of at least this many frames show a progress bar.
 const PROGRESS_MIN_FRAMES: usize = 8;
 
-/// What `fourf conv` was asked to do.
-#[derive(Debug, Clone, PartialEq)]
+/// What `fourf conv` was asked to do (its command-line arguments).
+#[derive(Debug, Clone, PartialEq, clap::Args)]
 pub struct ConvArgs {
-    /// Input `.npy`: a 2-D map or a 3-D stack of maps.
+    /// Input: a 2-D map or a 3-D stack of maps (float32 or float64 .npy).
+    #[arg(long, value_name = "X.npy")]
     pub input: PathBuf,
-    /// Kernel `.npy`: a 2-D kernel or a 3-D stack of kernels.
+    /// Kernel: a 2-D kernel, or a 3-D stack (one per map, or many for one map).
+    #[arg(long, value_name = "K.npy")]
     pub kernel: PathBuf,
     /// Which outputs to keep.
+    #[arg(long, value_enum)]
     pub mode: Mode,
     /// Correlate instead of convolving.
+    #[arg(long)]
     pub correlate: bool,
-    /// Machine preset name or `.toml` file.
+    /// Machine preset (see `fourf presets`) or a machine .toml file.
+    #[arg(long, value_name = "PRESET|FILE.toml", default_value = "ideal")]
     pub machine: String,
-    /// `path=value` overrides of the machine configuration.
+    /// Override a machine setting, e.g. `--set lens2.focal_length_m=0.2` (repeatable).
+    #[arg(long = "set", value_name = "path=value")]
     pub sets: Vec<String>,
     /// Seed of the machine's random processes (recorded; the ideal machine is
     /// noiseless).
+    #[arg(long, value_name = "N", default_value_t = 0)]
     pub seed: u64,
-    /// Output `.npy`.
+    /// Output .npy (same dtype as the input).
+    #[arg(long, value_name = "Y.npy")]
     pub out: PathBuf,
-    /// Directory for PNG pictures of the planes of frame 0, if wanted.
+    /// Write PNG pictures of the planes of frame 0 into this directory.
+    #[arg(long, value_name = "DIR")]
     pub planes: Option<PathBuf>,
 }
 

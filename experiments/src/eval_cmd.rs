@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use fourf_hw::Trace;
 use fourf_nn::backend::{Backend, OpticalBackend, OpticalOptions};
-use fourf_nn::data::{load_fashion_mnist, Split, FASHION_MNIST_MEAN, FASHION_MNIST_STD};
+use fourf_nn::data::{load_fashion_mnist, Dataset, Split, FASHION_MNIST_MEAN, FASHION_MNIST_STD};
 use fourf_nn::models::{Inference, Model, ModelConfig};
 use fourf_nn::params::Parameters;
 use fourf_nn::spectral::SpectralEmulation;
@@ -28,7 +28,7 @@ use crate::machine_file::load_machine;
 const CHUNK: usize = 32;
 
 /// Which backend `fourf eval` runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendKind {
     /// Exact digital reference only.
     Digital,
@@ -39,48 +39,56 @@ pub enum BackendKind {
     Surrogate,
 }
 
-impl std::str::FromStr for BackendKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "digital" => Ok(BackendKind::Digital),
-            "optical" => Ok(BackendKind::Optical),
-            "surrogate" => Ok(BackendKind::Surrogate),
-            _ => Err(format!("unknown backend `{s}`; valid: digital, optical, surrogate")),
-        }
-    }
-}
-
-/// Arguments of `fourf eval`.
-#[derive(Debug, Clone)]
+/// Arguments of `fourf eval` (its command line, less `--json`).
+#[derive(Debug, Clone, clap::Args)]
 pub struct EvalArgs {
-    /// Model preset or TOML file.
+    /// Model preset (see `fourf models`), shipped trained model, or a model .toml file.
+    #[arg(long, value_name = "PRESET|MODEL|FILE.toml")]
     pub model: String,
-    /// Safetensors weights; `None`: seeded initialisation.
+    /// Weights (.safetensors, PyTorch-style names) or a shipped model's name (see models/,
+    /// e.g. `--weights gfnet-fmnist`); default: seeded initialisation (untrained), or the
+    /// weights of a shipped model given as --model.
+    #[arg(long, value_name = "W.safetensors")]
     pub weights: Option<PathBuf>,
-    /// Seed of the initialisation when no weights are given.
+    /// Seed of the initialisation when no --weights are given.
+    #[arg(long, value_name = "N", default_value_t = 0)]
     pub init_seed: u64,
-    /// Directory with the Fashion-MNIST IDX files.
+    /// Directory with the Fashion-MNIST IDX files (t10k-images-idx3-ubyte[.gz], ...);
+    /// default: the test set committed in data/.
+    #[arg(long, value_name = "DIR", default_value_os_t = crate::default_test_dir(), hide_default_value = true)]
     pub data: PathBuf,
-    /// At most this many test images.
+    /// Evaluate at most N test images (default: all 10 000).
+    #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
-    /// Backend.
+    /// Where the optically mapped ops run; `optical` (the full simulation) and
+    /// `surrogate` (its fast noise surrogate) also run `digital` to compare.
+    #[arg(long, value_enum, default_value_t = BackendKind::Digital)]
     pub backend: BackendKind,
-    /// Machine preset or TOML file (optical backend).
+    /// Machine preset (see `fourf presets`) or a machine .toml file, for `--backend optical`.
+    #[arg(long, value_name = "PRESET|FILE.toml", default_value = "ideal-128")]
     pub machine: String,
-    /// `path=value` machine overrides.
+    /// Override a machine setting, e.g. `--set camera.full_scale_e=1000` (repeatable).
+    #[arg(long = "set", value_name = "path=value")]
     pub sets: Vec<String>,
-    /// Seed of the machine's noise.
+    /// Seed of the machine's random processes.
+    #[arg(long, value_name = "N", default_value_t = 0)]
     pub seed: u64,
-    /// Emulation of circular spectral filters on the optics.
+    /// How circular (GFNet) filters map onto the linear optics.
+    #[arg(long, value_enum, default_value_t = SpectralEmulation::Circular)]
     pub spectral: SpectralEmulation,
-    /// Images per batch on the optics (1: image by image).
+    /// Images per batch on the optics (`--backend optical`): the jobs of one op for a
+    /// whole batch are planned together, so images share frames (one filter serves a
+    /// weight kernel's maps of every image). 1: image by image, with a full trace per image.
+    #[arg(long, value_name = "B", default_value_t = 1,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]
     pub batch: usize,
-    /// Write the trace of the first image as JSON here.
+    /// Write the trace of the first image (every op, FLOPs, frames) as JSON.
+    #[arg(long, value_name = "TRACE.json")]
     pub trace: Option<PathBuf>,
     /// Interactive use: a progress bar on stderr (when it is a terminal) and the
     /// machine's saturation warning. `fourf run` passes `false` and warns once per
     /// machine itself.
+    #[arg(skip = true)]
     pub interactive: bool,
 }
 
@@ -370,84 +378,9 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<EvalReport> {
     if let Some(t) = &args.trace {
         crate::atomic::check_output("--trace", t, &[])?;
     }
-    let config = ModelConfig::load(&args.model)?;
-    let mut model = config
-        .init(&mut StdRng::seed_from_u64(args.init_seed))
-        .with_context(|| format!("model `{}`", args.model))?;
-    // A shipped model's name as --weights, or as --model without --weights.
-    let shipped_weights = |name: &str| fourf_nn::models::shipped(name).map(|s| s.weights);
-    let weights_path = match &args.weights {
-        Some(w) if !w.exists() => shipped_weights(&w.to_string_lossy()).or_else(|| Some(w.clone())),
-        Some(w) => Some(w.clone()),
-        // A shipped variant that is not a preset (e.g. an optics-aware model) brings
-        // its weights; a preset name alone stays the seeded initialisation.
-        None if fourf_nn::models::preset(&args.model).is_none() => shipped_weights(&args.model),
-        None => None,
-    };
-    let weights = match &weights_path {
-        Some(w) => {
-            load_weights(w, &mut model)?;
-            w.display().to_string()
-        }
-        None => format!("seeded initialisation (seed {}), untrained", args.init_seed),
-    };
-    // The machine, for either backend that needs one.
-    let machine = match args.backend {
-        BackendKind::Digital => None,
-        BackendKind::Optical | BackendKind::Surrogate => {
-            let machine = FourF::new(load_machine(&args.machine, &args.sets)?)
-                .with_context(|| format!("machine `{}`", args.machine))?;
-            if let Some(w) = machine.saturation_warning().filter(|_| args.interactive) {
-                eprintln!("warning: {w}");
-            }
-            Some(machine)
-        }
-    };
-    let (backend, surrogate_machine) = match (args.backend, machine) {
-        (BackendKind::Optical, Some(machine)) => (
-            Some(Backend::Optical(Box::new(OpticalBackend {
-                machine,
-                planner: PlannerConfig::default(),
-                options: OpticalOptions {
-                    spectral: args.spectral,
-                },
-            }))),
-            None,
-        ),
-        (BackendKind::Surrogate, Some(machine)) => {
-            if args.spectral != SpectralEmulation::Circular {
-                bail!("--backend surrogate models circular spectral filters only; drop --spectral or use --backend optical");
-            }
-            let s =
-                fourf_nn::surrogate::Surrogate::new(&machine).with_context(|| format!("machine `{}`", args.machine))?;
-            (None, Some(s))
-        }
-        _ => (None, None),
-    };
-    let data =
-        load_fashion_mnist(&args.data, Split::Test, args.limit)?.normalised(FASHION_MNIST_MEAN, FASHION_MNIST_STD);
-    if data.is_empty() {
-        bail!("no test images in {} (is --limit 0?)", args.data.display());
-    }
-    let (_, h, w) = data.images.dim();
-    let want = config.input_shape();
-    if want != [1, h, w] {
-        bail!(
-            "model `{}` takes {}×{}×{} images but the data has 1×{h}×{w}; use a *-fmnist preset or a model file with \
-             in_channels = 1 and image_size = {h}",
-            args.model,
-            want[0],
-            want[1],
-            want[2]
-        );
-    }
-    if config.classes() < 10 {
-        bail!(
-            "model `{}` has {} classes; Fashion-MNIST has 10",
-            args.model,
-            config.classes()
-        );
-    }
+    let (config, mut model, weights) = load_model(args)?;
+    let (backend, surrogate_machine) = build_backend(args)?;
+    let data = load_test_data(args, &config)?;
     let images: Vec<Array3<f32>> = data
         .images
         .axis_iter(Axis(0))
@@ -503,44 +436,18 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<EvalReport> {
         (None, None, Some(b)) => b.logits.iter().collect(),
         (None, None, None) => digital.iter().collect(),
     };
-    // An accuracy of NaN logits would be a number with no meaning.
-    for (what, logits) in [
-        ("digital", digital.iter().collect::<Vec<_>>()),
-        (args.backend_name(), chosen.clone()),
-    ] {
-        if let Some(i) = logits.iter().position(|l| l.iter().any(|v| !v.is_finite())) {
-            bail!(
-                "the {what} backend gave non-finite logits for image {i}: the weights, the model or the machine settings overflow; no accuracy is reported"
-            );
-        }
-    }
+    let digital_refs: Vec<&ndarray::Array1<f32>> = digital.iter().collect();
+    refuse_non_finite(&[("digital", &digital_refs), (args.backend_name(), &chosen)])?;
     let first: &Trace = match (&optical, &batched) {
         (Some(r), _) => &r[0].trace,
         (None, Some(b)) => &b.first_trace,
         (None, None) => &digital_trace,
     };
-
     if let Some(path) = &args.trace {
         let json = serde_json::to_string_pretty(first).expect("a trace serialises");
         write_atomic(path, json.as_bytes()).with_context(|| format!("writing the trace to {}", path.display()))?;
     }
-    let correct = |r: &[&ndarray::Array1<f32>]| {
-        r.iter()
-            .zip(&data.labels)
-            .filter(|(l, &y)| argmax(l) == y as usize)
-            .count() as f64
-            / n as f64
-    };
-    let mut agree = 0;
-    let (mut err_sum, mut err_max) = (0.0f64, 0.0f64);
-    for (o, d) in chosen.iter().zip(&digital) {
-        agree += usize::from(argmax(o) == argmax(d));
-        let num: f64 = o.iter().zip(d).map(|(a, b)| f64::from(a - b).powi(2)).sum();
-        let den: f64 = d.iter().map(|b| f64::from(*b).powi(2)).sum();
-        let e = (num / den.max(f64::MIN_POSITIVE)).sqrt();
-        err_sum += e;
-        err_max = err_max.max(e);
-    }
+    let cmp = Comparison::of(&chosen, &digital_refs, &data.labels);
     let all: Vec<fourf_hw::TraceTotals> = match &optical {
         Some(r) => r.iter().map(|i| i.trace.totals()).collect(),
         None => vec![first.totals()],
@@ -550,7 +457,6 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<EvalReport> {
         Some(b) => b.usage.iter().map(g).sum::<usize>() as f64 / n as f64,
         None => all.iter().map(|t| f(t) as f64).sum::<f64>() / all.len() as f64,
     };
-    let digital_refs: Vec<&ndarray::Array1<f32>> = digital.iter().collect();
     Ok(EvalReport {
         model: args.model.clone(),
         kind: config.kind().to_string(),
@@ -562,11 +468,11 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<EvalReport> {
             .as_ref()
             .map(|b| format!("{:?}", b.spectral_emulation()).to_lowercase()),
         images: n,
-        accuracy: correct(&chosen),
-        digital_accuracy: correct(&digital_refs),
-        top1_agreement: agree as f64 / n as f64,
-        mean_relative_logit_error: err_sum / n as f64,
-        max_relative_logit_error: err_max,
+        accuracy: cmp.accuracy,
+        digital_accuracy: cmp.digital_accuracy,
+        top1_agreement: cmp.agreement,
+        mean_relative_logit_error: cmp.mean_error,
+        max_relative_logit_error: cmp.max_error,
         flops_per_image: totals.flops,
         optical_flop_fraction: first.optical_fraction(),
         ops_per_image: totals.ops,
@@ -583,6 +489,147 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<EvalReport> {
             (None, None) => Vec::new(),
         },
     })
+}
+
+/// Step 1 of `fourf eval`: the model and its weights (a file, a shipped model's
+/// name, or the seeded initialisation), with how the weights are described.
+fn load_model(args: &EvalArgs) -> anyhow::Result<(ModelConfig, Model, String)> {
+    let config = ModelConfig::load(&args.model)?;
+    let mut model = config
+        .init(&mut StdRng::seed_from_u64(args.init_seed))
+        .with_context(|| format!("model `{}`", args.model))?;
+    // A shipped model's name as --weights, or as --model without --weights.
+    let shipped_weights = |name: &str| fourf_nn::models::shipped(name).map(|s| s.weights);
+    let weights_path = match &args.weights {
+        Some(w) if !w.exists() => shipped_weights(&w.to_string_lossy()).or_else(|| Some(w.clone())),
+        Some(w) => Some(w.clone()),
+        // A shipped variant that is not a preset (e.g. an optics-aware model) brings
+        // its weights; a preset name alone stays the seeded initialisation.
+        None if fourf_nn::models::preset(&args.model).is_none() => shipped_weights(&args.model),
+        None => None,
+    };
+    let weights = match &weights_path {
+        Some(w) => {
+            load_weights(w, &mut model)?;
+            w.display().to_string()
+        }
+        None => format!("seeded initialisation (seed {}), untrained", args.init_seed),
+    };
+    Ok((config, model, weights))
+}
+
+/// Step 2: the optical backend or the surrogate of the machine, when asked for.
+fn build_backend(args: &EvalArgs) -> anyhow::Result<(Option<Backend>, Option<fourf_nn::surrogate::Surrogate>)> {
+    let machine = match args.backend {
+        BackendKind::Digital => None,
+        BackendKind::Optical | BackendKind::Surrogate => {
+            let machine = FourF::new(load_machine(&args.machine, &args.sets)?)
+                .with_context(|| format!("machine `{}`", args.machine))?;
+            if let Some(w) = machine.saturation_warning().filter(|_| args.interactive) {
+                eprintln!("warning: {w}");
+            }
+            Some(machine)
+        }
+    };
+    let (backend, surrogate_machine) = match (args.backend, machine) {
+        (BackendKind::Optical, Some(machine)) => (
+            Some(Backend::Optical(Box::new(OpticalBackend {
+                machine,
+                planner: PlannerConfig::default(),
+                options: OpticalOptions {
+                    spectral: args.spectral,
+                },
+            }))),
+            None,
+        ),
+        (BackendKind::Surrogate, Some(machine)) => {
+            if args.spectral != SpectralEmulation::Circular {
+                bail!("--backend surrogate models circular spectral filters only; drop --spectral or use --backend optical");
+            }
+            let s =
+                fourf_nn::surrogate::Surrogate::new(&machine).with_context(|| format!("machine `{}`", args.machine))?;
+            (None, Some(s))
+        }
+        _ => (None, None),
+    };
+    Ok((backend, surrogate_machine))
+}
+
+/// Step 3: the normalised test images, checked against the model's input.
+fn load_test_data(args: &EvalArgs, config: &ModelConfig) -> anyhow::Result<Dataset> {
+    let data =
+        load_fashion_mnist(&args.data, Split::Test, args.limit)?.normalised(FASHION_MNIST_MEAN, FASHION_MNIST_STD);
+    if data.is_empty() {
+        bail!("no test images in {} (is --limit 0?)", args.data.display());
+    }
+    let (_, h, w) = data.images.dim();
+    let want = config.input_shape();
+    if want != [1, h, w] {
+        bail!(
+            "model `{}` takes {}×{}×{} images but the data has 1×{h}×{w}; use a *-fmnist preset or a model file with \
+             in_channels = 1 and image_size = {h}",
+            args.model,
+            want[0],
+            want[1],
+            want[2]
+        );
+    }
+    if config.classes() < 10 {
+        bail!(
+            "model `{}` has {} classes; Fashion-MNIST has 10",
+            args.model,
+            config.classes()
+        );
+    }
+    Ok(data)
+}
+
+/// An accuracy of NaN logits would be a number with no meaning: `Err` naming the
+/// backend and the first image whose logits are not all finite.
+fn refuse_non_finite(backends: &[(&str, &Vec<&ndarray::Array1<f32>>)]) -> anyhow::Result<()> {
+    for (what, logits) in backends {
+        if let Some(i) = logits.iter().position(|l| l.iter().any(|v| !v.is_finite())) {
+            bail!(
+                "the {what} backend gave non-finite logits for image {i}: the weights, the model or the machine settings overflow; no accuracy is reported"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The chosen backend's logits against the digital ones and the labels.
+struct Comparison {
+    accuracy: f64,
+    digital_accuracy: f64,
+    agreement: f64,
+    mean_error: f64,
+    max_error: f64,
+}
+
+impl Comparison {
+    fn of(chosen: &[&ndarray::Array1<f32>], digital: &[&ndarray::Array1<f32>], labels: &[u8]) -> Self {
+        let n = chosen.len() as f64;
+        let correct = |r: &[&ndarray::Array1<f32>]| {
+            r.iter().zip(labels).filter(|(l, &y)| argmax(l) == y as usize).count() as f64 / n
+        };
+        let mut agree = 0;
+        let (mut err_sum, mut err_max) = (0.0f64, 0.0f64);
+        for (o, d) in chosen.iter().zip(digital) {
+            agree += usize::from(argmax(o) == argmax(d));
+            let num: f64 = o.iter().zip(d.iter()).map(|(a, b)| f64::from(a - b).powi(2)).sum();
+            let den: f64 = d.iter().map(|b| f64::from(*b).powi(2)).sum();
+            let e = (num / den.max(f64::MIN_POSITIVE)).sqrt();
+            err_sum += e;
+            err_max = err_max.max(e);
+        }
+        Self {
+            accuracy: correct(chosen),
+            digital_accuracy: correct(digital),
+            agreement: agree as f64 / n,
+            mean_error: err_sum / n,
+            max_error: err_max,
+        }
+    }
 }
 
 impl EvalArgs {

@@ -53,6 +53,68 @@ pub struct LatencyArgs {
     pub coprocessor_gpu: Option<String>,
 }
 
+/// The command line of `fourf latency` (less `--json`): exactly one of `--model`,
+/// `--layers` and `--trace` gives the network (none or two is a usage error).
+#[derive(Debug, Clone, clap::Args)]
+#[command(group(clap::ArgGroup::new("network").required(true).multiple(false)))]
+pub struct LatencyCommand {
+    /// Model preset (see `fourf models`) or model .toml file, traced by one forward pass.
+    #[arg(long, value_name = "PRESET|FILE.toml", group = "network")]
+    pub model: Option<String>,
+    /// A layer table describing any network (see experiments/layers/*.toml).
+    #[arg(long, value_name = "TABLE.toml", group = "network")]
+    pub layers: Option<PathBuf>,
+    /// A trace written by `fourf eval --trace`.
+    #[arg(long, value_name = "TRACE.json", group = "network")]
+    pub trace: Option<PathBuf>,
+    /// Machine preset (see `fourf presets`) or machine .toml file; its `[timing]` section
+    /// holds the link, pipelining, powers and co-processor.
+    #[arg(long, value_name = "PRESET|FILE.toml", default_value = "dmd-dlp9000")]
+    pub machine: String,
+    /// Override a machine setting, e.g. `--set input_slm.refresh_hz=20000` or
+    /// `--set timing.link_bits_per_s=1e11` (repeatable).
+    #[arg(long = "set", value_name = "path=value")]
+    pub sets: Vec<String>,
+    /// GPU baseline (repeatable): v100, a100, h100, h200, rtx2080ti, rtx3090, rtx4090.
+    #[arg(long = "gpu", value_name = "NAME", default_values_t = ["h100".to_string(), "rtx4090".to_string()])]
+    pub gpus: Vec<String>,
+    /// Images per batch.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub batch: usize,
+    /// GPU arithmetic precision.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = Precision::Fp16)]
+    pub precision: Precision,
+    /// Measured GPU throughputs (CSV: model,gpu,batch,precision,images_per_s) that replace the
+    /// model where they match.
+    #[arg(long, value_name = "FILE.csv")]
+    pub gpu_measurements: Option<PathBuf>,
+    /// Run the electronic ops on this GPU instead of the machine's `[timing]` co-processor.
+    #[arg(long, value_name = "NAME")]
+    pub coprocessor_gpu: Option<String>,
+}
+
+impl From<LatencyCommand> for LatencyArgs {
+    fn from(c: LatencyCommand) -> Self {
+        let source = match (c.model, c.layers, c.trace) {
+            (Some(m), _, _) => LatencySource::Model(m),
+            (_, Some(l), _) => LatencySource::Layers(l),
+            (_, _, Some(t)) => LatencySource::Trace(t),
+            // The required argument group lets clap refuse this case (exit 2).
+            (None, None, None) => unreachable!("clap requires one of --model, --layers, --trace"),
+        };
+        LatencyArgs {
+            source,
+            machine: c.machine,
+            sets: c.sets,
+            gpus: c.gpus,
+            batch: c.batch,
+            precision: c.precision,
+            measurements: c.gpu_measurements,
+            coprocessor_gpu: c.coprocessor_gpu,
+        }
+    }
+}
+
 /// The 4f machine's timing as the latency model sees it, from a machine config.
 ///
 /// - passes per frame: 2 for signed inputs on an amplitude or binary input SLM

@@ -40,7 +40,7 @@ pub use fourf_hw::gpu::Precision;
 pub use fourf_nn::data::{default_test_dir, DEFAULT_DIR as DEFAULT_DATA_DIR};
 pub use fourf_nn::spectral::SpectralEmulation;
 pub use fourf_sim::{Mode, Op};
-pub use latency_cmd::{run_latency, LatencyArgs, LatencyReport, LatencySource};
+pub use latency_cmd::{run_latency, LatencyArgs, LatencyCommand, LatencyReport, LatencySource};
 pub use machine_file::{load_machine, machine_toml, MachineFileError};
 pub use npy::{read_npy, write_npy, Dtype, MapStack, NpyError};
 pub use train_cmd::{run_train, TrainArgs, TrainConfig, TrainReport};

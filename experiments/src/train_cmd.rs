@@ -250,14 +250,17 @@ impl TrainConfig {
     }
 }
 
-/// Arguments of `fourf train`.
-#[derive(Debug, Clone)]
+/// Arguments of `fourf train` (its command line, less `--json`).
+#[derive(Debug, Clone, clap::Args)]
 pub struct TrainArgs {
-    /// The config file.
+    /// Training config (.toml): model, epochs, batch, optimizer, schedule, augment, data.
+    #[arg(value_name = "CONFIG.toml")]
     pub config: PathBuf,
-    /// `--set key=value` overrides.
+    /// Override a config key, e.g. `--set optimizer.lr=5e-4` (repeatable).
+    #[arg(long = "set", value_name = "key=value")]
     pub sets: Vec<String>,
-    /// Output directory (default: `runs/<config stem>`).
+    /// Output directory for the checkpoint, weights and log (default: runs/<config stem>).
+    #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 }
 

@@ -60,6 +60,7 @@ use crate::trace::{Gemm, OpKind, Trace, TraceOp};
 /// Arithmetic precision of a GPU run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Precision {
     /// IEEE single precision; matrix products on the CUDA cores.
     Fp32,
@@ -574,9 +575,10 @@ pub fn estimate_or_measured(
 }
 
 /// Errors of this module.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum GpuError {
     /// A file could not be read.
+    #[error("{path}: {message}")]
     Io {
         /// The file.
         path: String,
@@ -584,6 +586,7 @@ pub enum GpuError {
         message: String,
     },
     /// A measurement file is malformed.
+    #[error("{path}:{line}:{column}: {message}")]
     Parse {
         /// The file.
         path: String,
@@ -595,31 +598,16 @@ pub enum GpuError {
         message: String,
     },
     /// A precision name that is not one of [`Precision::ALL`].
+    #[error("unknown precision `{0}` (valid: {valid})", valid = precision_names())]
     UnknownPrecision(String),
     /// A [`GpuModel`] parameter out of range.
+    #[error("invalid GPU model: {0}")]
     InvalidModel(String),
 }
 
-impl fmt::Display for GpuError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            GpuError::Io { path, message } => write!(f, "{path}: {message}"),
-            GpuError::Parse {
-                path,
-                line,
-                column,
-                message,
-            } => write!(f, "{path}:{line}:{column}: {message}"),
-            GpuError::UnknownPrecision(s) => {
-                let valid: Vec<&str> = Precision::ALL.iter().map(|p| p.name()).collect();
-                write!(f, "unknown precision `{s}` (valid: {})", valid.join(", "))
-            }
-            GpuError::InvalidModel(m) => write!(f, "invalid GPU model: {m}"),
-        }
-    }
+fn precision_names() -> String {
+    Precision::ALL.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
 }
-
-impl std::error::Error for GpuError {}
 
 /// One measured throughput.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -36,12 +36,13 @@
 
 use std::sync::Arc;
 
+use fourf_sim::fft::Fft2;
 use fourf_sim::Mode;
 use ndarray::{Array2, Array3, Array4, ArrayView2, ArrayViewMutD};
 use num_complex::Complex64 as C64;
 use rand::Rng;
 use rand_distr::{Distribution, Normal};
-use rustfft::{Fft, FftPlanner};
+use rustfft::FftDirection;
 use serde::{Deserialize, Serialize};
 
 use crate::layers::{LayerError, Real};
@@ -423,36 +424,28 @@ enum Pass {
     ColInverse,
 }
 
-/// The four 1-D plans of an `a × b` grid and their shared scratch.
+/// The 1-D plans of an `a × b` grid (planned once per shape for the whole process,
+/// [`Fft2::cached`]) and this call's scratch.
 struct Plans {
     a: usize,
     b: usize,
-    row_fwd: Arc<dyn Fft<f64>>,
-    row_inv: Arc<dyn Fft<f64>>,
-    col_fwd: Arc<dyn Fft<f64>>,
-    col_inv: Arc<dyn Fft<f64>>,
+    fft: Arc<Fft2>,
     scratch: Vec<C64>,
 }
 
 impl Plans {
     fn new(a: usize, b: usize) -> Self {
-        let mut planner = FftPlanner::<f64>::new();
-        let row_fwd = planner.plan_fft_forward(b);
-        let row_inv = planner.plan_fft_inverse(b);
-        let col_fwd = planner.plan_fft_forward(a);
-        let col_inv = planner.plan_fft_inverse(a);
-        let len = [&row_fwd, &row_inv, &col_fwd, &col_inv]
-            .iter()
-            .map(|f| f.get_inplace_scratch_len())
+        let fft = Fft2::cached(a, b);
+        let len = [(true, FftDirection::Forward), (true, FftDirection::Inverse)]
+            .into_iter()
+            .chain([(false, FftDirection::Forward), (false, FftDirection::Inverse)])
+            .map(|(rows, dir)| fft.plan_1d(rows, dir).get_inplace_scratch_len())
             .max()
             .unwrap_or(0);
         Self {
             a,
             b,
-            row_fwd,
-            row_inv,
-            col_fwd,
-            col_inv,
+            fft,
             scratch: vec![C64::new(0.0, 0.0); len],
         }
     }
@@ -460,13 +453,15 @@ impl Plans {
     /// Runs `pass` over every chunk of `data` (whose length is a multiple of the
     /// transform length), unnormalised.
     fn run(&mut self, pass: Pass, data: &mut [C64]) {
-        let fft = match pass {
-            Pass::RowForward => &self.row_fwd,
-            Pass::RowInverse => &self.row_inv,
-            Pass::ColForward => &self.col_fwd,
-            Pass::ColInverse => &self.col_inv,
+        let (rows, dir) = match pass {
+            Pass::RowForward => (true, FftDirection::Forward),
+            Pass::RowInverse => (true, FftDirection::Inverse),
+            Pass::ColForward => (false, FftDirection::Forward),
+            Pass::ColInverse => (false, FftDirection::Inverse),
         };
-        fft.process_with_scratch(data, &mut self.scratch);
+        self.fft
+            .plan_1d(rows, dir)
+            .process_with_scratch(data, &mut self.scratch);
     }
 
     /// The unnormalised `rfft2` of the row-major `a × b` real grid `x`, as the
@@ -518,6 +513,7 @@ impl Plans {
 /// linearly (a 4f system).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum), value(rename_all = "snake_case"))]
 pub enum SpectralEmulation {
     /// Exact GFNet semantics on linear optics: the `a × b` input is wrap-extended to
     /// `(2a−1) × (2b−1)` (periodic continuation) and the `valid` convolution with the

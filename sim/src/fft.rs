@@ -88,6 +88,25 @@ impl Fft2 {
         }
     }
 
+    /// The plan of `ny × nx` arrays, planned on first use and shared by every later
+    /// caller in the process (a layer that transforms each image's channels asks for
+    /// it per call; planning costs far more than a small transform).
+    ///
+    /// # Panics
+    /// If either side is zero.
+    pub fn cached(ny: usize, nx: usize) -> Arc<Fft2> {
+        use std::collections::HashMap;
+        use std::sync::{Mutex, OnceLock};
+        type Cache = Mutex<HashMap<(usize, usize), Arc<Fft2>>>;
+        static PLANS: OnceLock<Cache> = OnceLock::new();
+        let plans = PLANS.get_or_init(|| Mutex::new(HashMap::new()));
+        let mut plans = plans.lock().unwrap_or_else(|e| e.into_inner());
+        plans
+            .entry((ny, nx))
+            .or_insert_with(|| Arc::new(Fft2::new(ny, nx)))
+            .clone()
+    }
+
     /// Shape `(ny, nx)` this plan transforms.
     pub fn shape(&self) -> (usize, usize) {
         (self.ny, self.nx)

@@ -238,18 +238,26 @@ pub fn inputs_hash(exp: &Experiment) -> anyhow::Result<String> {
     Ok(format!("{h:016x}"))
 }
 
-/// Arguments of `fourf run`.
-#[derive(Debug, Clone, Default)]
+/// Arguments of `fourf run` (its command line, less `--json`).
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct RunArgs {
-    /// The experiment config.
+    /// Experiment config (.toml); see experiments/configs/ and the README's config reference.
+    #[arg(value_name = "CONFIG.toml")]
     pub config: PathBuf,
-    /// `--set key=value` overrides.
+    /// Override a config key, e.g. `--set data.limit=100` or
+    /// `--set machine.camera.full_scale_e=500` (repeatable).
+    #[arg(long = "set", value_name = "key=value")]
     pub sets: Vec<String>,
-    /// Output directory (default: the config's `out`, else `runs/<name>`).
+    /// Output directory (default: the config's `out`, else runs/<name>).
+    #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// `(i, n)`: run only slice `i` of `n` (default: from the environment, else all).
+    /// Run only slice i of n of the points (into DIR/shard-i-of-n); default: from
+    /// SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT or JOB_COMPLETION_INDEX/FOURF_SHARDS when set.
+    #[arg(long, value_name = "i/n", value_parser = parse_shard)]
     pub shard: Option<(usize, usize)>,
-    /// Points run at once (default 1; each point uses every core).
+    /// Points run at once (each point uses every core).
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
     pub jobs: usize,
 }
 
