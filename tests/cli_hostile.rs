@@ -219,3 +219,32 @@ fn a_non_finite_result_is_an_error_not_a_file() {
     let err = fails(&conv(nan.to_str().unwrap(), KERNEL, out.to_str().unwrap(), &[]));
     assert!(err.contains("nan.npy") && err.contains("non-finite"), "{err}");
 }
+
+/// Usage errors (clap's) exit with 2 and list the valid values: `fourf latency`
+/// without a network once ran and failed with 1.
+#[test]
+fn usage_errors_exit_2_with_the_valid_values() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_fourf")).args(args).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = run(&["latency"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--model") && err.contains("--layers") && err.contains("--trace"),
+        "{err}"
+    );
+    let (code, err) = run(&["latency", "--model", "gfnet-fmnist", "--layers", "t.toml"]);
+    assert_eq!(code, Some(2), "{err}");
+    let (code, err) = run(&[
+        "conv", "--input", INPUT, "--kernel", KERNEL, "--mode", "circular", "--out", "y.npy",
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("valid, same, full"), "{err}");
+    let (code, err) = run(&["eval", "--model", "gfnet-fmnist", "--backend", "analog"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("digital, optical, surrogate"), "{err}");
+    let (code, err) = run(&["eval", "--model", "gfnet-fmnist", "--batch", "4611686018427387904"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("1..=4096"), "{err}");
+}
