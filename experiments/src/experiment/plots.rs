@@ -250,6 +250,10 @@ impl Plot for MetricPlot {
                 [ty(lo), ty(q.1 + q.2)]
             })
         })));
+        // Headroom above the data for the legend, which would otherwise sit on the
+        // highest point whenever every corner holds one (one line per machine
+        // setting in `layer_error`).
+        let y1 = if p.series.len() > 1 { y1 + 0.25 * (y1 - y0) } else { y1 };
         let categories = p.categories.as_deref().map(category_fmt);
         let x_fmt = |v: &f64| -> String {
             match &categories {
