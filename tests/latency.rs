@@ -181,3 +181,20 @@ fn traces_from_eval_and_measured_gpus_feed_the_projection() {
     assert_eq!(r["gpus"][0]["basis"], "measured");
     assert!((r["gpus"][0]["images_per_s"].as_f64().unwrap() - 2536.0).abs() < 1e-6);
 }
+
+/// Traces the fuzzer found overflowing the frame and GPU arithmetic (multiply
+/// and subtract overflow in the test profile): each now gives a projection or a
+/// clean error, never a panic.
+#[test]
+fn fuzzed_traces_do_not_panic() {
+    let mut n = 0;
+    for entry in std::fs::read_dir("tests/fuzz_regressions").unwrap() {
+        let path = entry.unwrap().path();
+        let out = fourf(&["latency", "--trace", path.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{}: {err}", path.display());
+        assert!(matches!(out.status.code(), Some(0 | 1)), "{}: {err}", path.display());
+        n += 1;
+    }
+    assert!(n > 0);
+}

@@ -489,10 +489,14 @@ impl GpuEstimate {
 /// The roofline estimate of one op for a batch.
 fn estimate_op(op: &TraceOp, gpu: &GpuSpec, model: &GpuModel, batch: usize, precision: Precision) -> GpuOpEstimate {
     let b = batch as u64;
-    let flops = op.flops * b;
+    // Saturating: a trace read from a file may hold any counts.
+    let flops = op.flops.saturating_mul(b);
     let params = op.params as u64;
-    let activation_elements = op.bytes.saturating_sub(4 * params) / 4;
-    let bytes = (activation_elements * b + params) * precision.bytes_per_element();
+    let activation_elements = op.bytes.saturating_sub(params.saturating_mul(4)) / 4;
+    let bytes = activation_elements
+        .saturating_mul(b)
+        .saturating_add(params)
+        .saturating_mul(precision.bytes_per_element());
     let cuda_rate = gpu.peak_fp32_flops * model.cuda_core_efficiency;
     let rate = match &op.gemm {
         Some(g) => {

@@ -126,7 +126,7 @@ fn grid(spec: &ConvSpec, frame: [usize; 2]) -> [usize; 2] {
 
 /// Tiles per frame.
 fn per_frame(spec: &ConvSpec, frame: [usize; 2]) -> usize {
-    grid(spec, frame).iter().product()
+    grid(spec, frame).iter().fold(1usize, |a, &g| a.saturating_mul(g))
 }
 
 /// Kernels per cross-tiled frame for `m` inputs × `n` kernels on `rows × cols`
@@ -138,7 +138,12 @@ fn cross_kernels_per_frame(m: usize, n: usize, rows: usize, cols: usize) -> Opti
         return None;
     }
     (1..=n.min(rows))
-        .map(|nk| (n.div_ceil(nk) * m.div_ceil(cols * (rows / nk)), std::cmp::Reverse(nk)))
+        .map(|nk| {
+            let frames = n
+                .div_ceil(nk)
+                .saturating_mul(m.div_ceil(cols.saturating_mul(rows / nk)));
+            (frames, std::cmp::Reverse(nk))
+        })
         .min()
         .map(|(_, nk)| nk.0)
 }
@@ -208,9 +213,9 @@ pub fn frames_for(spec: &ConvSpec, kernels_are_weights: bool, batch: usize, fram
             let c = (frame[ax] + 1).saturating_sub(k).max(1);
             (b - a).div_ceil(c)
         })
-        .product();
+        .fold(1, usize::saturating_mul);
     FrameUse {
-        frames: groups * jobs_per_group * blocks,
+        frames: groups.saturating_mul(jobs_per_group).saturating_mul(blocks),
         filters: groups,
         tiles_per_frame: 0,
     }
@@ -359,7 +364,7 @@ impl OpticalTiming {
                     // Accumulating `accumulate` outputs per result, and reading the
                     // results out of the camera frames.
                     let [oh, ow] = spec.output();
-                    let outputs = (spec.jobs * oh * ow) as f64 * b;
+                    let outputs = spec.jobs as f64 * oh as f64 * ow as f64 * b;
                     let adds = outputs * (spec.accumulate.saturating_sub(1)) as f64 / spec.accumulate.max(1) as f64;
                     let electronic_s = self.electronic_time(adds, 4.0 * outputs);
                     OpticalOpRow {
@@ -376,7 +381,7 @@ impl OpticalTiming {
                     }
                 }
                 None => {
-                    let activations = op.bytes.saturating_sub(4 * op.params as u64) as f64;
+                    let activations = op.bytes.saturating_sub((op.params as u64).saturating_mul(4)) as f64;
                     let bytes = activations * b + 4.0 * op.params as f64;
                     let electronic_s = match electronic_s {
                         Some(e) => e[i],
@@ -398,8 +403,8 @@ impl OpticalTiming {
             };
             rows.push(row);
         }
-        let frames = rows.iter().map(|r| r.frames).sum();
-        let filters: usize = rows.iter().map(|r| r.filters).sum();
+        let frames = rows.iter().fold(0usize, |a, r| a.saturating_add(r.frames));
+        let filters: usize = rows.iter().fold(0, |a, r| a.saturating_add(r.filters));
         let optical_s: f64 = rows.iter().map(|r| r.optical_s).sum();
         let electronic_s: f64 = rows.iter().map(|r| r.electronic_s).sum();
         let energy: f64 = rows.iter().map(|r| r.energy_j).sum();

@@ -96,13 +96,16 @@ pub enum ConvMode {
 impl ConvMode {
     /// The kept window `[start, end)` of the full output along one axis for an
     /// input of `n` and a kernel of `k` samples (as `fourf-sim`'s `Mode::window`;
-    /// `valid` expects `n ≥ k`).
+    /// `valid` expects `n ≥ k`). Saturating, so that a trace read from a file with
+    /// empty or huge sizes gives an empty or clamped window, never an overflow.
     pub fn window(self, n: usize, k: usize) -> (usize, usize) {
-        match self {
-            ConvMode::Full => (0, n + k - 1),
-            ConvMode::Same => ((k - 1) / 2, (k - 1) / 2 + n),
-            ConvMode::Valid => (k - 1, n),
-        }
+        let k1 = k.saturating_sub(1);
+        let (start, end) = match self {
+            ConvMode::Full => (0, n.saturating_add(k1)),
+            ConvMode::Same => (k1 / 2, (k1 / 2).saturating_add(n)),
+            ConvMode::Valid => (k1, n),
+        };
+        (start, end.max(start))
     }
 }
 
@@ -281,7 +284,7 @@ impl TraceOp {
 }
 
 fn product(shape: &[usize]) -> usize {
-    shape.iter().product()
+    shape.iter().fold(1, |a, &d| a.saturating_mul(d))
 }
 
 /// Every operation of one forward pass (one image), in execution order.
