@@ -117,11 +117,6 @@ impl ConvReport {
             self.wall_s,
         )
     }
-
-    /// The report as one line of JSON.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("a report serialises")
-    }
 }
 
 fn shape_str(s: &[usize]) -> String {

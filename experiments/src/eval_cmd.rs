@@ -246,11 +246,6 @@ impl EvalReport {
         );
         s
     }
-
-    /// The report as one JSON object.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("the report serialises")
-    }
 }
 
 fn argmax(v: &ndarray::Array1<f32>) -> usize {

@@ -317,11 +317,6 @@ impl LatencyReport {
         }
         s
     }
-
-    /// The report as one JSON object.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("the report serialises")
-    }
 }
 
 /// Runs `fourf latency`.
