@@ -192,7 +192,7 @@ fn kernel_stacks_pair_with_maps_or_share_one_input() {
 }
 
 #[test]
-fn planes_are_written_as_pngs() {
+fn planes_are_written_as_pngs_and_fields_with_their_pitches() {
     let tmp = test_dir("planes");
     let dir = tmp.path();
     let xp = save(dir, "x.npy", random((1, 30, 30), 10), false, Dtype::F64);
@@ -226,6 +226,53 @@ fn planes_are_written_as_pngs() {
         let info = reader.next_frame(&mut buf).unwrap();
         assert_eq!((info.width, info.height), (512, 512), "{name}");
         assert!(buf.iter().any(|&b| b > 0), "{name} is not all black");
+    }
+    // The fields as .npy with their pitches, checked against the optics: the
+    // Fourier pitch is λf1/(NΔx), the output pitch Δx·f2/f1, the first lens keeps
+    // the power (Parseval), and the detected intensity is |output field|².
+    let info = &r["plane_arrays"];
+    let on_disk: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(planes.join("planes.json")).unwrap()).unwrap();
+    assert_eq!(&on_disk, info);
+    let (lambda, f1, f2) = (
+        info["wavelength_m"].as_f64().unwrap(),
+        info["focal_lengths_m"][0].as_f64().unwrap(),
+        info["focal_lengths_m"][1].as_f64().unwrap(),
+    );
+    let arrays = info["arrays"].as_array().unwrap();
+    let pitch = |i: usize| arrays[i]["pitch_m"][1].as_f64().unwrap();
+    assert_eq!(arrays.len(), 5);
+    let dx = pitch(0);
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs();
+    assert!(
+        close(pitch(1), lambda * f1 / (512.0 * dx)),
+        "Fourier pitch {}",
+        pitch(1)
+    );
+    assert!(close(pitch(3), dx * f2 / f1), "output pitch {}", pitch(3));
+    let load = |name: &str| -> (String, Vec<f64>) {
+        let bytes = std::fs::read(planes.join(name)).unwrap();
+        let len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+        let header = String::from_utf8(bytes[10..10 + len].to_vec()).unwrap();
+        let data = bytes[10 + len..]
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        (header, data)
+    };
+    let (h_in, input) = load("input_field.npy");
+    let (_, fourier) = load("fourier_field.npy");
+    let (_, output) = load("output_field.npy");
+    let (h_det, detected) = load("detected.npy");
+    assert!(h_in.contains("'<c16'") && h_in.contains("(512, 512)"), "{h_in}");
+    assert!(h_det.contains("'<f8'") && h_det.contains("(512, 512)"), "{h_det}");
+    assert_eq!((input.len(), detected.len()), (2 * 512 * 512, 512 * 512));
+    let power = |v: &[f64], p: f64| v.iter().map(|x| x * x).sum::<f64>() * p * p;
+    let (p_in, p_f) = (power(&input, dx), power(&fourier, pitch(1)));
+    assert!(p_in > 0.0 && (p_in - p_f).abs() <= 1e-9 * p_in, "{p_in} vs {p_f}");
+    for (i, d) in detected.iter().enumerate() {
+        let want = output[2 * i].powi(2) + output[2 * i + 1].powi(2);
+        assert!((d - want).abs() <= 1e-12 * want.max(1e-300), "detected[{i}]");
     }
 }
 

@@ -75,12 +75,13 @@ fn cases() -> Vec<Case> {
 fn check(machine: FourF, label: &str) {
     let surrogate = Surrogate::new(&machine).unwrap();
     // The surrogate models frames of one filter each (input tiling); cross tiling
-    // shares a filter between kernels and is not modelled (it raises the full
+    // and diagonal pairing share a filter between kernels and are not modelled (it raises the full
     // simulation's error on the attention scores about 2.4× on lcos-pluto2 at 128²).
     let backend = Backend::Optical(Box::new(OpticalBackend {
         machine,
         planner: PlannerConfig {
             cross_tiling: false,
+            diagonal: false,
             ..Default::default()
         },
         options: Default::default(),

@@ -88,8 +88,44 @@ pub struct ConvReport {
     pub wall_s: f64,
     /// The seed.
     pub seed: u64,
-    /// Directory of the plane pictures, if written.
+    /// Directory of the plane pictures and arrays, if written.
     pub planes: Option<PathBuf>,
+    /// The `.npy` fields of frame 0 in that directory: each plane's file, shape and
+    /// sample pitch (also written there as `planes.json`).
+    pub plane_arrays: Option<PlanesInfo>,
+}
+
+/// The sampled fields of one frame written by `--planes`, for checking the optics
+/// against another tool.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanesInfo {
+    /// Vacuum wavelength, metres.
+    pub wavelength_m: f64,
+    /// Focal lengths of lens 1 and lens 2, metres.
+    pub focal_lengths_m: [f64; 2],
+    /// Unit of the complex field samples.
+    pub field_unit: String,
+    /// Where the optical axis is.
+    pub axis: &'static str,
+    /// One entry per array.
+    pub arrays: Vec<PlaneArray>,
+}
+
+/// One array of [`PlanesInfo`].
+#[derive(Debug, Clone, Serialize)]
+pub struct PlaneArray {
+    /// File name in the `--planes` directory.
+    pub file: &'static str,
+    /// What it holds.
+    pub plane: &'static str,
+    /// NumPy dtype.
+    pub dtype: &'static str,
+    /// Samples `[y, x]`.
+    pub shape: [usize; 2],
+    /// Sample pitch `[y, x]`, metres (cycles/m are `u / λf` in the Fourier plane).
+    pub pitch_m: [f64; 2],
+    /// Unit of its samples.
+    pub unit: String,
 }
 
 impl ConvReport {
@@ -245,10 +281,15 @@ pub fn run_conv(args: &ConvArgs) -> anyhow::Result<ConvReport> {
     }
     // The data first, then the pictures, all five or none.
     write_npy(&args.out, &out)?;
-    if let Some(dir) = &args.planes {
-        let (field, kplane) = plan.frame_planes(0, &jobs);
-        write_planes(dir, &plane_pictures(&machine, field, kplane))?;
-    }
+    let planes_info = match &args.planes {
+        Some(dir) => {
+            let (field, kplane) = plan.frame_planes(0, &jobs);
+            let planes = trace_planes(&machine, field, kplane);
+            write_planes(dir, &planes)?;
+            Some(planes.info)
+        }
+        None => None,
+    };
 
     let frame = machine.frame_shape();
     Ok(ConvReport {
@@ -266,30 +307,52 @@ pub fn run_conv(args: &ConvArgs) -> anyhow::Result<ConvReport> {
         wall_s,
         seed: args.seed,
         planes: args.planes.clone(),
+        plane_arrays: planes_info,
     })
 }
 
 /// A picture to write: file name, data, scaling, colormap.
 type Picture = (&'static str, Array2<f64>, Scale, Colormap);
 
-/// Writes `pictures` into `dir` complete or not at all: into a hidden sibling
+/// What `--planes` writes: pictures, `.npy` arrays (file name, bytes) and their
+/// description.
+struct Planes {
+    pictures: Vec<Picture>,
+    arrays: Vec<(&'static str, Vec<u8>)>,
+    info: PlanesInfo,
+}
+
+/// Writes `planes` into `dir` complete or not at all: into a hidden sibling
 /// directory first, then moved in by renames (into a new `dir` by one rename).
-fn write_planes(dir: &std::path::Path, pictures: &[Picture]) -> anyhow::Result<()> {
+fn write_planes(dir: &std::path::Path, planes: &Planes) -> anyhow::Result<()> {
     let name = dir
         .file_name()
         .map_or("planes".into(), |n| n.to_string_lossy().into_owned());
     let tmp = dir.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
+    let json = serde_json::to_vec_pretty(&planes.info).expect("plain data serialises");
+    let mut files: Vec<&str> = planes.pictures.iter().map(|p| p.0).collect();
+    files.extend(planes.arrays.iter().map(|a| a.0));
+    files.push("planes.json");
     let result = (|| -> anyhow::Result<()> {
         std::fs::create_dir_all(&tmp)
             .with_context(|| format!("--planes {}: cannot create {}", dir.display(), tmp.display()))?;
-        for (file, data, scale, cmap) in pictures {
+        for (file, data, scale, cmap) in &planes.pictures {
             write_png(&tmp.join(file), data.view(), *scale, *cmap)?;
+        }
+        for (file, bytes) in planes
+            .arrays
+            .iter()
+            .map(|(f, b)| (*f, b.as_slice()))
+            .chain([("planes.json", &json[..])])
+        {
+            std::fs::write(tmp.join(file), bytes)
+                .with_context(|| format!("--planes {}: cannot write {file}", dir.display()))?;
         }
         if !dir.exists() {
             return std::fs::rename(&tmp, dir).with_context(|| format!("--planes {}", dir.display()));
         }
-        for (file, ..) in pictures {
+        for file in &files {
             std::fs::rename(tmp.join(file), dir.join(file)).with_context(|| format!("--planes {}", dir.display()))?;
         }
         Ok(())
@@ -298,16 +361,65 @@ fn write_planes(dir: &std::path::Path, pictures: &[Picture]) -> anyhow::Result<(
     result
 }
 
-/// Pictures of one frame traced through the machine: the input field's
-/// amplitude, the Fourier-plane power after the filter and the filter's power
-/// transmission (both in dB), the output field's amplitude and the detected
-/// intensity.
-fn plane_pictures(machine: &FourF, input: Array2<f64>, kernel_plane: Array2<f64>) -> Vec<Picture> {
+/// One frame traced through the machine by the plain physical path. Pictures: the
+/// input field's amplitude, the Fourier-plane power after the filter and the
+/// filter's power transmission (both in dB), the output field's amplitude and the
+/// detected intensity. Arrays: the complex input, Fourier-plane (before and after
+/// the filter) and output fields and the detected intensity, on the simulation
+/// grid, in √(W/m²) and W/m² when the machine has a photon budget (else relative
+/// to the full-scale input field).
+fn trace_planes(machine: &FourF, input: Array2<f64>, kernel_plane: Array2<f64>) -> Planes {
     let mask = machine.program(kernel_plane.view());
     let field = machine.input_field(input.view());
-    let [input, _, after, output] = machine.trace_planes(&field, &mask);
+    let [input, before, after, output] = machine.trace_planes(&field, &mask);
     let t = machine.transmission(&mask);
-    vec![
+    let detected = output.intensity();
+    let cfg = machine.config();
+    // Full-scale input intensity: photons per pixel at full scale over the exposure.
+    let pitch = machine.pixel_pitch_m();
+    let full_scale = machine
+        .photons_full_scale()
+        .map(|phi| phi * cfg.laser.photon_energy_j() / (cfg.camera.exposure_s * pitch * pitch));
+    let (k, field_unit, intensity_unit) = match full_scale {
+        Some(i) => (i.sqrt(), "sqrt(W/m^2)".to_string(), "W/m^2".to_string()),
+        None => (
+            1.0,
+            "relative (full-scale input field amplitude 1; the machine has no photon budget)".to_string(),
+            "relative (full-scale input intensity 1)".to_string(),
+        ),
+    };
+    let (ny, nx) = input.shape();
+    let mut arrays = Vec::new();
+    let mut described = Vec::new();
+    for (file, plane, f) in [
+        ("input_field.npy", "input plane (after the input SLM)", &input),
+        ("fourier_field.npy", "Fourier plane before the filter", &before),
+        ("filtered_field.npy", "Fourier plane after the filter", &after),
+        ("output_field.npy", "output plane (camera)", &output),
+    ] {
+        arrays.push((file, crate::npy::encode_complex(f.data.mapv(|v| v * k).view())));
+        described.push(PlaneArray {
+            file,
+            plane,
+            dtype: "complex128",
+            shape: [ny, nx],
+            pitch_m: f.pitch_m,
+            unit: field_unit.clone(),
+        });
+    }
+    arrays.push((
+        "detected.npy",
+        crate::npy::encode_real(detected.mapv(|v| v * k * k).view()),
+    ));
+    described.push(PlaneArray {
+        file: "detected.npy",
+        plane: "intensity at the camera, before pixel integration and noise",
+        dtype: "float64",
+        shape: [ny, nx],
+        pitch_m: output.pitch_m,
+        unit: intensity_unit,
+    });
+    let pictures = vec![
         (
             "input_plane.png",
             input.data.mapv(|v| v.norm()),
@@ -322,8 +434,19 @@ fn plane_pictures(machine: &FourF, input: Array2<f64>, kernel_plane: Array2<f64>
             Scale::Linear,
             Colormap::Inferno,
         ),
-        ("detected.png", output.intensity(), Scale::Linear, Colormap::Inferno),
-    ]
+        ("detected.png", detected, Scale::Linear, Colormap::Inferno),
+    ];
+    Planes {
+        pictures,
+        arrays,
+        info: PlanesInfo {
+            wavelength_m: cfg.wavelength_m(),
+            focal_lengths_m: [cfg.lens1.focal_length_m, cfg.lens2.focal_length_m],
+            field_unit,
+            axis: "sample (ny/2, nx/2) (integer division) is on the optical axis; sample (i, j) sits at ((i - ny/2)·pitch_y, (j - nx/2)·pitch_x)",
+            arrays: described,
+        },
+    }
 }
 
 /// `fourf presets`: every machine preset with its description and key numbers.

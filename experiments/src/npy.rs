@@ -345,21 +345,7 @@ fn encode(maps: &MapStack) -> Vec<u8> {
         Dtype::F32 => "<f4",
         Dtype::F64 => "<f8",
     };
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let mut header = format!(
-        "{{'descr': '{descr}', 'fortran_order': False, 'shape': ({}), }}",
-        dims.join(", ")
-    );
-    // NumPy pads so that the data starts on a 64-byte boundary.
-    let unpadded = MAGIC.len() + 4 + header.len() + 1;
-    header.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
-    header.push('\n');
-    let header_len = u16::try_from(header.len()).expect("a rank-3 header fits in 64 KiB");
-    let mut out = Vec::with_capacity(header.len() + 10 + maps.data.len() * maps.dtype.size());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&[1, 0]);
-    out.extend_from_slice(&header_len.to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
+    let mut out = npy_header(descr, &shape, maps.data.len() * maps.dtype.size());
     for &v in maps.data.iter() {
         match maps.dtype {
             Dtype::F32 => out.extend_from_slice(&(v as f32).to_le_bytes()),
@@ -367,6 +353,49 @@ fn encode(maps: &MapStack) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The magic, version 1.0 and the header dict of a C-order file of `shape`, padded
+/// as NumPy pads it (data on a 64-byte boundary), with room for `data_bytes` more.
+fn npy_header(descr: &str, shape: &[usize], data_bytes: usize) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    // A 1-tuple needs its trailing comma: `(5,)`.
+    let comma = if dims.len() == 1 { "," } else { "" };
+    let mut header = format!(
+        "{{'descr': '{descr}', 'fortran_order': False, 'shape': ({}{comma}), }}",
+        dims.join(", ")
+    );
+    let unpadded = MAGIC.len() + 4 + header.len() + 1;
+    header.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
+    header.push('\n');
+    let header_len = u16::try_from(header.len()).expect("a low-rank header fits in 64 KiB");
+    let mut out = Vec::with_capacity(header.len() + 10 + data_bytes);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&[1, 0]);
+    out.extend_from_slice(&header_len.to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out
+}
+
+/// The bytes of a complex128 (`<c16`, C order) `.npy` file holding `field` `[y, x]`:
+/// NumPy reads it with `np.load` as `complex128`.
+pub fn encode_complex(field: ndarray::ArrayView2<num_complex::Complex64>) -> Vec<u8> {
+    let (ny, nx) = field.dim();
+    let mut out = npy_header("<c16", &[ny, nx], 16 * ny * nx);
+    for v in field.iter() {
+        out.extend_from_slice(&v.re.to_le_bytes());
+        out.extend_from_slice(&v.im.to_le_bytes());
+    }
+    out
+}
+
+/// The bytes of a float64 (`<f8`, C order) `.npy` file holding `map` `[y, x]`.
+pub fn encode_real(map: ndarray::ArrayView2<f64>) -> Vec<u8> {
+    encode(&MapStack {
+        data: map.insert_axis(ndarray::Axis(0)).to_owned(),
+        stacked: false,
+        dtype: Dtype::F64,
+    })
 }
 
 /// The fields of the header dict this reader needs.

@@ -23,6 +23,12 @@
 //!   holds `cols·⌊rows/nk⌋` inputs × `nk` kernels, `nk` chosen for the fewest
 //!   frames `⌈n/nk⌉·⌈m/(cols·⌊rows/nk⌋)⌉`, then the fewest filters. Used when
 //!   `nk > 1` (otherwise it is input tiling).
+//! - **Diagonal pairing**: `g ≥ 2` kernel groups of `m` jobs each, every job with
+//!   its own input (GFNet's per-channel filters: `g` channels, `m` images), when
+//!   one kernel per frame would leave slots empty: `nk` kernels one slot row apart
+//!   share a filter and the frame's `cols·⌊rows/nk⌋` input slots, `q` inputs per
+//!   kernel, each wanted with its own kernel only; `(nk, q)` chosen for the fewest
+//!   frames `⌈g/nk⌉·⌈m/q⌉`, then the fewest filters. `nk = 1` is input tiling.
 //! - An input larger than a frame is cut into overlap-save blocks of at most
 //!   `N − k + 1` outputs per axis, one block per frame (an upper bound: the planner
 //!   may pack small remainder blocks together).
@@ -148,6 +154,26 @@ fn cross_kernels_per_frame(m: usize, n: usize, rows: usize, cols: usize) -> Opti
         .map(|(_, nk)| nk.0)
 }
 
+/// Diagonal pairing of `g` kernel groups of `m` jobs each on `rows × cols` slots:
+/// `nk` kernels per frame one slot row apart, the frame's `cols·⌊rows/nk⌋` input
+/// slots shared among them (`q` inputs per kernel). The `(nk, q)` with the fewest
+/// frames `⌈g/nk⌉·⌈m/q⌉`, then the fewest filters; `nk = 1` is input tiling.
+fn grouped_kernels_per_frame(g: usize, m: usize, rows: usize, cols: usize) -> Option<(usize, usize)> {
+    if rows == 0 || cols == 0 || m == 0 || g == 0 {
+        return None;
+    }
+    (1..=g.min(rows))
+        .filter_map(|nk| {
+            let q = (cols.saturating_mul(rows / nk) / nk).min(m);
+            (q > 0).then(|| {
+                let frames = g.div_ceil(nk).saturating_mul(m.div_ceil(q));
+                ((frames, g.div_ceil(nk)), (nk, q))
+            })
+        })
+        .min_by_key(|&(cost, _)| cost)
+        .map(|(_, nq)| nq)
+}
+
 /// Frames of `spec` for a batch of `batch` images on a `frame` of pixels
 /// (see the module docs). `kernels_are_weights`: the kernels are the same for every
 /// image of the batch.
@@ -199,6 +225,16 @@ pub fn frames_for(spec: &ConvSpec, kernels_are_weights: bool, batch: usize, fram
     }
     let fit = per_frame(spec, frame);
     if fit >= 1 {
+        // Diagonal pairing: the kernels of several groups share a frame when one
+        // group alone would leave slots empty.
+        let [rows, cols] = grid(spec, frame);
+        if let Some((nk, q)) = grouped_kernels_per_frame(groups, jobs_per_group, rows, cols).filter(|&(nk, _)| nk > 1) {
+            return FrameUse {
+                frames: groups.div_ceil(nk).saturating_mul(jobs_per_group.div_ceil(q)),
+                filters: groups.div_ceil(nk),
+                tiles_per_frame: nk * q,
+            };
+        }
         return FrameUse {
             frames: groups * jobs_per_group.div_ceil(fit),
             filters: groups,

@@ -57,6 +57,16 @@ pub enum SimError {
         /// Where it is `[y, x]`.
         index: (usize, usize),
     },
+    /// A frame in which a tile's kept outputs are reached by another block.
+    #[error("frame {frame}: the kept outputs of job {job} are overlapped by {by} (the periodic wrap included), so they would be wrong; with a fixed `guard`, widen it or use the automatic one")]
+    Overlap {
+        /// Index of the frame.
+        frame: usize,
+        /// The job whose outputs would be wrong.
+        job: usize,
+        /// What overlaps them.
+        by: String,
+    },
 }
 
 impl SimError {

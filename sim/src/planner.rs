@@ -11,6 +11,18 @@
 //! - **Kernel tiling**: jobs that share one input and use different kernels lay the
 //!   kernels side by side in the kernel plane (the filter is the transfer function of
 //!   the composite); each output lands at its kernel's offset.
+//! - **Grids** ([`Layout::Grid`]): inputs at offsets `a_i` in the input plane and
+//!   kernels at `b_k` in the kernel plane, so pair `(i, k)` lands at `a_i + b_k`,
+//!   each in a slot of its own. *Cross tiling* wants every pair (attention scores:
+//!   every query with every key); *diagonal pairing* wants each input with one
+//!   kernel (GFNet's per-channel filters: several channels and their own filters in
+//!   one frame, and at small batches several filters' maps).
+//!
+//! ## The checker
+//! Every plan made with the automatic guard is proved valid before it is returned
+//! ([`Plan::verify`]): for every tile, no other pair's block (`a_i + b_k`, of size
+//! `t_i + s_k − 1`) reaches its kept window, the periodic wrap included, and its
+//! own block stays clear of its periodic images.
 //!
 //! ## Guard bands
 //! Along an axis, a tile of `t` samples convolved with a partner of `s` samples
@@ -56,6 +68,11 @@ pub struct PlannerConfig {
     /// kernels share one filter, so the filter panel's range is shared too (on a
     /// noisy machine each pair's error grows; see `tests/surrogate.rs`).
     pub cross_tiling: bool,
+    /// Diagonal pairing (default true): kernel groups of one shape whose inputs fit
+    /// a slot whole share frames, several kernels per filter and each input with
+    /// its own kernel (GFNet's per-channel filters at batch 1). Like cross tiling,
+    /// the kernels of a frame share the filter panel's range.
+    pub diagonal: bool,
 }
 
 impl Default for PlannerConfig {
@@ -65,6 +82,7 @@ impl Default for PlannerConfig {
             kernel_tiling: true,
             tile_gain: true,
             cross_tiling: true,
+            diagonal: true,
         }
     }
 }
@@ -90,20 +108,48 @@ pub enum Layout {
         /// A job whose input every tile shares.
         input_job: usize,
     },
-    /// Cross tiling: `m` inputs along the input plane and `n` kernels along the
-    /// kernel plane, every one of the `m × n` pairs wanted (attention scores, a
-    /// shared convolution's kernels over many maps). Pair `(i, k)` lands at
-    /// `a_i + b_k`: inputs sit in columns `s_x` apart and in bands of `n·s_y` rows,
-    /// kernels `s_y` apart down the kernel plane, so every pair gets its own slot of
-    /// the tile grid.
-    CrossTiling {
+    /// A grid of slots: inputs along the input plane and kernels along the kernel
+    /// plane, every pair `(i, k)` landing at `a_i + b_k` in a slot of its own.
+    /// Inputs sit in columns `s_x` apart and in bands of `nk·s_y` rows, kernels
+    /// `s_y` apart down the kernel plane. Which pairs are wanted is the strategy's:
+    /// all of them (cross tiling: attention scores, one map with many kernels
+    /// across a batch) or one kernel per input (diagonal pairing: per-channel
+    /// filters, several channels and their own filters in one frame).
+    Grid {
+        /// The strategy that chose which pairs are wanted.
+        strategy: GridStrategy,
         /// A job with each input, and where the input sits `[y, x]`.
         inputs: Vec<(usize, [usize; 2])>,
         /// A job with each kernel, and where the kernel sits in the kernel plane.
         kernels: Vec<(usize, [usize; 2])>,
         /// For every tile, the index in `inputs` of its input.
         tile_input: Vec<usize>,
+        /// For every tile, the index in `kernels` of its kernel.
+        tile_kernel: Vec<usize>,
     },
+}
+
+/// Which pairs of a [`Layout::Grid`] frame are wanted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GridStrategy {
+    /// Every input with every kernel of the frame.
+    Cross,
+    /// Every input with one kernel of the frame (its own filter).
+    Diagonal,
+}
+
+/// Where the operands of one frame sit and which of their pairs it computes: the
+/// geometry that [`Plan::verify`] checks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placement {
+    /// Input-plane tiles `[y, x, h, w]`.
+    pub inputs: Vec<Rect>,
+    /// Kernel-plane tiles `[y, x, h, w]` (offsets in the periodic kernel plane).
+    pub kernels: Vec<Rect>,
+    /// For every tile of the frame, its `(input, kernel)` pair and its kept window
+    /// `[y, x, h, w]` in the output plane (before the periodic wrap).
+    pub wanted: Vec<((usize, usize), Rect)>,
 }
 
 /// Extent of a tile along one axis.
@@ -289,6 +335,7 @@ impl Planner {
             tile_gain: self.config.tile_gain,
         };
         kernel_groups.sort_by_key(|g| g[0]);
+        let (kernel_groups, diagonal) = self.diagonal_sets(jobs, kernel_groups);
         for group in kernel_groups {
             let kernel = plan.kernels.len();
             plan.kernels.push(eff[group[0]].clone());
@@ -303,6 +350,7 @@ impl Planner {
         for set in cross {
             plan.frames.extend(self.cross_frames(&set));
         }
+        plan.frames.extend(diagonal);
         for group in input_groups {
             let tiles: Vec<Tile> = group.iter().map(|&i| kernel_tile(i, &jobs[i])).collect();
             for tiles in self.pack(tiles)? {
@@ -311,6 +359,9 @@ impl Planner {
                     tiles,
                 });
             }
+        }
+        if self.config.guard.is_none() {
+            plan.verify()?;
         }
         Ok(plan)
     }
@@ -394,48 +445,111 @@ impl Planner {
 
     /// The frames of one cross set.
     fn cross_frames(&self, set: &CrossSet) -> Vec<FramePlan> {
-        let CrossLayout {
-            nk,
-            pitch: [py, px],
-            bands,
-            cols,
-            span,
-        } = set.layout;
+        let CrossLayout { nk, bands, cols, .. } = set.layout;
         let m = set.kernels_jobs[0].len();
         let per = bands * cols;
         let mut frames = Vec::new();
         for kc in set.kernels_jobs.chunks(nk) {
             for i0 in (0..m).step_by(per) {
                 let i1 = (i0 + per).min(m);
-                let mut inputs = Vec::with_capacity(i1 - i0);
-                let mut tiles = Vec::with_capacity((i1 - i0) * kc.len());
-                let mut tile_input = Vec::with_capacity(tiles.capacity());
-                for (ii, r) in (i0..i1).enumerate() {
-                    let a = [(ii / cols) * nk * py, (ii % cols) * px];
-                    inputs.push((kc[0][r], a));
-                    for (kk, group) in kc.iter().enumerate() {
-                        tiles.push(Tile {
-                            job: group[r],
-                            src: [0, 0],
-                            pos: [a[0] + kk * py, a[1]],
-                            out: [0, 0],
-                            span,
-                        });
-                        tile_input.push(ii);
-                    }
-                }
-                let kernels = kc.iter().enumerate().map(|(kk, g)| (g[0], [kk * py, 0])).collect();
-                frames.push(FramePlan {
-                    layout: Layout::CrossTiling {
-                        inputs,
-                        kernels,
-                        tile_input,
-                    },
-                    tiles,
-                });
+                let inputs = (i0..i1).map(|r| kc[0][r]).collect();
+                let pairs = (i0..i1)
+                    .enumerate()
+                    .flat_map(|(ii, r)| kc.iter().enumerate().map(move |(kk, g)| (ii, kk, g[r])))
+                    .collect();
+                let kernels = kc.iter().map(|g| g[0]).collect();
+                frames.push(grid_frame(GridStrategy::Cross, &set.layout, inputs, kernels, pairs));
             }
         }
         frames
+    }
+
+    /// Splits kernel groups into those left to input tiling and the frames of the
+    /// diagonal pairing of the others: groups of one input shape, kernel shape and
+    /// mode whose inputs fit a slot whole, where sharing frames beats one kernel
+    /// per frame.
+    fn diagonal_sets(&self, jobs: &[ConvJob], groups: Vec<Vec<usize>>) -> (Vec<Vec<usize>>, Vec<FramePlan>) {
+        if !self.config.diagonal {
+            return (groups, Vec::new());
+        }
+        type Shape = ((usize, usize), (usize, usize), Mode);
+        let shape = |i: usize| -> Shape { (jobs[i].input.dim(), jobs[i].kernel.dim(), jobs[i].mode) };
+        let mut sets: Vec<(Shape, Vec<Vec<usize>>)> = Vec::new();
+        let mut rest = Vec::new();
+        for g in groups {
+            let s0 = shape(g[0]);
+            if !(g.iter().all(|&i| shape(i) == s0) && self.whole_tile_fits(&jobs[g[0]])) {
+                rest.push(g);
+                continue;
+            }
+            match sets.iter_mut().find(|(s, _)| *s == s0) {
+                Some((_, set)) => set.push(g),
+                None => sets.push((s0, vec![g])),
+            }
+        }
+        let mut frames = Vec::new();
+        for (_, set) in sets {
+            match (set.len() > 1).then(|| self.diagonal_frames(jobs, &set)).flatten() {
+                Some(f) => frames.extend(f),
+                None => rest.extend(set),
+            }
+        }
+        rest.sort_by_key(|g| g[0]);
+        (rest, frames)
+    }
+
+    /// Whether a job's whole input keeps its distance to its own periodic image in
+    /// the frame (one slot of a grid).
+    fn whole_tile_fits(&self, job: &ConvJob) -> bool {
+        let (n, k) = (job.input.dim(), job.kernel.dim());
+        let spans = [Span::of(n.0, n.0, k.0, job.mode), Span::of(n.1, n.1, k.1, job.mode)];
+        let frame = [self.frame.0, self.frame.1];
+        (0..2).all(|ax| spacing(&spans[ax], &spans[ax], self.config.guard) <= frame[ax])
+    }
+
+    /// Diagonal pairing of kernel groups that share one shape: `nk` kernels per
+    /// frame one slot row apart, and up to `q` inputs of each kernel in the frame's
+    /// bands, each wanted with its own kernel only (see [`grouped_kernels_per_frame`]).
+    /// `None` when one kernel per frame (input tiling) is as good.
+    fn diagonal_frames(&self, jobs: &[ConvJob], groups: &[Vec<usize>]) -> Option<Vec<FramePlan>> {
+        let job = &jobs[groups[0][0]];
+        let (ni, nk) = (job.input.dim(), job.kernel.dim());
+        let span = [
+            Span::of(ni.0, ni.0, nk.0, job.mode),
+            Span::of(ni.1, ni.1, nk.1, job.mode),
+        ];
+        let pitch = [0, 1].map(|ax| spacing(&span[ax], &span[ax], self.config.guard));
+        let (rows, cols) = (self.frame.0 / pitch[0], self.frame.1 / pitch[1]);
+        let m = groups.iter().map(Vec::len).max()?;
+        let (nk, q) = grouped_kernels_per_frame(groups.len(), m, rows, cols)?;
+        if nk < 2 {
+            return None;
+        }
+        let layout = CrossLayout {
+            nk,
+            pitch,
+            bands: rows / nk,
+            cols,
+            span,
+        };
+        let mut frames = Vec::new();
+        for kc in groups.chunks(nk) {
+            for r0 in (0..m).step_by(q) {
+                let (mut inputs, mut pairs) = (Vec::new(), Vec::new());
+                for (kk, group) in kc.iter().enumerate() {
+                    for &j in group.iter().skip(r0).take(q) {
+                        pairs.push((inputs.len(), kk, j));
+                        inputs.push(j);
+                    }
+                }
+                if pairs.is_empty() {
+                    continue;
+                }
+                let kernels = kc.iter().map(|g| g[0]).collect();
+                frames.push(grid_frame(GridStrategy::Diagonal, &layout, inputs, kernels, pairs));
+            }
+        }
+        Some(frames)
     }
 
     fn kernel_tile_fits(&self, job: &ConvJob) -> bool {
@@ -569,7 +683,7 @@ impl Planner {
     }
 }
 
-/// How a cross set is laid out (see [`Layout::CrossTiling`]).
+/// How a cross set is laid out (see [`Layout::Grid`]).
 #[derive(Debug, Clone, Copy)]
 struct CrossLayout {
     /// Kernels per frame.
@@ -604,6 +718,157 @@ fn cross_kernels_per_frame(m: usize, n: usize, rows: usize, cols: usize) -> Opti
         .map(|nk| (n.div_ceil(nk) * m.div_ceil(cols * (rows / nk)), nk))
         .min_by_key(|&(frames, nk)| (frames, std::cmp::Reverse(nk)))
         .map(|(_, nk)| nk)
+}
+
+/// A grid frame of `layout`: input `ii` (the input of job `inputs[ii]`) in band
+/// `ii / cols`, column `ii % cols`; kernel `kk` (of job `kernels[kk]`) `kk` slot rows
+/// down the kernel plane; one tile per `(ii, kk, job)` of `pairs`.
+fn grid_frame(
+    strategy: GridStrategy,
+    layout: &CrossLayout,
+    inputs: Vec<usize>,
+    kernels: Vec<usize>,
+    pairs: Vec<(usize, usize, usize)>,
+) -> FramePlan {
+    let CrossLayout {
+        nk,
+        pitch: [py, px],
+        cols,
+        span,
+        ..
+    } = *layout;
+    let at = |ii: usize| [(ii / cols) * nk * py, (ii % cols) * px];
+    let tiles = pairs
+        .iter()
+        .map(|&(ii, kk, job)| Tile {
+            job,
+            src: [0, 0],
+            pos: [at(ii)[0] + kk * py, at(ii)[1]],
+            out: [0, 0],
+            span,
+        })
+        .collect();
+    FramePlan {
+        layout: Layout::Grid {
+            strategy,
+            inputs: inputs.into_iter().enumerate().map(|(ii, j)| (j, at(ii))).collect(),
+            kernels: kernels
+                .into_iter()
+                .enumerate()
+                .map(|(kk, j)| (j, [kk * py, 0]))
+                .collect(),
+            tile_input: pairs.iter().map(|p| p.0).collect(),
+            tile_kernel: pairs.iter().map(|p| p.1).collect(),
+        },
+        tiles,
+    }
+}
+
+/// Whether the circular intervals `[s1, s1 + l1)` and `[s2, s2 + l2)` of `Z_n`
+/// meet (lengths at least 1).
+fn circular_overlap(s1: usize, l1: usize, s2: usize, l2: usize, n: usize) -> bool {
+    l1 >= n || l2 >= n || (s2 + n - s1 % n) % n < l1 || (s1 + n - s2 % n) % n < l2
+}
+
+/// Cells of width `c` on `Z_n` that the circular interval `[s, s + l)` touches.
+fn cells(s: usize, l: usize, c: usize, n: usize) -> Vec<usize> {
+    let count = n.div_ceil(c);
+    if l >= n {
+        return (0..count).collect();
+    }
+    let (mut pos, mut rem, mut out) = (s % n, l, Vec::with_capacity(3));
+    while rem > 0 {
+        let cell = pos / c;
+        if !out.contains(&cell) {
+            out.push(cell);
+        }
+        let step = (((cell + 1) * c).min(n) - pos).min(rem);
+        rem -= step;
+        pos = (pos + step) % n;
+    }
+    out
+}
+
+/// Checks one frame's placement on a `frame` of samples (see [`Plan::verify`]):
+/// the first tile whose kept window is reached, and by which pair (`None`: its own
+/// block's periodic image). Pair blocks are bucketed in cells as wide as the
+/// widest block, so the check is linear in the number of pairs.
+fn check_placement(frame: (usize, usize), p: &Placement) -> Result<(), (usize, Option<(usize, usize)>)> {
+    let n = [frame.0, frame.1];
+    let block = |i: usize, k: usize| -> ([usize; 2], [usize; 2]) {
+        let (a, b) = (&p.inputs[i], &p.kernels[k]);
+        ([a[0] + b[0], a[1] + b[1]], [a[2] + b[2] - 1, a[3] + b[3] - 1])
+    };
+    let pairs: Vec<(usize, usize)> = (0..p.inputs.len())
+        .flat_map(|i| (0..p.kernels.len()).map(move |k| (i, k)))
+        .collect();
+    let mut cell = [1usize; 2];
+    for &(i, k) in &pairs {
+        let (_, l) = block(i, k);
+        for ax in 0..2 {
+            cell[ax] = cell[ax].max(l[ax].min(n[ax]));
+        }
+    }
+    let count = [n[0].div_ceil(cell[0]), n[1].div_ceil(cell[1])];
+    let mut buckets: Vec<Vec<usize>> = vec![Vec::new(); count[0] * count[1]];
+    for (pi, &(i, k)) in pairs.iter().enumerate() {
+        let (o, l) = block(i, k);
+        for cy in cells(o[0], l[0], cell[0], n[0]) {
+            for cx in cells(o[1], l[1], cell[1], n[1]) {
+                buckets[cy * count[1] + cx].push(pi);
+            }
+        }
+    }
+    for (t, &((i, k), w)) in p.wanted.iter().enumerate() {
+        let (o, l) = block(i, k);
+        // Its own block's images one period away.
+        // Relative to the block, the image one period back covers [−N, l − N) and
+        // the one a period on [N, N + l).
+        let aliased = (0..2).any(|ax| {
+            w[ax]
+                .checked_sub(o[ax])
+                .is_none_or(|a| a < l[ax].saturating_sub(n[ax]) || a + w[ax + 2] > n[ax])
+        });
+        if aliased {
+            return Err((t, None));
+        }
+        let mut seen = Vec::new();
+        for cy in cells(w[0], w[2], cell[0], n[0]) {
+            for cx in cells(w[1], w[3], cell[1], n[1]) {
+                for &pi in &buckets[cy * count[1] + cx] {
+                    let other = pairs[pi];
+                    if other == (i, k) || seen.contains(&pi) {
+                        continue;
+                    }
+                    seen.push(pi);
+                    let (ob, lb) = block(other.0, other.1);
+                    if (0..2).all(|ax| circular_overlap(ob[ax], lb[ax], w[ax], w[ax + 2], n[ax])) {
+                        return Err((t, Some(other)));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Diagonal pairing of `g` kernel groups of up to `m` jobs each (every job its own
+/// input) on `rows × cols` slots: `nk` kernels per frame one slot row apart and the
+/// frame's `cols·⌊rows/nk⌋` input slots shared among them, `q = ⌊cols·⌊rows/nk⌋/nk⌋`
+/// inputs per kernel. The `(nk, q)` with the fewest frames `⌈g/nk⌉·⌈m/q⌉`, then the
+/// fewest filters `⌈g/nk⌉`; `nk = 1` is input tiling. `None` when no slot fits. The
+/// latency model (`fourf_hw::frames_for`) uses the same rule.
+fn grouped_kernels_per_frame(g: usize, m: usize, rows: usize, cols: usize) -> Option<(usize, usize)> {
+    if rows == 0 || cols == 0 || m == 0 || g == 0 {
+        return None;
+    }
+    (1..=g.min(rows))
+        .filter_map(|nk| {
+            let q = (cols * (rows / nk) / nk).min(m);
+            (q > 0).then(|| ((g.div_ceil(nk) * m.div_ceil(q), g.div_ceil(nk)), (nk, q)))
+        })
+        .min_by_key(|&(cost, _)| cost)
+        .map(|(_, nq)| nq)
 }
 
 /// For each item, the index of its content class (equal shape and bits).
@@ -733,7 +998,7 @@ impl Plan {
                 .enumerate()
                 .filter(|(i, f)| match &f.layout {
                     Layout::KernelTiling { .. } => true,
-                    Layout::CrossTiling { .. } => *i == 0 || !self.same_cross_filter(i - 1, *i),
+                    Layout::Grid { .. } => *i == 0 || !self.same_cross_filter(i - 1, *i),
                     Layout::InputTiling { .. } => false,
                 })
                 .count();
@@ -746,7 +1011,7 @@ impl Plan {
                     let (n, _) = self.job_shapes[*input_job];
                     n.0 * n.1
                 }
-                Layout::CrossTiling { inputs, .. } => inputs
+                Layout::Grid { inputs, .. } => inputs
                     .iter()
                     .map(|&(j, _)| self.job_shapes[j].0 .0 * self.job_shapes[j].0 .1)
                     .sum(),
@@ -759,6 +1024,68 @@ impl Plan {
             filters,
             utilisation: carried as f64 / area as f64,
         }
+    }
+
+    /// The geometry of frame `index`: where its input and kernel tiles sit, and the
+    /// pair and kept window of each of its tiles.
+    ///
+    /// # Panics
+    /// If `index` is out of range.
+    pub fn placement(&self, index: usize) -> Placement {
+        let frame = &self.frames[index];
+        let rect = |p: [usize; 2], (h, w): (usize, usize)| [p[0], p[1], h, w];
+        let window = |t: &Tile| {
+            let [h, w] = t.kept();
+            [t.pos[0] + t.span[0].a, t.pos[1] + t.span[1].a, h, w]
+        };
+        let tiles = frame.tiles.iter();
+        match &frame.layout {
+            Layout::InputTiling { kernel } => Placement {
+                inputs: tiles.clone().map(|t| rect(t.pos, (t.size()[0], t.size()[1]))).collect(),
+                kernels: vec![rect([0, 0], self.kernels[*kernel].dim())],
+                wanted: tiles.enumerate().map(|(i, t)| ((i, 0), window(t))).collect(),
+            },
+            Layout::KernelTiling { input_job } => Placement {
+                inputs: vec![rect([0, 0], self.job_shapes[*input_job].0)],
+                kernels: tiles.clone().map(|t| rect(t.pos, self.job_shapes[t.job].1)).collect(),
+                wanted: tiles.enumerate().map(|(k, t)| ((0, k), window(t))).collect(),
+            },
+            Layout::Grid {
+                inputs,
+                kernels,
+                tile_input,
+                tile_kernel,
+                ..
+            } => Placement {
+                inputs: inputs.iter().map(|&(j, p)| rect(p, self.job_shapes[j].0)).collect(),
+                kernels: kernels.iter().map(|&(j, p)| rect(p, self.job_shapes[j].1)).collect(),
+                wanted: tiles
+                    .zip(tile_input.iter().zip(tile_kernel))
+                    .map(|(t, (&i, &k))| ((i, k), window(t)))
+                    .collect(),
+            },
+        }
+    }
+
+    /// Proves every frame's placement valid: no tile's kept window is reached by
+    /// the block of any other (input, kernel) pair of its frame, nor by its own
+    /// block's periodic image, the wrap of the periodic frame included. The planner
+    /// runs it on every plan with the automatic guard; a fixed
+    /// [`PlannerConfig::guard`] may leak, and this says where.
+    pub fn verify(&self) -> Result<(), SimError> {
+        for f in 0..self.frames.len() {
+            if let Err((tile, by)) = check_placement(self.frame, &self.placement(f)) {
+                return Err(SimError::Overlap {
+                    frame: f,
+                    job: self.frames[f].tiles[tile].job,
+                    by: match by {
+                        Some((i, k)) => format!("the block of input tile {i} with kernel tile {k}"),
+                        None => "the periodic image of its own block".to_string(),
+                    },
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The gain of an input tile: its largest magnitude with
@@ -775,7 +1102,7 @@ impl Plan {
     /// Whether frames `a` and `b` are cross frames with the same kernels.
     fn same_cross_filter(&self, a: usize, b: usize) -> bool {
         match (&self.frames[a].layout, &self.frames[b].layout) {
-            (Layout::CrossTiling { kernels: ka, .. }, Layout::CrossTiling { kernels: kb, .. }) => ka == kb,
+            (Layout::Grid { kernels: ka, .. }, Layout::Grid { kernels: kb, .. }) => ka == kb,
             _ => false,
         }
     }
@@ -833,7 +1160,7 @@ impl Plan {
                 }
             }
             Layout::KernelTiling { input_job } => put([0, 0], jobs[*input_job].input.view(), 1.0),
-            Layout::CrossTiling { inputs, tile_input, .. } => {
+            Layout::Grid { inputs, tile_input, .. } => {
                 let mut input_gain = vec![1.0; inputs.len()];
                 for (&(j, pos), gain) in inputs.iter().zip(input_gain.iter_mut()) {
                     *gain = self.gain_of(jobs[j].input);
@@ -862,7 +1189,7 @@ impl Plan {
                     put(t.pos, &jobs[t.job].effective_kernel());
                 }
             }
-            Layout::CrossTiling { kernels, .. } => {
+            Layout::Grid { kernels, .. } => {
                 for &(j, pos) in kernels {
                     put(pos, &jobs[j].effective_kernel());
                 }
@@ -926,7 +1253,7 @@ impl Plan {
                     }
                     None
                 }
-                Layout::CrossTiling { .. } => {
+                Layout::Grid { .. } => {
                     while end < self.frames.len() && self.same_cross_filter(start, end) {
                         end += 1;
                     }
@@ -1029,4 +1356,67 @@ pub fn convolve(machine: &FourF, jobs: &[ConvJob]) -> Result<(Vec<Array2<f64>>, 
     let plan = Planner::new(machine.frame_shape(), PlannerConfig::default()).plan(jobs)?;
     let out = plan.execute(machine, jobs, 0)?;
     Ok((out.outputs, plan))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Input tiles of `h × w` at `positions` with one `k × k` kernel at the origin,
+    /// each tile keeping its whole `full` convolution.
+    fn full_tiles(positions: &[[usize; 2]], (h, w): (usize, usize), k: usize) -> Placement {
+        Placement {
+            inputs: positions.iter().map(|p| [p[0], p[1], h, w]).collect(),
+            kernels: vec![[0, 0, k, k]],
+            wanted: positions
+                .iter()
+                .enumerate()
+                .map(|(i, p)| ((i, 0), [p[0], p[1], h + k - 1, w + k - 1]))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_checker_rejects_overlaps_across_the_wrap_and_own_images() {
+        // Two 6 × 6 tiles with a 3 × 3 kernel (8-sample blocks) on a 16 × 16 frame.
+        assert_eq!(
+            check_placement((16, 16), &full_tiles(&[[0, 0], [0, 8]], (6, 6), 3)),
+            Ok(())
+        );
+        // One sample to the right: the second block wraps onto the first window.
+        assert_eq!(
+            check_placement((16, 16), &full_tiles(&[[0, 0], [0, 9]], (6, 6), 3)),
+            Err((0, Some((1, 0))))
+        );
+        // Side by side with one sample too few, inside the frame.
+        assert_eq!(
+            check_placement((16, 16), &full_tiles(&[[0, 0], [0, 7]], (6, 6), 3)),
+            Err((0, Some((1, 0))))
+        );
+        // A block exactly a frame wide keeps clear of its own image; one sample
+        // more lands on itself.
+        assert_eq!(check_placement((16, 16), &full_tiles(&[[0, 0]], (14, 6), 3)), Ok(()));
+        assert_eq!(
+            check_placement((16, 16), &full_tiles(&[[0, 0]], (15, 6), 3)),
+            Err((0, None))
+        );
+        // A kernel-plane offset moves every block: two kernels for one input, the
+        // second one 7 rows down, overlap the first pair's 8-row window.
+        let p = Placement {
+            inputs: vec![[0, 0, 6, 6]],
+            kernels: vec![[0, 0, 3, 3], [7, 0, 3, 3]],
+            wanted: vec![((0, 0), [0, 0, 8, 8]), ((0, 1), [7, 0, 8, 8])],
+        };
+        assert_eq!(check_placement((16, 16), &p), Err((0, Some((0, 1)))));
+    }
+
+    #[test]
+    fn diagonal_pairing_uses_the_fewest_frames_then_filters() {
+        // 4 × 4 slots: four channels per frame at batch 1; two kernels with four
+        // maps each at batch 4; one kernel per frame (input tiling) at batch 16.
+        assert_eq!(grouped_kernels_per_frame(8, 1, 4, 4), Some((4, 1)));
+        assert_eq!(grouped_kernels_per_frame(8, 4, 4, 4), Some((2, 4)));
+        assert_eq!(grouped_kernels_per_frame(8, 16, 4, 4), Some((1, 16)));
+        assert_eq!(grouped_kernels_per_frame(8, 1, 0, 4), None);
+    }
 }

@@ -1,6 +1,6 @@
 //! The ideal noiseless 4f machine against the direct convolution.
 
-use fourf_sim::planner::{convolve, Layout};
+use fourf_sim::planner::{convolve, GridStrategy, Layout};
 use fourf_sim::{direct_conv, ConvJob, FourF, MachineConfig, Mode, Op, Planner, PlannerConfig};
 use ndarray::Array2;
 use rand::rngs::StdRng;
@@ -209,14 +209,73 @@ fn cross_tiling_runs_every_input_with_every_kernel_in_few_frames() {
                 let frames = check(&machine, &jobs);
                 let plan = Planner::new((64, 64), PlannerConfig::default()).plan(&jobs).unwrap();
                 assert!(
-                    plan.frames
-                        .iter()
-                        .all(|f| matches!(f.layout, Layout::CrossTiling { .. })),
+                    plan.frames.iter().all(|f| matches!(
+                        f.layout,
+                        Layout::Grid {
+                            strategy: GridStrategy::Cross,
+                            ..
+                        }
+                    )),
                     "{m}×{n} {mode:?}: not cross-tiled"
                 );
                 // Input tiling would take one frame per kernel at least.
                 assert!(frames < n, "{m}×{n} {mode:?}: {frames} frames");
                 assert!(plan.stats().filters <= frames);
+            }
+        }
+    }
+}
+
+#[test]
+fn diagonal_pairing_runs_every_map_with_its_own_kernel_in_few_frames() {
+    let mut rng = StdRng::seed_from_u64(41);
+    // Per-channel filters (GFNet-like: channel c with filter c), odd and even
+    // sizes, every mode, and groups of several maps per kernel (a batch); the
+    // wrap-extended circular case (27 × 27 with a 14 × 14 kernel, valid) at 128².
+    for (frame, channels, maps, size, ksize, modes) in [
+        (64, 10, 1, (7, 6), (3, 2), vec![Mode::Valid, Mode::Same, Mode::Full]),
+        (64, 7, 3, (5, 5), (4, 4), vec![Mode::Same, Mode::Full]),
+        (128, 9, 1, (27, 27), (14, 14), vec![Mode::Valid]),
+        (128, 6, 2, (27, 27), (14, 14), vec![Mode::Valid]),
+    ] {
+        let machine = FourF::new(MachineConfig::ideal(frame)).unwrap();
+        let inputs: Vec<Array2<f64>> = (0..channels * maps).map(|_| random(&mut rng, size)).collect();
+        let kernels: Vec<Array2<f64>> = (0..channels).map(|_| random(&mut rng, ksize)).collect();
+        for mode in modes {
+            for op in [Op::Convolution, Op::Correlation] {
+                let jobs: Vec<ConvJob> = inputs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| ConvJob::new(x.view(), kernels[i % channels].view(), mode, op))
+                    .collect();
+                let frames = check(&machine, &jobs);
+                let plan = Planner::new((frame, frame), PlannerConfig::default())
+                    .plan(&jobs)
+                    .unwrap();
+                plan.verify().unwrap();
+                assert!(
+                    plan.frames.iter().all(|f| matches!(
+                        f.layout,
+                        Layout::Grid {
+                            strategy: GridStrategy::Diagonal,
+                            ..
+                        }
+                    )),
+                    "{channels}×{maps} {size:?} {mode:?}: not paired diagonally"
+                );
+                // One kernel per frame would take a frame per channel.
+                assert!(frames < channels, "{channels}×{maps} {mode:?}: {frames} frames");
+                assert!(plan.stats().filters <= frames);
+                let off = Planner::new(
+                    (frame, frame),
+                    PlannerConfig {
+                        diagonal: false,
+                        ..Default::default()
+                    },
+                )
+                .plan(&jobs)
+                .unwrap();
+                assert_eq!(off.frame_count(), channels, "{size:?} {mode:?}: input tiling");
             }
         }
     }

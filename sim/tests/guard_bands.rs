@@ -6,7 +6,9 @@ use ndarray::Array2;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-/// Largest relative error of any job when packed with `guard`.
+/// Largest relative error of any job when packed with `guard`, and the frames.
+/// Asserts that the placement checker (`Plan::verify`) agrees: it accepts the plan
+/// exactly when no job leaks.
 fn worst_error(machine: &FourF, jobs: &[ConvJob], guard: usize) -> (f64, usize) {
     let planner = Planner::new(
         machine.frame_shape(),
@@ -26,6 +28,13 @@ fn worst_error(machine: &FourF, jobs: &[ConvJob], guard: usize) -> (f64, usize) 
             num / want.iter().map(|v| v.abs()).fold(0.0, f64::max)
         })
         .fold(0.0, f64::max);
+    match plan.verify() {
+        Ok(()) => assert!(worst <= 1e-10, "guard {guard}: verified, yet error {worst:e}"),
+        Err(e) => {
+            assert!(worst > 1e-3, "guard {guard}: rejected ({e}), yet error {worst:e}");
+            assert!(e.to_string().contains("overlapped by"), "{e}");
+        }
+    }
     (worst, plan.frame_count())
 }
 
