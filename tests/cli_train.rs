@@ -67,7 +67,11 @@ fn train_err(cfg: &Path, out: &Path, extra: &[&str]) -> String {
     let mut args = vec!["train", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()];
     args.extend_from_slice(extra);
     let r = fourf(&args, "2");
-    assert!(!r.status.success(), "{extra:?} should fail");
+    assert_eq!(
+        r.status.code(),
+        Some(1),
+        "{extra:?} should fail with an error, not a panic"
+    );
     String::from_utf8_lossy(&r.stderr).into_owned()
 }
 
@@ -133,6 +137,23 @@ fn optics_aware_training_repeats_at_any_thread_count_and_differs_from_digital() 
         &["--set", "optics.set=[\"detection.scheme=intensity\"]"],
     );
     assert!(e.contains("intensity"), "{e}");
+    // The full simulation on a machine that cannot run an op: an error that names
+    // the op and says why, before any epoch is written.
+    let e = train_err(
+        &cfg,
+        &dir.join("bad-machine"),
+        &[
+            "--set",
+            "optics.mode=machine",
+            "--set",
+            "optics.set=[\"detection.scheme=intensity\"]",
+        ],
+    );
+    assert!(
+        e.contains("cannot run op `") && e.contains("intensity detection"),
+        "{e}"
+    );
+    assert!(!dir.join("bad-machine/log.csv").exists());
 }
 
 #[test]

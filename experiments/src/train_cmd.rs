@@ -460,7 +460,8 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<TrainReport> {
                 config.label_smoothing,
                 config.micro_batch,
                 noise.as_ref(),
-            );
+            )
+            .map_err(|why| anyhow::anyhow!("optics-aware training at epoch {} step {k}: {why}", epoch + 1))?;
             if !loss.is_finite() {
                 bail!(
                     "training diverged at epoch {} step {k}: loss {loss}; lower `optimizer.lr`",

@@ -6,6 +6,8 @@
 //!   `digital/<model>/batch1` of the same run: on `ideal-128`, and on a noisy
 //!   LCoS machine (`lcos-pluto2` shrunk to a 128² frame with a 6000 e⁻ full scale,
 //!   homodyne read-out, 8-bit panels).
+//! - `batched64/<model>/...`: a batch of 64 on the batched digital and machine
+//!   paths (see [`batched`]).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use fourf_nn::backend::Backend;
@@ -78,5 +80,42 @@ fn optical(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, digital, optical);
+/// A batch of 64 images on the batched paths `fourf eval --batch 64` runs: the
+/// exact digital prediction (`batched64/<model>/digital`) and the machine with the
+/// batch's jobs planned together (`batched64/<model>/<machine>`), images per
+/// second (the target: the optical path within 10× of the digital one on
+/// `ideal-128`, within 30× on the noisy LCoS machine).
+fn batched(c: &mut Criterion) {
+    use fourf_nn::surrogate::NoiseSource;
+    use fourf_nn::train::{predict, predict_with_usage, StepNoise};
+    let mut rng = StdRng::seed_from_u64(1);
+    let batch = ndarray::Array4::from_shape_simple_fn((64, 1, 28, 28), || rng.random::<f32>() * 2.0 - 1.0);
+    let machines = [
+        ("ideal-128", FourF::new(machine("ideal-128").unwrap()).unwrap()),
+        ("lcos-pluto2-128", noisy_lcos()),
+    ];
+    let mut g = c.benchmark_group("batched64");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(64));
+    for name in ["gfnet-fmnist", "spectformer-fmnist", "convsharevit-fmnist"] {
+        let model = preset(name).unwrap().init(&mut StdRng::seed_from_u64(0)).unwrap();
+        g.bench_function(format!("{name}/digital"), |b| {
+            b.iter(|| predict(&model, batch.view(), 16))
+        });
+        for (mname, m) in &machines {
+            let noise = StepNoise {
+                source: NoiseSource::Machine(m),
+                strength: 1.0,
+                seed: 0,
+                spectral: Default::default(),
+            };
+            g.bench_function(format!("{name}/{mname}"), |b| {
+                b.iter(|| predict_with_usage(&model, batch.view(), 64, Some(&noise), 0).unwrap())
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, digital, optical, batched);
 criterion_main!(benches);

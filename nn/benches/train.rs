@@ -32,7 +32,7 @@ fn train(c: &mut Criterion) {
         g.throughput(Throughput::Elements(128));
         g.bench_function(format!("{name}/batch128"), |b| {
             b.iter(|| {
-                let (_, grad) = batch_gradient(&model, x.view(), &y, 0.1, 32, None);
+                let (_, grad) = batch_gradient(&model, x.view(), &y, 0.1, 32, None).unwrap();
                 opt.update(&mut model, &grad, 1e-4);
             })
         });

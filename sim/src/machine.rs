@@ -786,7 +786,9 @@ impl FourF {
             self.filter_transfer(kernel)
         };
         let [cy, cx] = &self.compensation;
-        h.indexed_iter_mut().for_each(|((jy, jx), v)| *v *= cy[jy] * cx[jx]);
+        for (mut row, &c) in h.rows_mut().into_iter().zip(cy) {
+            row.iter_mut().zip(cx).for_each(|(v, &d)| *v *= c * d);
+        }
         // 2. Passive, as the filter SLM shows it.
         let gain = passive_gain(h.as_slice().expect("standard layout"));
         h.mapv_inplace(|v| v / gain);
@@ -802,10 +804,13 @@ impl FourF {
         let (hy, hx) = (ny / 2, nx / 2);
         match &self.placement {
             Placement::Direct { oy, ox } => {
-                for ((jy, jx), v) in shown.indexed_iter() {
-                    // FFT-order index of physical Fourier sample k is (k + n/2) % n.
-                    let (ky, kx) = ((jy + oy + hy) % ny, (jx + ox + hx) % nx);
-                    t[kx * ny + ky] = *v;
+                // FFT-order index of physical Fourier sample k is (k + n/2) % n.
+                let kxs: Vec<usize> = (0..shown.ncols()).map(|jx| (jx + ox + hx) % nx).collect();
+                for (jy, row) in shown.rows().into_iter().enumerate() {
+                    let ky = (jy + oy + hy) % ny;
+                    for (v, &kx) in row.iter().zip(&kxs) {
+                        t[kx * ny + ky] = *v;
+                    }
                 }
             }
             Placement::Resampled(r) => {
@@ -1028,6 +1033,12 @@ impl FrameScratch {
         let iy = (ny / 2 + ny - n_y % ny) % ny;
         let ix = (nx / 2 + nx - n_x % nx) % nx;
         self.a[iy * nx + ix]
+    }
+
+    /// The output field of the last frame, row-major in FFT order (what
+    /// [`FrameScratch::field_at_conv_index`] reads).
+    pub(crate) fn output_samples(&self) -> &[C64] {
+        &self.a
     }
 }
 

@@ -41,7 +41,7 @@ use rayon::prelude::*;
 
 use crate::conv::{ConvJob, Mode};
 use crate::error::SimError;
-use crate::machine::{FourF, FrameScratch};
+use crate::machine::{FourF, FrameScratch, Mask};
 use crate::readout::{max_abs, Rect};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -293,9 +293,10 @@ impl Planner {
             }
             None => content_ids(jobs.iter().map(|j| j.input)),
         };
+        let kernel_id = content_ids(eff.iter().map(|k| k.view()));
         // Complete cross products first; the other jobs by shared kernel or input.
         let cross = if self.config.cross_tiling {
-            self.cross_sets(jobs, &eff, &input_key)
+            self.cross_sets(jobs, &kernel_id, &input_key)
         } else {
             Vec::new()
         };
@@ -306,8 +307,12 @@ impl Planner {
         // Group by effective kernel.
         let mut kernel_groups: Vec<Vec<usize>> = Vec::new();
         let mut singles = Vec::new();
-        let rest = eff.iter().enumerate().filter(|(i, _)| !taken.contains(i));
-        for g in group_by_content(rest.map(|(i, k)| (i, k.view()))) {
+        let rest = kernel_id
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(i, _)| !taken.contains(i));
+        for g in group_by_id(rest) {
             if g.len() > 1 || !self.config.kernel_tiling {
                 kernel_groups.push(g);
             } else {
@@ -316,7 +321,7 @@ impl Planner {
         }
         // Jobs alone with their kernel: group those sharing an input for kernel tiling.
         let mut input_groups = Vec::new();
-        for g in group_by_content(singles.iter().map(|&i| (i, jobs[i].input.view()))) {
+        for g in group_by_id(singles.iter().map(|&i| (i, input_key[i]))) {
             let (fits, rest): (Vec<usize>, Vec<usize>) = g.into_iter().partition(|&i| self.kernel_tile_fits(&jobs[i]));
             if fits.len() > 1 {
                 input_groups.push(fits);
@@ -370,8 +375,7 @@ impl Planner {
     /// `input_key`) that each take the same kernels (by content), with one mode and
     /// one shape — where cross tiling needs fewer frames than input tiling (or as
     /// few with fewer filters).
-    fn cross_sets(&self, jobs: &[ConvJob], eff: &[Array2<f64>], input_key: &[usize]) -> Vec<CrossSet> {
-        let kernel_id = content_ids(eff.iter().map(|k| k.view()));
+    fn cross_sets(&self, jobs: &[ConvJob], kernel_id: &[usize], input_key: &[usize]) -> Vec<CrossSet> {
         // Jobs of each input, inputs in order of first appearance.
         let mut order: Vec<usize> = Vec::new();
         let mut by_input: HashMap<usize, Vec<usize>> = HashMap::new();
@@ -770,23 +774,24 @@ fn circular_overlap(s1: usize, l1: usize, s2: usize, l2: usize, n: usize) -> boo
     l1 >= n || l2 >= n || (s2 + n - s1 % n) % n < l1 || (s1 + n - s2 % n) % n < l2
 }
 
-/// Cells of width `c` on `Z_n` that the circular interval `[s, s + l)` touches.
-fn cells(s: usize, l: usize, c: usize, n: usize) -> Vec<usize> {
-    let count = n.div_ceil(c);
+/// Calls `f` with every cell of width `c` on `Z_n` that the circular interval
+/// `[s, s + l)` touches (each once when `l ≤ c`, as every block and window here is).
+fn for_cells(s: usize, l: usize, c: usize, n: usize, mut f: impl FnMut(usize)) {
     if l >= n {
-        return (0..count).collect();
+        (0..n.div_ceil(c)).for_each(f);
+        return;
     }
-    let (mut pos, mut rem, mut out) = (s % n, l, Vec::with_capacity(3));
+    let (mut pos, mut rem, mut last) = (s % n, l, [usize::MAX; 2]);
     while rem > 0 {
         let cell = pos / c;
-        if !out.contains(&cell) {
-            out.push(cell);
+        if !last.contains(&cell) {
+            f(cell);
+            last = [last[1], cell];
         }
         let step = (((cell + 1) * c).min(n) - pos).min(rem);
         rem -= step;
         pos = (pos + step) % n;
     }
-    out
 }
 
 /// Checks one frame's placement on a `frame` of samples (see [`Plan::verify`]):
@@ -813,11 +818,9 @@ fn check_placement(frame: (usize, usize), p: &Placement) -> Result<(), (usize, O
     let mut buckets: Vec<Vec<usize>> = vec![Vec::new(); count[0] * count[1]];
     for (pi, &(i, k)) in pairs.iter().enumerate() {
         let (o, l) = block(i, k);
-        for cy in cells(o[0], l[0], cell[0], n[0]) {
-            for cx in cells(o[1], l[1], cell[1], n[1]) {
-                buckets[cy * count[1] + cx].push(pi);
-            }
-        }
+        for_cells(o[0], l[0], cell[0], n[0], |cy| {
+            for_cells(o[1], l[1], cell[1], n[1], |cx| buckets[cy * count[1] + cx].push(pi))
+        });
     }
     for (t, &((i, k), w)) in p.wanted.iter().enumerate() {
         let (o, l) = block(i, k);
@@ -832,21 +835,24 @@ fn check_placement(frame: (usize, usize), p: &Placement) -> Result<(), (usize, O
         if aliased {
             return Err((t, None));
         }
-        let mut seen = Vec::new();
-        for cy in cells(w[0], w[2], cell[0], n[0]) {
-            for cx in cells(w[1], w[3], cell[1], n[1]) {
+        // A pair in several of the window's cells is checked once per cell.
+        let mut hit = None;
+        for_cells(w[0], w[2], cell[0], n[0], |cy| {
+            for_cells(w[1], w[3], cell[1], n[1], |cx| {
                 for &pi in &buckets[cy * count[1] + cx] {
                     let other = pairs[pi];
-                    if other == (i, k) || seen.contains(&pi) {
+                    if hit.is_some() || other == (i, k) {
                         continue;
                     }
-                    seen.push(pi);
                     let (ob, lb) = block(other.0, other.1);
                     if (0..2).all(|ax| circular_overlap(ob[ax], lb[ax], w[ax], w[ax + 2], n[ax])) {
-                        return Err((t, Some(other)));
+                        hit = Some(other);
                     }
                 }
-            }
+            })
+        });
+        if let Some(other) = hit {
+            return Err((t, Some(other)));
         }
     }
     Ok(())
@@ -929,17 +935,49 @@ impl Shelf {
     }
 }
 
-/// Indices grouped by identical array content (shape and bits), groups in order of
-/// first appearance.
-fn group_by_content<'a>(items: impl Iterator<Item = (usize, ArrayView2<'a, f64>)>) -> Vec<Vec<usize>> {
-    let mut index: HashMap<(usize, usize, Vec<u64>), usize> = HashMap::new();
+/// Indices grouped by equal id (`(index, id)` pairs), groups in order of first
+/// appearance.
+fn group_by_id(items: impl Iterator<Item = (usize, usize)>) -> Vec<Vec<usize>> {
+    let mut index: HashMap<usize, usize> = HashMap::new();
     let mut groups: Vec<Vec<usize>> = Vec::new();
-    for (i, a) in items {
-        let key = (a.nrows(), a.ncols(), a.iter().map(|v| v.to_bits()).collect());
-        let g = *index.entry(key).or_insert_with(|| {
+    for (i, id) in items {
+        let g = *index.entry(id).or_insert_with(|| {
             groups.push(Vec::new());
             groups.len() - 1
         });
+        groups[g].push(i);
+    }
+    groups
+}
+
+/// Indices grouped by identical array content (shape and bits), groups in order of
+/// first appearance.
+fn group_by_content<'a>(items: impl Iterator<Item = (usize, ArrayView2<'a, f64>)>) -> Vec<Vec<usize>> {
+    // A 64-bit mix of shape and bits finds the candidates; equal content decides.
+    let mut index: HashMap<u64, Vec<usize>> = HashMap::new();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut first: Vec<ArrayView2<'a, f64>> = Vec::new();
+    for (i, a) in items {
+        // One multiply per sample (FxHash's step), mixed once at the end.
+        let mut h = (a.nrows() as u64) << 32 ^ a.ncols() as u64;
+        for v in a.iter() {
+            h = (h.rotate_left(5) ^ v.to_bits()).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+        let h = crate::rng::mix64(h);
+        let same = |g: &usize| {
+            let b = &first[*g];
+            b.dim() == a.dim() && b.iter().zip(a.iter()).all(|(x, y)| x.to_bits() == y.to_bits())
+        };
+        let candidates = index.entry(h).or_default();
+        let g = match candidates.iter().find(|g| same(g)) {
+            Some(&g) => g,
+            None => {
+                groups.push(Vec::new());
+                first.push(a);
+                candidates.push(groups.len() - 1);
+                groups.len() - 1
+            }
+        };
         groups[g].push(i);
     }
     groups
@@ -1229,90 +1267,72 @@ impl Plan {
         let small = gy * gx <= SMALL_FRAME;
         // Intensity detection returns |y|²: a tile's gain comes back squared.
         let square_law = machine.config().detection.scheme == crate::devices::detection::Scheme::Intensity;
-        // Working memory for the big-frame path, reused by every group.
-        let mut big_scratch = (!small).then(|| machine.make_scratch(true));
         let (mut passes, mut exposures) = (0, 0);
-        // Frames of one input-tiling group share their filter, programmed once.
-        let mut start = 0;
-        while start < self.frames.len() {
-            let mut end = start + 1;
-            let shared = match &self.frames[start].layout {
-                Layout::InputTiling { .. } => {
-                    while end < self.frames.len() && self.frames[end].layout == self.frames[start].layout {
-                        end += 1;
-                    }
-                    let kernel = self.frame_kernel(start, jobs);
-                    Some(match big_scratch.as_mut() {
-                        Some(s) => machine.program_in(kernel.view(), s),
-                        None => machine.program(kernel.view()),
-                    })
-                }
-                Layout::KernelTiling { .. } => {
-                    while end < self.frames.len() && matches!(self.frames[end].layout, Layout::KernelTiling { .. }) {
-                        end += 1;
-                    }
-                    None
-                }
-                Layout::Grid { .. } => {
-                    while end < self.frames.len() && self.same_cross_filter(start, end) {
-                        end += 1;
-                    }
-                    let kernel = self.frame_kernel(start, jobs);
-                    Some(match big_scratch.as_mut() {
-                        Some(s) => machine.program_in(kernel.view(), s),
-                        None => machine.program(kernel.view()),
-                    })
+        // Runs frames `[start, end)` of one group with its shared filter (`None`: each
+        // frame programs its own).
+        let run = |(scratch, plane): &mut (FrameScratch, Array2<f64>),
+                   f: usize,
+                   shared: Option<&Mask>|
+         -> Result<FrameResult, SimError> {
+            let own;
+            let mask = match shared {
+                Some(m) => m,
+                None => {
+                    own = machine.program_in(self.frame_kernel(f, jobs).view(), scratch);
+                    &own
                 }
             };
-            let run = |(scratch, plane): &mut (FrameScratch, Array2<f64>), f: usize| -> Result<_, SimError> {
-                let own;
-                let mask = match &shared {
-                    Some(m) => m,
-                    None => {
-                        own = machine.program_in(self.frame_kernel(f, jobs).view(), scratch);
-                        &own
-                    }
-                };
-                let (support, gains) = self.write_input(f, jobs, plane);
-                let mut rng = StdRng::seed_from_u64(frame_seed(seed, f));
-                let det = machine.detect_frame(plane.view(), &support, mask, scratch, &mut rng)?;
-                let tiles = self.frames[f]
-                    .tiles
-                    .iter()
-                    .zip(&gains)
-                    .map(|(t, &g)| {
-                        (
-                            t.clone(),
-                            read_tile(&det.values, t) * if square_law { g * g } else { g },
+            let (support, gains) = self.write_input(f, jobs, plane);
+            let mut rng = StdRng::seed_from_u64(frame_seed(seed, f));
+            let det = machine.detect_frame(plane.view(), &support, mask, scratch, &mut rng)?;
+            let tiles = self.frames[f]
+                .tiles
+                .iter()
+                .zip(&gains)
+                .map(|(t, &g)| read_tile(&det.values, t) * if square_law { g * g } else { g })
+                .collect::<Vec<_>>();
+            frame_done();
+            Ok((f, tiles, det.passes, det.exposures))
+        };
+        let new_plane = || Array2::<f64>::zeros(self.frame);
+        let groups = self.filter_groups();
+        let results: Vec<FrameResult> = if small {
+            // Groups in parallel (each programs its filter), and a group's frames too.
+            let per_group: Vec<Vec<FrameResult>> = groups
+                .par_iter()
+                .map(|&(start, end, shared)| {
+                    let mask = shared.then(|| machine.program(self.frame_kernel(start, jobs).view()));
+                    (start..end)
+                        .into_par_iter()
+                        .map_init(
+                            || (machine.make_scratch(false), new_plane()),
+                            |state, f| run(state, f, mask.as_ref()),
                         )
-                    })
-                    .collect::<Vec<_>>();
-                frame_done();
-                Ok((tiles, det.passes, det.exposures))
-            };
-            let new_plane = || Array2::<f64>::zeros(self.frame);
-            let results: Vec<_> = if small {
-                (start..end)
-                    .into_par_iter()
-                    .map_init(|| (machine.make_scratch(false), new_plane()), run)
-                    .collect::<Result<_, _>>()?
-            } else {
-                let mut state = (big_scratch.take().expect("big-frame scratch"), new_plane());
-                let r = (start..end).map(|f| run(&mut state, f)).collect::<Result<_, _>>();
-                big_scratch = Some(state.0);
-                r?
-            };
-            for (tiles, p, e) in results {
-                passes += p;
-                exposures += e;
-                for (t, vals) in tiles {
-                    let [h, w] = t.kept();
-                    outputs[t.job]
-                        .slice_mut(s![t.out[0]..t.out[0] + h, t.out[1]..t.out[1] + w])
-                        .assign(&vals);
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .collect::<Result<_, _>>()?;
+            per_group.into_iter().flatten().collect()
+        } else {
+            // Big frames: one at a time, each spread over the threads.
+            let mut state = (machine.make_scratch(true), new_plane());
+            let mut all = Vec::with_capacity(self.frames.len());
+            for &(start, end, shared) in &groups {
+                let mask = shared.then(|| machine.program_in(self.frame_kernel(start, jobs).view(), &mut state.0));
+                for f in start..end {
+                    all.push(run(&mut state, f, mask.as_ref())?);
                 }
             }
-            start = end;
+            all
+        };
+        for (f, tiles, p, e) in results {
+            passes += p;
+            exposures += e;
+            for (t, vals) in self.frames[f].tiles.iter().zip(tiles) {
+                let [h, w] = t.kept();
+                outputs[t.job]
+                    .slice_mut(s![t.out[0]..t.out[0] + h, t.out[1]..t.out[1] + w])
+                    .assign(&vals);
+            }
         }
         Ok(Execution {
             outputs,
@@ -1320,6 +1340,35 @@ impl Plan {
             passes,
             exposures,
         })
+    }
+}
+
+/// One executed frame: its index, each tile's kept outputs, passes and exposures.
+type FrameResult = (usize, Vec<Array2<f64>>, usize, usize);
+
+impl Plan {
+    /// Runs of consecutive frames that share one filter, programmed once: an
+    /// input-tiling group or a grid's frames with the same kernels (`true`), or
+    /// kernel-tiled frames, each with its own filter (`false`). `(start, end,
+    /// shared)`.
+    fn filter_groups(&self) -> Vec<(usize, usize, bool)> {
+        let mut groups = Vec::new();
+        let mut start = 0;
+        while start < self.frames.len() {
+            let mut end = start + 1;
+            let same = |a: usize, b: usize| match (&self.frames[a].layout, &self.frames[b].layout) {
+                (l @ Layout::InputTiling { .. }, m) => l == m,
+                (Layout::KernelTiling { .. }, m) => matches!(m, Layout::KernelTiling { .. }),
+                (Layout::Grid { .. }, _) => self.same_cross_filter(a, b),
+            };
+            while end < self.frames.len() && same(start, end) {
+                end += 1;
+            }
+            let shared = !matches!(self.frames[start].layout, Layout::KernelTiling { .. });
+            groups.push((start, end, shared));
+            start = end;
+        }
+        groups
     }
 }
 

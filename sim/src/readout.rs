@@ -226,6 +226,26 @@ impl FourF {
         // The laser's energy in one exposure, relative to its mean.
         let sigma = cfg.laser.rin_sigma(cfg.camera.exposure_s);
         let laser = |rng: &mut R| 1.0 + sigma * rng.sample::<f64, _>(StandardNormal);
+        if cfg.detection.scheme == Scheme::Coherent && s == 1 {
+            // One sample per pixel: each output row is one grid row read backwards
+            // (the point reflection), copied without per-sample index arithmetic.
+            let k = r_out * laser(rng).max(0.0).sqrt();
+            let (hy, hx) = (py / 2, px / 2);
+            let a = scratch.output_samples();
+            let mut v = Array2::<f64>::zeros((py, px));
+            for (n_y, mut row) in v.axis_iter_mut(ndarray::Axis(0)).enumerate() {
+                let src = &a[((hy + py - n_y) % py) * px..][..px];
+                let row = row.as_slice_mut().expect("a row of a new array");
+                // n_x ≤ hx reads hx − n_x; n_x > hx reads hx + px − n_x.
+                for (out, v) in row[..=hx].iter_mut().zip(src[..=hx].iter().rev()) {
+                    *out = (v * k).re;
+                }
+                for (out, v) in row[hx + 1..].iter_mut().zip(src[hx + 1..].iter().rev()) {
+                    *out = (v * k).re;
+                }
+            }
+            return v;
+        }
         if cfg.detection.scheme == Scheme::Coherent {
             // Field read-out: only the pixel averages are needed.
             let k = r_out * laser(rng).max(0.0).sqrt() * norm;

@@ -85,7 +85,7 @@ fn gradient_of<M: Trainable>(
     label_smoothing: f64,
     micro: usize,
     noise: Option<&StepNoise>,
-) -> (f64, M) {
+) -> Result<(f64, M), String> {
     let b = labels.len();
     let parts: Vec<(f64, M)> = (0..b)
         .step_by(micro.max(1))
@@ -97,23 +97,23 @@ fn gradient_of<M: Trainable>(
             let mut n = noise.map(|n| n.for_images(start, end - start));
             let (logits, cache) = model.forward_batch(x, n.as_mut());
             if let Some(why) = n.as_mut().and_then(|n| n.take_failure()) {
-                panic!("optics-aware training: {why}");
+                return Err(why);
             }
             let (loss, mut g) = cross_entropy(logits.view(), &labels[start..end], label_smoothing);
             // The chunk's mean → its share of the batch mean.
             g *= (end - start) as f32 / b as f32;
             let mut grad = zeros_like(model);
             model.backward_batch(&cache, g.view(), &mut grad);
-            (loss * (end - start) as f64, grad)
+            Ok((loss * (end - start) as f64, grad))
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     let mut it = parts.into_iter();
     let (mut loss, mut grad) = it.next().expect("a batch has at least one image");
     for (l, g) in it {
         loss += l;
         add_params(&mut grad, &g);
     }
-    (loss / b as f64, grad)
+    Ok((loss / b as f64, grad))
 }
 
 fn logits_of<M: Trainable>(
@@ -220,6 +220,9 @@ impl StepNoise<'_> {
 /// The mean loss of a batch (`images` `[B, c, h, w]`, normalised) and the gradient
 /// of that mean with respect to every parameter, computed in micro-batches of
 /// `micro` images in parallel and summed in order.
+///
+/// Errors when `noise` runs the full simulation on a machine that cannot run an
+/// op (the message names the op and says why).
 pub fn batch_gradient(
     model: &Model,
     images: ArrayView4<f32>,
@@ -227,17 +230,17 @@ pub fn batch_gradient(
     label_smoothing: f64,
     micro: usize,
     noise: Option<&StepNoise>,
-) -> (f64, Model) {
-    match model {
+) -> Result<(f64, Model), String> {
+    Ok(match model {
         Model::Transformer(t) => {
-            let (l, g) = gradient_of(t, images, labels, label_smoothing, micro, noise);
+            let (l, g) = gradient_of(t, images, labels, label_smoothing, micro, noise)?;
             (l, Model::Transformer(g))
         }
         Model::ConvShareVit(m) => {
-            let (l, g) = gradient_of(m, images, labels, label_smoothing, micro, noise);
+            let (l, g) = gradient_of(m, images, labels, label_smoothing, micro, noise)?;
             (l, Model::ConvShareVit(g))
         }
-    }
+    })
 }
 
 /// Logits `[B, classes]` of normalised `images` `[B, c, h, w]` on the exact
