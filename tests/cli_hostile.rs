@@ -140,7 +140,8 @@ fn outputs_are_checked_before_the_work_and_never_replace_an_input() {
         trace.to_str().unwrap(),
     ]);
     assert!(err.contains("--trace") && err.contains("does not exist"), "{err}");
-    // --planes is all five pictures, written after the data.
+    // --planes is all five pictures, five arrays and planes.json, written after
+    // the data.
     let out = dir.join("y.npy");
     let planes = dir.join("planes");
     let ok = Command::new(env!("CARGO_BIN_EXE_fourf"))
@@ -153,7 +154,7 @@ fn outputs_are_checked_before_the_work_and_never_replace_an_input() {
         .output()
         .unwrap();
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
-    assert_eq!(std::fs::read_dir(&planes).unwrap().count(), 5);
+    assert_eq!(std::fs::read_dir(&planes).unwrap().count(), 11);
     let leftovers: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
