@@ -427,24 +427,24 @@ impl Planner {
     /// beats input tiling: kernels per frame `nk` (fewest frames, then fewest
     /// filters), columns and bands.
     fn cross_layout(&self, job: &ConvJob, m: usize, n: usize) -> Option<CrossLayout> {
-        let (ni, nk) = (job.input.dim(), job.kernel.dim());
-        let (sy, sx) = (
-            Span::of(ni.0, ni.0, nk.0, job.mode),
-            Span::of(ni.1, ni.1, nk.1, job.mode),
-        );
-        let (py, px) = (
-            spacing(&sy, &sy, self.config.guard),
-            spacing(&sx, &sx, self.config.guard),
-        );
-        let (rows, cols) = (self.frame.0 / py, self.frame.1 / px);
+        let (span, pitch) = self.slot(job);
+        let (rows, cols) = (self.frame.0 / pitch[0], self.frame.1 / pitch[1]);
         let nk = cross_kernels_per_frame(m, n, rows, cols)?;
         (nk > 1).then_some(CrossLayout {
             nk,
-            pitch: [py, px],
+            pitch,
             bands: rows / nk,
             cols,
-            span: [sy, sx],
+            span,
         })
+    }
+
+    /// The slot of a job whose whole input is one tile of a grid: its spans and the
+    /// pitch `[y, x]` between equal slots (see the module docs on guard bands).
+    fn slot(&self, job: &ConvJob) -> ([Span; 2], [usize; 2]) {
+        let (n, k) = (job.input.dim(), job.kernel.dim());
+        let span = [Span::of(n.0, n.0, k.0, job.mode), Span::of(n.1, n.1, k.1, job.mode)];
+        (span, [0, 1].map(|ax| spacing(&span[ax], &span[ax], self.config.guard)))
     }
 
     /// The frames of one cross set.
@@ -505,10 +505,8 @@ impl Planner {
     /// Whether a job's whole input keeps its distance to its own periodic image in
     /// the frame (one slot of a grid).
     fn whole_tile_fits(&self, job: &ConvJob) -> bool {
-        let (n, k) = (job.input.dim(), job.kernel.dim());
-        let spans = [Span::of(n.0, n.0, k.0, job.mode), Span::of(n.1, n.1, k.1, job.mode)];
-        let frame = [self.frame.0, self.frame.1];
-        (0..2).all(|ax| spacing(&spans[ax], &spans[ax], self.config.guard) <= frame[ax])
+        let (_, pitch) = self.slot(job);
+        pitch[0] <= self.frame.0 && pitch[1] <= self.frame.1
     }
 
     /// Diagonal pairing of kernel groups that share one shape: `nk` kernels per
@@ -516,13 +514,7 @@ impl Planner {
     /// bands, each wanted with its own kernel only (see [`grouped_kernels_per_frame`]).
     /// `None` when one kernel per frame (input tiling) is as good.
     fn diagonal_frames(&self, jobs: &[ConvJob], groups: &[Vec<usize>]) -> Option<Vec<FramePlan>> {
-        let job = &jobs[groups[0][0]];
-        let (ni, nk) = (job.input.dim(), job.kernel.dim());
-        let span = [
-            Span::of(ni.0, ni.0, nk.0, job.mode),
-            Span::of(ni.1, ni.1, nk.1, job.mode),
-        ];
-        let pitch = [0, 1].map(|ax| spacing(&span[ax], &span[ax], self.config.guard));
+        let (span, pitch) = self.slot(&jobs[groups[0][0]]);
         let (rows, cols) = (self.frame.0 / pitch[0], self.frame.1 / pitch[1]);
         let m = groups.iter().map(Vec::len).max()?;
         let (nk, q) = grouped_kernels_per_frame(groups.len(), m, rows, cols)?;
@@ -824,9 +816,8 @@ fn check_placement(frame: (usize, usize), p: &Placement) -> Result<(), (usize, O
     }
     for (t, &((i, k), w)) in p.wanted.iter().enumerate() {
         let (o, l) = block(i, k);
-        // Its own block's images one period away.
-        // Relative to the block, the image one period back covers [−N, l − N) and
-        // the one a period on [N, N + l).
+        // Its own block's images one period away: relative to the block, the image
+        // one period back covers [−N, l − N) and the one a period on [N, N + l).
         let aliased = (0..2).any(|ax| {
             w[ax]
                 .checked_sub(o[ax])
@@ -1028,7 +1019,7 @@ impl Plan {
     /// Counts and fill factor.
     pub fn stats(&self) -> PlanStats {
         let tiles = self.frames.iter().map(|f| f.tiles.len()).sum();
-        // Consecutive cross frames with the same kernels share their filter.
+        // Consecutive grid frames with the same kernels share their filter.
         let filters = self.kernels.len()
             + self
                 .frames
@@ -1036,7 +1027,7 @@ impl Plan {
                 .enumerate()
                 .filter(|(i, f)| match &f.layout {
                     Layout::KernelTiling { .. } => true,
-                    Layout::Grid { .. } => *i == 0 || !self.same_cross_filter(i - 1, *i),
+                    Layout::Grid { .. } => *i == 0 || !self.same_grid_filter(i - 1, *i),
                     Layout::InputTiling { .. } => false,
                 })
                 .count();
@@ -1137,8 +1128,32 @@ impl Plan {
         }
     }
 
-    /// Whether frames `a` and `b` are cross frames with the same kernels.
-    fn same_cross_filter(&self, a: usize, b: usize) -> bool {
+    /// Runs of consecutive frames that share one filter, programmed once: an
+    /// input-tiling group or a grid's frames with the same kernels (`true`), or
+    /// kernel-tiled frames, each with its own filter (`false`). `(start, end,
+    /// shared)`.
+    fn filter_groups(&self) -> Vec<(usize, usize, bool)> {
+        let mut groups = Vec::new();
+        let mut start = 0;
+        while start < self.frames.len() {
+            let mut end = start + 1;
+            let same = |a: usize, b: usize| match (&self.frames[a].layout, &self.frames[b].layout) {
+                (l @ Layout::InputTiling { .. }, m) => l == m,
+                (Layout::KernelTiling { .. }, m) => matches!(m, Layout::KernelTiling { .. }),
+                (Layout::Grid { .. }, _) => self.same_grid_filter(a, b),
+            };
+            while end < self.frames.len() && same(start, end) {
+                end += 1;
+            }
+            let shared = !matches!(self.frames[start].layout, Layout::KernelTiling { .. });
+            groups.push((start, end, shared));
+            start = end;
+        }
+        groups
+    }
+
+    /// Whether frames `a` and `b` are grid frames with the same kernels (one filter).
+    fn same_grid_filter(&self, a: usize, b: usize) -> bool {
         match (&self.frames[a].layout, &self.frames[b].layout) {
             (Layout::Grid { kernels: ka, .. }, Layout::Grid { kernels: kb, .. }) => ka == kb,
             _ => false,
@@ -1268,8 +1283,8 @@ impl Plan {
         // Intensity detection returns |y|²: a tile's gain comes back squared.
         let square_law = machine.config().detection.scheme == crate::devices::detection::Scheme::Intensity;
         let (mut passes, mut exposures) = (0, 0);
-        // Runs frames `[start, end)` of one group with its shared filter (`None`: each
-        // frame programs its own).
+        // Runs frame `f` with its group's shared filter (`None`: the frame programs
+        // its own).
         let run = |(scratch, plane): &mut (FrameScratch, Array2<f64>),
                    f: usize,
                    shared: Option<&Mask>|
@@ -1345,32 +1360,6 @@ impl Plan {
 
 /// One executed frame: its index, each tile's kept outputs, passes and exposures.
 type FrameResult = (usize, Vec<Array2<f64>>, usize, usize);
-
-impl Plan {
-    /// Runs of consecutive frames that share one filter, programmed once: an
-    /// input-tiling group or a grid's frames with the same kernels (`true`), or
-    /// kernel-tiled frames, each with its own filter (`false`). `(start, end,
-    /// shared)`.
-    fn filter_groups(&self) -> Vec<(usize, usize, bool)> {
-        let mut groups = Vec::new();
-        let mut start = 0;
-        while start < self.frames.len() {
-            let mut end = start + 1;
-            let same = |a: usize, b: usize| match (&self.frames[a].layout, &self.frames[b].layout) {
-                (l @ Layout::InputTiling { .. }, m) => l == m,
-                (Layout::KernelTiling { .. }, m) => matches!(m, Layout::KernelTiling { .. }),
-                (Layout::Grid { .. }, _) => self.same_cross_filter(a, b),
-            };
-            while end < self.frames.len() && same(start, end) {
-                end += 1;
-            }
-            let shared = !matches!(self.frames[start].layout, Layout::KernelTiling { .. });
-            groups.push((start, end, shared));
-            start = end;
-        }
-        groups
-    }
-}
 
 /// The outputs of an executed plan and what they cost.
 #[derive(Debug, Clone)]
