@@ -186,7 +186,9 @@ use std::fmt;
 use std::ops::Range;
 use std::path::Path;
 
-use toml::de::{DeTable, DeValue};
+use serde::de::{self, DeserializeOwned, Deserializer};
+use serde::Deserialize;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
 use crate::trace::{ConvMode, ConvSpec, Gemm, OpKind, Trace, TraceOp};
@@ -253,6 +255,18 @@ pub enum LayerTableError {
         /// The key.
         key: String,
         /// What is wrong and what is valid.
+        message: String,
+    },
+    /// A layer's or the table's counts are beyond any network (see [`MAX_TOTAL`]).
+    #[error("{file}:{line}: {place}: {message}")]
+    TooLarge {
+        /// The file.
+        file: String,
+        /// Line of the layer (or the top of the file, for the whole table).
+        line: usize,
+        /// The layer, as in [`LayerTableError::Invalid`], or `top level`.
+        place: String,
+        /// Which counts.
         message: String,
     },
 }
@@ -550,16 +564,22 @@ impl LayerTable {
             table: doc.get_ref(),
             span: doc.span(),
         };
-        top.check_keys(&["name", "description", "layer"], "the top level")?;
-        let name = top.required("name", |f, k| f.string(k))?;
-        let description = top.optional("description", |f, k| f.string(k))?;
-        let layers = top.required("layer", |f, k| f.layers(k, ""))?;
+        let TopKeys { name, description, .. } = top.keys("the top level", &[])?;
+        let layers = top.layers("layer", "")?;
         let ops = layers.iter().map(leaf_count).fold(0usize, usize::saturating_add);
         if ops > MAX_OPS {
             return Err(top.error(
                 &top.span,
                 "layer",
                 format!("the table expands to {ops} layers with its repeats; at most {MAX_OPS}"),
+            ));
+        }
+        let cost = layers.iter().try_fold(0u64, |sum, l| sum.checked_add(layer_cost(l)?));
+        if cost.is_none_or(|c| c > MAX_TOTAL) {
+            return Err(top.error(
+                &top.span,
+                "layer",
+                "the layers' FLOPs, f32 bytes and parameters per image together exceed 2^60",
             ));
         }
         Ok(LayerTable {
@@ -668,7 +688,7 @@ pub fn attention_core_ops(name: &str, t: usize, d: usize, heads: usize) -> [Trac
             OpKind::AttentionScores,
             &[t, 2 * d],
             &[heads, t, t],
-            2 * (heads * t * t * hd) as u64,
+            saturating_product(&[2, heads, t, t, hd]),
         )
         .with_gemm(Gemm {
             count: heads,
@@ -682,14 +702,14 @@ pub fn attention_core_ops(name: &str, t: usize, d: usize, heads: usize) -> [Trac
             OpKind::Softmax,
             &[heads, t, t],
             &[heads, t, t],
-            SOFTMAX_FLOPS * (heads * t * t) as u64,
+            saturating_product(&[SOFTMAX_FLOPS as usize, heads, t, t]),
         ),
         TraceOp::electronic(
             join(name, "mix"),
             OpKind::AttentionMix,
             &[heads, t, t],
             &[t, d],
-            2 * (heads * t * t * hd) as u64,
+            saturating_product(&[2, heads, t, t, hd]),
         )
         .with_gemm(Gemm {
             count: heads,
@@ -710,9 +730,9 @@ pub fn linear_op(name: String, tokens: usize, inf: usize, outf: usize, bias: boo
         OpKind::Linear,
         &[tokens, inf],
         &[tokens, outf],
-        2 * (tokens * inf * outf) as u64,
+        saturating_product(&[2, tokens, inf, outf]),
     )
-    .with_params(inf * outf + if bias { outf } else { 0 })
+    .with_params((inf * outf).saturating_add(if bias { outf } else { 0 }))
     .with_gemm(Gemm {
         count: 1,
         m: tokens,
@@ -722,9 +742,15 @@ pub fn linear_op(name: String, tokens: usize, inf: usize, outf: usize, bias: boo
     })
 }
 
+/// The product of `factors` as a `u64`, saturating: a table whose counts do not fit
+/// is refused when parsed (see [`MAX_TOTAL`]), and no product here wraps or panics.
+pub fn saturating_product(factors: &[usize]) -> u64 {
+    factors.iter().fold(1u64, |p, &f| p.saturating_mul(f as u64))
+}
+
 fn elementwise(name: &str, kind: OpKind, shape: &[usize], per_element: u64, params: usize) -> TraceOp {
-    let n: usize = shape.iter().product();
-    TraceOp::electronic(name, kind, shape, shape, per_element * n as u64).with_params(params)
+    let flops = saturating_product(shape).saturating_mul(per_element);
+    TraceOp::electronic(name, kind, shape, shape, flops).with_params(params)
 }
 
 fn emit_once(kind: &LayerKind, name: &str, trace: &mut Trace) {
@@ -741,9 +767,15 @@ fn emit_once(kind: &LayerKind, name: &str, trace: &mut Trace) {
                 OpKind::Conv2d,
                 &c.input,
                 &out,
-                2 * (per_group * c.out_channels * k2 * ho * wo) as u64,
+                saturating_product(&[2, per_group, c.out_channels, k2, ho, wo]),
             )
-            .with_params(c.out_channels * per_group * k2 + if c.bias { c.out_channels } else { 0 })
+            .with_params(
+                (saturating_product(&[c.out_channels, per_group, k2]) as usize).saturating_add(if c.bias {
+                    c.out_channels
+                } else {
+                    0
+                }),
+            )
             .with_gemm(Gemm {
                 count: c.groups,
                 m: ho * wo,
@@ -784,7 +816,7 @@ fn emit_once(kind: &LayerKind, name: &str, trace: &mut Trace) {
                 &[a * b, c],
                 global_filter_flops(a, b, c),
             )
-            .with_params(a * (b / 2 + 1) * c * 2);
+            .with_params(saturating_product(&[a, b / 2 + 1, c, 2]) as usize);
             op.conv = optical.then(|| global_filter_conv_spec(a, b, c, emulation));
             trace.push(op);
         }
@@ -821,7 +853,13 @@ fn emit_once(kind: &LayerKind, name: &str, trace: &mut Trace) {
                 &[spec.jobs, oh, ow],
                 spec.flops(),
             )
-            .with_params(kernels * kernel * kernel + if bias { kernels } else { 0 });
+            .with_params(
+                (saturating_product(&[kernels, kernel, kernel]) as usize).saturating_add(if bias {
+                    kernels
+                } else {
+                    0
+                }),
+            );
             op.conv = optical.then_some(spec);
             trace.push(op);
         }
@@ -846,16 +884,16 @@ fn emit_once(kind: &LayerKind, name: &str, trace: &mut Trace) {
             window,
             stride,
         } => {
-            let n: usize = shape.iter().product();
+            let n = saturating_product(shape);
             let (output, flops) = match (window, mode) {
                 (Some(s), _) => {
                     let out = vec![shape[0], (shape[1] - s) / stride + 1, (shape[2] - s) / stride + 1];
-                    let reads = out.iter().product::<usize>() * s * s;
-                    (out, reads as u64)
+                    let reads = saturating_product(&out).saturating_mul((s * s) as u64);
+                    (out, reads)
                 }
                 (None, PoolMode::ClassToken) => (vec![shape[1]], 0),
-                (None, _) if shape.len() == 2 => (vec![shape[1]], n as u64),
-                (None, _) => (vec![shape[0]], n as u64),
+                (None, _) if shape.len() == 2 => (vec![shape[1]], n),
+                (None, _) => (vec![shape[0]], n),
             };
             trace.push(TraceOp::electronic(name, OpKind::Pool, shape, &output, flops));
         }
@@ -869,11 +907,323 @@ fn emit_once(kind: &LayerKind, name: &str, trace: &mut Trace) {
 
 // ---------------------------------------------------------------------------
 // Parsing
+//
+// The document's structure — the top level, the `[[layer]]` arrays, each layer's
+// name and kind — is walked on toml's spanned tree, so that an error can name its
+// layer. Each kind's keys are read with serde into the `*Keys` structs below (an
+// unknown key, a missing one or a bad value is a serde error, mapped back to its
+// key and line by its span); what serde cannot say (heads divide dim, a valid
+// convolution's kernel fits) is checked after, on the spans serde kept.
 // ---------------------------------------------------------------------------
 
 const KINDS: &str = "conv2d, linear, attention, global_filter, fourier_mix, shared_conv, layer_norm, batch_norm, \
                      activation, softmax, add, pool, block";
+/// The keys every layer has, read before its kind's keys.
 const COMMON: &[&str] = &["name", "kind", "repeat"];
+
+/// The most FLOPs, f32 bytes or parameters one layer (repeats included) and the
+/// whole table may count per image: 2^60, far beyond any network, and small
+/// enough that every sum of the trace fits in a `u64`.
+pub const MAX_TOTAL: u64 = 1 << 60;
+
+fn integer(v: &toml::Value, what: &str, min: i64) -> Result<usize, String> {
+    match v {
+        toml::Value::Integer(n) if (min..=MAX_COUNT as i64).contains(n) => Ok(*n as usize),
+        toml::Value::Integer(n) if *n > MAX_COUNT as i64 => {
+            Err(format!("must be {what} in {min}..={MAX_COUNT}, got {n}"))
+        }
+        toml::Value::Integer(n) => Err(format!("must be {what}, got {n}")),
+        other => Err(format!("must be {what}, got {}", article(other.type_str()))),
+    }
+}
+
+/// An integer in `MIN..=MAX_COUNT`.
+#[derive(Debug, Clone, Copy)]
+struct Int<const MIN: i64>(usize);
+
+/// A positive integer, at most [`MAX_COUNT`]; 1 when absent.
+type Count = Int<1>;
+/// A non-negative integer, at most [`MAX_COUNT`].
+type Amount = Int<0>;
+
+impl Default for Count {
+    fn default() -> Self {
+        Int(1)
+    }
+}
+
+impl<'de, const MIN: i64> Deserialize<'de> for Int<MIN> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let what = if MIN == 0 {
+            "a non-negative integer"
+        } else {
+            "a positive integer"
+        };
+        integer(&toml::Value::deserialize(d)?, what, MIN)
+            .map(Int)
+            .map_err(de::Error::custom)
+    }
+}
+
+/// `true` or `false`; `true` when absent.
+#[derive(Debug, Clone, Copy)]
+struct Flag(bool);
+
+impl Default for Flag {
+    fn default() -> Self {
+        Flag(true)
+    }
+}
+
+impl<'de> Deserialize<'de> for Flag {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match toml::Value::deserialize(d)? {
+            toml::Value::Boolean(b) => Ok(Flag(b)),
+            other => Err(de::Error::custom(format!(
+                "must be true or false, got {}",
+                article(other.type_str())
+            ))),
+        }
+    }
+}
+
+/// What a list of sizes is, for its messages.
+trait ShapeKind {
+    /// `the input [C, H, W]`.
+    const WHAT: &'static str;
+    /// The number of sizes it must have, if fixed.
+    const LEN: Option<usize>;
+}
+
+macro_rules! shape_kinds {
+    ($($name:ident: $what:literal, $len:expr;)*) => {$(
+        struct $name;
+        impl ShapeKind for $name {
+            const WHAT: &'static str = $what;
+            const LEN: Option<usize> = $len;
+        }
+    )*};
+}
+
+shape_kinds! {
+    AnyShape: "the shape", None;
+    ChannelsFirst: "the shape [C, ...]", None;
+    PoolInput: "the input shape", None;
+    InputChw: "the input [C, H, W]", Some(3);
+    TokenGrid: "the token grid [a, b]", Some(2);
+    MapSize: "the map size [h, w]", Some(2);
+}
+
+/// A non-empty list of positive integers.
+struct Shape<K>(Vec<usize>, std::marker::PhantomData<K>);
+
+impl<K> Shape<K> {
+    fn pair(&self) -> [usize; 2] {
+        [self.0[0], self.0[1]]
+    }
+}
+
+impl<'de, K: ShapeKind> Deserialize<'de> for Shape<K> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let expected = format!("{} (a list of positive integers)", K::WHAT);
+        match toml::Value::deserialize(d)? {
+            toml::Value::Array(items) if !items.is_empty() && K::LEN.is_none_or(|n| n == items.len()) => items
+                .iter()
+                .map(|v| integer(v, &expected, 1))
+                .collect::<Result<Vec<_>, _>>()
+                .map(|v| Shape(v, std::marker::PhantomData))
+                .map_err(de::Error::custom),
+            toml::Value::Array(items) => Err(de::Error::custom(format!(
+                "must be {expected}, got {} values",
+                items.len()
+            ))),
+            other => Err(de::Error::custom(format!(
+                "must be {expected}, got {}",
+                article(other.type_str())
+            ))),
+        }
+    }
+}
+
+/// A string key with a fixed set of values; the first is the default.
+trait Choices: Copy + 'static {
+    const CHOICES: &'static [(&'static str, Self)];
+}
+
+impl Choices for ConvMode {
+    const CHOICES: &'static [(&'static str, Self)] = &[
+        ("same", ConvMode::Same),
+        ("valid", ConvMode::Valid),
+        ("full", ConvMode::Full),
+    ];
+}
+
+impl Choices for FilterEmulation {
+    const CHOICES: &'static [(&'static str, Self)] = &[
+        ("circular", FilterEmulation::Circular),
+        ("zero_padded", FilterEmulation::ZeroPadded),
+    ];
+}
+
+impl Choices for Activation {
+    const CHOICES: &'static [(&'static str, Self)] = &[("gelu", Activation::Gelu), ("relu", Activation::Relu)];
+}
+
+impl Choices for PoolMode {
+    const CHOICES: &'static [(&'static str, Self)] = &[
+        ("mean", PoolMode::Mean),
+        ("max", PoolMode::Max),
+        ("class_token", PoolMode::ClassToken),
+    ];
+}
+
+struct Choice<T>(T);
+
+impl<T: Choices> Default for Choice<T> {
+    fn default() -> Self {
+        Choice(T::CHOICES[0].1)
+    }
+}
+
+impl<'de, T: Choices> Deserialize<'de> for Choice<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let names: Vec<String> = T::CHOICES.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+        let expected = format!("one of {}", names.join(", "));
+        match toml::Value::deserialize(d)? {
+            toml::Value::String(s) => T::CHOICES
+                .iter()
+                .find(|(n, _)| *n == s)
+                .map(|&(_, t)| Choice(t))
+                .ok_or_else(|| de::Error::custom(format!("must be {expected}, got \"{s}\""))),
+            other => Err(de::Error::custom(format!(
+                "must be {expected}, got {}",
+                article(other.type_str())
+            ))),
+        }
+    }
+}
+
+/// The top level's keys (`layer` is walked by hand).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TopKeys {
+    name: String,
+    description: Option<String>,
+    #[allow(dead_code)]
+    layer: de::IgnoredAny,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Conv2dKeys {
+    input: Shape<InputChw>,
+    out_channels: Count,
+    kernel: Spanned<Count>,
+    #[serde(default)]
+    stride: Count,
+    #[serde(default)]
+    padding: Choice<ConvMode>,
+    groups: Option<Spanned<Count>>,
+    #[serde(default)]
+    bias: Flag,
+    #[serde(default)]
+    optical: Flag,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinearKeys {
+    #[serde(default)]
+    tokens: Count,
+    in_features: Count,
+    out_features: Count,
+    #[serde(default)]
+    bias: Flag,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AttentionKeys {
+    tokens: Count,
+    dim: Count,
+    heads: Spanned<Count>,
+    #[serde(default)]
+    qkv_bias: Flag,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GlobalFilterKeys {
+    grid: Shape<TokenGrid>,
+    channels: Count,
+    #[serde(default)]
+    emulation: Choice<FilterEmulation>,
+    #[serde(default)]
+    optical: Flag,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FourierMixKeys {
+    tokens: Count,
+    dim: Count,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SharedConvKeys {
+    maps: Count,
+    size: Shape<MapSize>,
+    kernel: Spanned<Count>,
+    #[serde(default)]
+    kernels: Count,
+    #[serde(default)]
+    padding: Choice<ConvMode>,
+    #[serde(default)]
+    bias: Flag,
+    #[serde(default)]
+    optical: Flag,
+}
+
+/// `layer_norm`, `batch_norm` and `add`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, bound = "K: ShapeKind")]
+struct ShapeParamsKeys<K> {
+    shape: Shape<K>,
+    params: Option<Amount>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActivationKeys {
+    shape: Shape<AnyShape>,
+    #[serde(default)]
+    function: Choice<Activation>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SoftmaxKeys {
+    shape: Shape<AnyShape>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PoolKeys {
+    shape: Spanned<Shape<PoolInput>>,
+    #[serde(default)]
+    mode: Choice<PoolMode>,
+    window: Option<Spanned<Count>>,
+    stride: Option<Spanned<Count>>,
+}
+
+/// A block's keys (`layers` is walked by hand).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BlockKeys {
+    #[allow(dead_code)]
+    layers: de::IgnoredAny,
+}
 
 struct Ctx<'a> {
     file: &'a str,
@@ -908,183 +1258,76 @@ impl<'a, 'i> Fields<'a, 'i> {
         }
     }
 
-    fn check_keys(&self, valid: &[&str], what: &str) -> Result<(), LayerTableError> {
-        let mut unknown: Vec<_> = self
-            .table
-            .iter()
-            .filter(|(k, _)| !valid.contains(&k.get_ref().as_ref()))
-            .collect();
-        unknown.sort_by_key(|(k, _)| k.span().start);
-        if let Some((k, _)) = unknown.first() {
-            return Err(self.error(
-                &k.span(),
-                k.get_ref(),
-                format!("unknown key; valid keys for {what}: {}", valid.join(", ")),
-            ));
-        }
-        Ok(())
-    }
-
     fn value(&self, key: &str) -> Option<&'a Value<'i>> {
         self.table.get(key)
     }
 
-    fn optional<T>(
-        &self,
-        key: &str,
-        read: impl FnOnce(&Self, &str) -> Result<T, LayerTableError>,
-    ) -> Result<Option<T>, LayerTableError> {
-        match self.value(key) {
-            None => Ok(None),
-            Some(_) => read(self, key).map(Some),
-        }
+    fn span_of(&self, key: &str) -> Range<usize> {
+        self.value(key).map_or(self.span.clone(), |v| v.span())
     }
 
-    fn required<T>(
-        &self,
-        key: &str,
-        read: impl FnOnce(&Self, &str) -> Result<T, LayerTableError>,
-    ) -> Result<T, LayerTableError> {
-        match self.value(key) {
-            None => Err(self.error(&self.span, key, "missing (required)")),
-            Some(_) => read(self, key),
-        }
-    }
-
-    fn wrong_type(&self, v: &Value<'i>, key: &str, expected: &str) -> LayerTableError {
-        self.error(
-            &v.span(),
-            key,
-            format!("must be {expected}, got {}", article(v.get_ref().type_str())),
-        )
-    }
-
-    fn string(&self, key: &str) -> Result<String, LayerTableError> {
-        let v = self.value(key).expect("checked");
-        match v.get_ref() {
-            DeValue::String(s) => Ok(s.to_string()),
-            _ => Err(self.wrong_type(v, key, "a string")),
-        }
-    }
-
-    fn boolean(&self, key: &str) -> Result<bool, LayerTableError> {
-        let v = self.value(key).expect("checked");
-        v.get_ref()
-            .as_bool()
-            .ok_or_else(|| self.wrong_type(v, key, "true or false"))
-    }
-
-    fn positive_value(&self, v: &Value<'i>, key: &str, what: &str) -> Result<usize, LayerTableError> {
-        let DeValue::Integer(i) = v.get_ref() else {
-            return Err(self.wrong_type(v, key, what));
+    /// `key`'s value read with serde, if present.
+    fn read<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, LayerTableError> {
+        let Some(v) = self.value(key) else {
+            return Ok(None);
         };
-        match i64::from_str_radix(i.as_str(), i.radix()) {
-            Ok(n) if (1..=MAX_COUNT as i64).contains(&n) => Ok(n as usize),
-            Ok(n) if n > MAX_COUNT as i64 => Err(self.error(
-                &v.span(),
-                key,
-                format!("must be {what} in 1..={MAX_COUNT}, got {}", i.as_str()),
-            )),
-            _ => Err(self.error(&v.span(), key, format!("must be {what}, got {}", i.as_str()))),
+        T::deserialize(ValueDeserializer::from(v.clone()))
+            .map(Some)
+            .map_err(|e| self.error(&v.span(), key, serde_message(e.message())))
+    }
+
+    /// The table's keys read with serde into `T`, those in `skip` left out (they
+    /// were read by hand); `what` names the table in the list of valid keys.
+    fn keys<T: DeserializeOwned>(&self, what: &str, skip: &[&str]) -> Result<T, LayerTableError> {
+        let mut table = self.table.clone();
+        for k in skip {
+            table.remove(*k);
         }
-    }
-
-    fn positive(&self, key: &str) -> Result<usize, LayerTableError> {
-        self.positive_value(self.value(key).expect("checked"), key, "a positive integer")
-    }
-
-    fn non_negative(&self, key: &str) -> Result<usize, LayerTableError> {
-        let v = self.value(key).expect("checked");
-        let DeValue::Integer(i) = v.get_ref() else {
-            return Err(self.wrong_type(v, key, "a non-negative integer"));
-        };
-        match i64::from_str_radix(i.as_str(), i.radix()) {
-            Ok(n) if (0..=MAX_COUNT as i64).contains(&n) => Ok(n as usize),
-            Ok(n) if n > MAX_COUNT as i64 => Err(self.error(
-                &v.span(),
-                key,
-                format!("must be a non-negative integer in 0..={MAX_COUNT}, got {}", i.as_str()),
-            )),
-            _ => Err(self.error(
-                &v.span(),
-                key,
-                format!("must be a non-negative integer, got {}", i.as_str()),
-            )),
-        }
-    }
-
-    /// A list of positive integers; `len` requires that many.
-    fn shape(&self, key: &str, len: Option<usize>, what: &str) -> Result<Vec<usize>, LayerTableError> {
-        let v = self.value(key).expect("checked");
-        let expected = format!("{what} (a list of positive integers)");
-        let DeValue::Array(items) = v.get_ref() else {
-            return Err(self.wrong_type(v, key, &expected));
-        };
-        if items.is_empty() || len.is_some_and(|n| n != items.len()) {
-            return Err(self.error(
-                &v.span(),
-                key,
-                format!("must be {expected}, got {} values", items.len()),
-            ));
-        }
-        items
-            .iter()
-            .map(|item| self.positive_value(item, key, &expected))
-            .collect()
-    }
-
-    fn pair(&self, key: &str, what: &str) -> Result<[usize; 2], LayerTableError> {
-        let s = self.shape(key, Some(2), what)?;
-        Ok([s[0], s[1]])
-    }
-
-    /// One of `choices` (`(name, value)`).
-    fn choice<T: Copy>(&self, key: &str, choices: &[(&str, T)]) -> Result<T, LayerTableError> {
-        let v = self.value(key).expect("checked");
-        let names: Vec<String> = choices.iter().map(|(n, _)| format!("\"{n}\"")).collect();
-        let expected = format!("one of {}", names.join(", "));
-        let DeValue::String(s) = v.get_ref() else {
-            return Err(self.wrong_type(v, key, &expected));
-        };
-        choices
-            .iter()
-            .find(|(n, _)| *n == s.as_ref())
-            .map(|&(_, t)| t)
-            .ok_or_else(|| self.error(&v.span(), key, format!("must be {expected}, got \"{s}\"")))
-    }
-
-    fn padding(&self, key: &str) -> Result<ConvMode, LayerTableError> {
-        Ok(self
-            .optional(key, |f, k| {
-                f.choice(
-                    k,
-                    &[
-                        ("same", ConvMode::Same),
-                        ("valid", ConvMode::Valid),
-                        ("full", ConvMode::Full),
-                    ],
-                )
-            })?
-            .unwrap_or(ConvMode::Same))
-    }
-
-    fn flag(&self, key: &str) -> Result<bool, LayerTableError> {
-        Ok(self.optional(key, |f, k| f.boolean(k))?.unwrap_or(true))
-    }
-
-    fn count(&self, key: &str, default: usize) -> Result<usize, LayerTableError> {
-        Ok(self.optional(key, |f, k| f.positive(k))?.unwrap_or(default))
+        let value = Spanned::new(self.span.clone(), DeValue::Table(table));
+        T::deserialize(ValueDeserializer::from(value)).map_err(|e| {
+            let message = e.message();
+            if let Some(rest) = message.strip_prefix("missing field `") {
+                let key = rest.split('`').next().unwrap_or(rest);
+                return self.error(&self.span, key, "missing (required)");
+            }
+            let span = e.span().unwrap_or_else(|| self.span.clone());
+            if let Some(rest) = message.strip_prefix("unknown field `") {
+                // serde: "unknown field `k`, expected one of `a`, `b`" (or "expected `a`").
+                let (key, expected) = rest.split_once('`').unwrap_or((rest, ""));
+                let valid: Vec<&str> = skip
+                    .iter()
+                    .copied()
+                    .chain(expected.split('`').skip(1).step_by(2))
+                    .collect();
+                return self.error(
+                    &span,
+                    key,
+                    format!("unknown key; valid keys for {what}: {}", valid.join(", ")),
+                );
+            }
+            // Any other error is about a value: name the key that holds it.
+            let key = self
+                .table
+                .iter()
+                .find(|(k, v)| k.span().contains(&span.start) || v.span().contains(&span.start))
+                .map_or("?", |(k, _)| k.get_ref().as_ref());
+            self.error(&span, key, serde_message(message))
+        })
     }
 
     /// The array of layer tables under `key`; `parent` is the enclosing place.
     fn layers(&self, key: &str, parent: &str) -> Result<Vec<Layer>, LayerTableError> {
-        let v = self.value(key).expect("checked");
+        let v = self.value(key).expect("read by serde before");
         let expected = format!(
             "an array of tables (`[[{}]]`)",
             if parent.is_empty() { "layer" } else { "layer.layers" }
         );
         let DeValue::Array(items) = v.get_ref() else {
-            return Err(self.wrong_type(v, key, &expected));
+            return Err(self.error(
+                &v.span(),
+                key,
+                format!("must be {expected}, got {}", article(v.get_ref().type_str())),
+            ));
         };
         if items.is_empty() {
             return Err(self.error(&v.span(), key, "must hold at least one layer"));
@@ -1111,13 +1354,11 @@ impl<'a, 'i> Fields<'a, 'i> {
                     table,
                     span: item.span(),
                 };
-                let name = fields.required("name", |f, k| f.string(k))?;
+                let name: String = fields
+                    .read("name")?
+                    .ok_or_else(|| fields.error(&fields.span, "name", "missing (required)"))?;
                 if name.is_empty() {
-                    return Err(fields.error(
-                        &fields.value("name").expect("present").span(),
-                        "name",
-                        "must not be empty",
-                    ));
+                    return Err(fields.error(&fields.span_of("name"), "name", "must not be empty"));
                 }
                 fields.place = format!("{label} `{name}`");
                 fields.layer(name)
@@ -1127,167 +1368,163 @@ impl<'a, 'i> Fields<'a, 'i> {
 
     /// The layer this table describes.
     fn layer(&self, name: String) -> Result<Layer, LayerTableError> {
-        let kind_name = self.required("kind", |f, k| f.string(k)).map_err(|e| match e {
-            LayerTableError::Invalid { message, .. } if message.starts_with("missing") => {
-                self.error(&self.span, "kind", format!("missing (required); valid kinds: {KINDS}"))
-            }
-            e => e,
-        })?;
-        let keys: &[&str] = match kind_name.as_str() {
-            "conv2d" => &[
-                "input",
-                "out_channels",
-                "kernel",
-                "stride",
-                "padding",
-                "groups",
-                "bias",
-                "optical",
-            ],
-            "linear" => &["tokens", "in_features", "out_features", "bias"],
-            "attention" => &["tokens", "dim", "heads", "qkv_bias"],
-            "global_filter" => &["grid", "channels", "emulation", "optical"],
-            "fourier_mix" => &["tokens", "dim"],
-            "shared_conv" => &["maps", "size", "kernel", "kernels", "padding", "bias", "optical"],
-            "layer_norm" | "batch_norm" | "add" => &["shape", "params"],
-            "activation" => &["shape", "function"],
-            "softmax" => &["shape"],
-            "pool" => &["shape", "mode", "window", "stride"],
-            "block" => &["layers"],
-            other => {
-                let span = self.value("kind").expect("present").span();
-                return Err(self.error(&span, "kind", format!("unknown kind \"{other}\"; valid kinds: {KINDS}")));
-            }
-        };
-        let valid: Vec<&str> = COMMON.iter().chain(keys).copied().collect();
-        self.check_keys(&valid, &format!("kind \"{kind_name}\""))?;
-        let repeat = self.count("repeat", 1)?;
+        let kind_name: String = self
+            .read("kind")?
+            .ok_or_else(|| self.error(&self.span, "kind", format!("missing (required); valid kinds: {KINDS}")))?;
+        let repeat = self.read::<Count>("repeat")?.unwrap_or_default().0;
+        let what = format!("kind \"{kind_name}\"");
         let kind = match kind_name.as_str() {
-            "conv2d" => LayerKind::Conv2d(self.conv2d()?),
-            "linear" => LayerKind::Linear {
-                tokens: self.count("tokens", 1)?,
-                in_features: self.required("in_features", |f, k| f.positive(k))?,
-                out_features: self.required("out_features", |f, k| f.positive(k))?,
-                bias: self.flag("bias")?,
-            },
+            "conv2d" => LayerKind::Conv2d(self.conv2d(self.keys(&what, COMMON)?)?),
+            "linear" => {
+                let k: LinearKeys = self.keys(&what, COMMON)?;
+                LayerKind::Linear {
+                    tokens: k.tokens.0,
+                    in_features: k.in_features.0,
+                    out_features: k.out_features.0,
+                    bias: k.bias.0,
+                }
+            }
             "attention" => {
-                let dim = self.required("dim", |f, k| f.positive(k))?;
-                let heads = self.required("heads", |f, k| f.positive(k))?;
+                let k: AttentionKeys = self.keys(&what, COMMON)?;
+                let (dim, heads) = (k.dim.0, k.heads.get_ref().0);
                 if !dim.is_multiple_of(heads) {
-                    let span = self.value("heads").expect("present").span();
-                    return Err(self.error(&span, "heads", format!("must divide dim = {dim}, got {heads}")));
+                    return Err(self.error(
+                        &k.heads.span(),
+                        "heads",
+                        format!("must divide dim = {dim}, got {heads}"),
+                    ));
                 }
                 LayerKind::Attention {
-                    tokens: self.required("tokens", |f, k| f.positive(k))?,
+                    tokens: k.tokens.0,
                     dim,
                     heads,
-                    qkv_bias: self.flag("qkv_bias")?,
+                    qkv_bias: k.qkv_bias.0,
                 }
             }
-            "global_filter" => LayerKind::GlobalFilter {
-                grid: self.required("grid", |f, k| f.pair(k, "the token grid [a, b]"))?,
-                channels: self.required("channels", |f, k| f.positive(k))?,
-                emulation: self
-                    .optional("emulation", |f, k| {
-                        f.choice(
-                            k,
-                            &[
-                                ("circular", FilterEmulation::Circular),
-                                ("zero_padded", FilterEmulation::ZeroPadded),
-                            ],
-                        )
-                    })?
-                    .unwrap_or(FilterEmulation::Circular),
-                optical: self.flag("optical")?,
-            },
-            "fourier_mix" => LayerKind::FourierMix {
-                tokens: self.required("tokens", |f, k| f.positive(k))?,
-                dim: self.required("dim", |f, k| f.positive(k))?,
-            },
+            "global_filter" => {
+                let k: GlobalFilterKeys = self.keys(&what, COMMON)?;
+                LayerKind::GlobalFilter {
+                    grid: k.grid.pair(),
+                    channels: k.channels.0,
+                    emulation: k.emulation.0,
+                    optical: k.optical.0,
+                }
+            }
+            "fourier_mix" => {
+                let k: FourierMixKeys = self.keys(&what, COMMON)?;
+                LayerKind::FourierMix {
+                    tokens: k.tokens.0,
+                    dim: k.dim.0,
+                }
+            }
             "shared_conv" => {
-                let size = self.required("size", |f, k| f.pair(k, "the map size [h, w]"))?;
-                let kernel = self.required("kernel", |f, k| f.positive(k))?;
-                let padding = self.padding("padding")?;
+                let k: SharedConvKeys = self.keys(&what, COMMON)?;
+                let (size, kernel, padding) = (k.size.pair(), k.kernel.get_ref().0, k.padding.0);
                 if padding == ConvMode::Valid && kernel > size[0].min(size[1]) {
-                    let span = self.value("kernel").expect("present").span();
                     return Err(self.error(
-                        &span,
+                        &k.kernel.span(),
                         "kernel",
                         format!("a valid convolution needs kernel ≤ the map size {size:?}, got {kernel}"),
                     ));
                 }
                 LayerKind::SharedConv {
-                    maps: self.required("maps", |f, k| f.positive(k))?,
+                    maps: k.maps.0,
                     size,
                     kernel,
-                    kernels: self.count("kernels", 1)?,
+                    kernels: k.kernels.0,
                     padding,
-                    bias: self.flag("bias")?,
-                    optical: self.flag("optical")?,
+                    bias: k.bias.0,
+                    optical: k.optical.0,
                 }
             }
             "layer_norm" => {
-                let shape = self.required("shape", |f, k| f.shape(k, None, "the shape"))?;
-                let params = self.optional("params", |f, k| f.non_negative(k))?;
+                let k: ShapeParamsKeys<AnyShape> = self.keys(&what, COMMON)?;
+                let shape = k.shape.0;
                 LayerKind::LayerNorm {
-                    params: params.unwrap_or(2 * shape[shape.len() - 1]),
+                    params: k.params.map_or(2 * shape[shape.len() - 1], |p| p.0),
                     shape,
                 }
             }
             "batch_norm" => {
-                let shape = self.required("shape", |f, k| f.shape(k, None, "the shape [C, ...]"))?;
-                let params = self.optional("params", |f, k| f.non_negative(k))?;
+                let k: ShapeParamsKeys<ChannelsFirst> = self.keys(&what, COMMON)?;
+                let shape = k.shape.0;
                 LayerKind::BatchNorm {
-                    params: params.unwrap_or(2 * shape[0]),
+                    params: k.params.map_or(2 * shape[0], |p| p.0),
                     shape,
                 }
             }
-            "add" => LayerKind::Add {
-                shape: self.required("shape", |f, k| f.shape(k, None, "the shape"))?,
-                params: self.optional("params", |f, k| f.non_negative(k))?.unwrap_or(0),
-            },
-            "activation" => LayerKind::Activation {
-                shape: self.required("shape", |f, k| f.shape(k, None, "the shape"))?,
-                function: self
-                    .optional("function", |f, k| {
-                        f.choice(k, &[("gelu", Activation::Gelu), ("relu", Activation::Relu)])
-                    })?
-                    .unwrap_or(Activation::Gelu),
-            },
-            "softmax" => LayerKind::Softmax {
-                shape: self.required("shape", |f, k| f.shape(k, None, "the shape"))?,
-            },
-            "pool" => self.pool()?,
-            "block" => LayerKind::Block {
-                layers: self.required("layers", |f, k| f.layers(k, &f.place))?,
-            },
-            _ => unreachable!("kind checked above"),
+            "add" => {
+                let k: ShapeParamsKeys<AnyShape> = self.keys(&what, COMMON)?;
+                LayerKind::Add {
+                    shape: k.shape.0,
+                    params: k.params.map_or(0, |p| p.0),
+                }
+            }
+            "activation" => {
+                let k: ActivationKeys = self.keys(&what, COMMON)?;
+                LayerKind::Activation {
+                    shape: k.shape.0,
+                    function: k.function.0,
+                }
+            }
+            "softmax" => {
+                let k: SoftmaxKeys = self.keys(&what, COMMON)?;
+                LayerKind::Softmax { shape: k.shape.0 }
+            }
+            "pool" => self.pool(self.keys(&what, COMMON)?)?,
+            "block" => {
+                let _: BlockKeys = self.keys(&what, COMMON)?;
+                LayerKind::Block {
+                    layers: self.layers("layers", &self.place)?,
+                }
+            }
+            other => {
+                return Err(self.error(
+                    &self.span_of("kind"),
+                    "kind",
+                    format!("unknown kind \"{other}\"; valid kinds: {KINDS}"),
+                ));
+            }
         };
-        Ok(Layer { name, repeat, kind })
+        let layer = Layer { name, repeat, kind };
+        match layer_cost(&layer) {
+            Some(cost) if cost <= MAX_TOTAL => Ok(layer),
+            _ => Err(LayerTableError::TooLarge {
+                file: self.ctx.file.to_string(),
+                line: self.ctx.line(&self.span),
+                place: self.place.clone(),
+                message: format!(
+                    "the layer's FLOPs, f32 bytes and parameters per image{} exceed 2^60; its sizes are out of \
+                     any network's range",
+                    if repeat > 1 {
+                        format!(", × repeat = {repeat},")
+                    } else {
+                        String::new()
+                    }
+                ),
+            }),
+        }
     }
 
-    fn conv2d(&self) -> Result<Conv2d, LayerTableError> {
-        let s = self.required("input", |f, k| f.shape(k, Some(3), "the input [C, H, W]"))?;
-        let input = [s[0], s[1], s[2]];
-        let out_channels = self.required("out_channels", |f, k| f.positive(k))?;
-        let kernel = self.required("kernel", |f, k| f.positive(k))?;
-        let padding = self.padding("padding")?;
-        let groups = self.count("groups", 1)?;
-        if !(input[0].is_multiple_of(groups) && out_channels.is_multiple_of(groups)) {
-            let span = self.value("groups").expect("present").span();
-            return Err(self.error(
-                &span,
-                "groups",
-                format!(
-                    "must divide the input channels ({}) and out_channels ({out_channels}), got {groups}",
-                    input[0]
-                ),
-            ));
+    fn conv2d(&self, k: Conv2dKeys) -> Result<Conv2d, LayerTableError> {
+        let input = [k.input.0[0], k.input.0[1], k.input.0[2]];
+        let (out_channels, kernel, padding) = (k.out_channels.0, k.kernel.get_ref().0, k.padding.0);
+        if let Some(g) = &k.groups {
+            let groups = g.get_ref().0;
+            if !(input[0].is_multiple_of(groups) && out_channels.is_multiple_of(groups)) {
+                return Err(self.error(
+                    &g.span(),
+                    "groups",
+                    format!(
+                        "must divide the input channels ({}) and out_channels ({out_channels}), got {groups}",
+                        input[0]
+                    ),
+                ));
+            }
         }
         if padding == ConvMode::Valid && kernel > input[1].min(input[2]) {
-            let span = self.value("kernel").expect("present").span();
             return Err(self.error(
-                &span,
+                &k.kernel.span(),
                 "kernel",
                 format!(
                     "a valid convolution needs kernel ≤ the input's H and W ({}, {}), got {kernel}",
@@ -1299,36 +1536,24 @@ impl<'a, 'i> Fields<'a, 'i> {
             input,
             out_channels,
             kernel,
-            stride: self.count("stride", 1)?,
+            stride: k.stride.0,
             padding,
-            groups,
-            bias: self.flag("bias")?,
-            optical: self.flag("optical")?,
+            groups: k.groups.map_or(1, |g| g.get_ref().0),
+            bias: k.bias.0,
+            optical: k.optical.0,
         })
     }
 
-    fn pool(&self) -> Result<LayerKind, LayerTableError> {
-        let shape = self.required("shape", |f, k| f.shape(k, None, "the input shape"))?;
-        let mode = self
-            .optional("mode", |f, k| {
-                f.choice(
-                    k,
-                    &[
-                        ("mean", PoolMode::Mean),
-                        ("max", PoolMode::Max),
-                        ("class_token", PoolMode::ClassToken),
-                    ],
-                )
-            })?
-            .unwrap_or(PoolMode::Mean);
-        let window = self.optional("window", |f, k| f.positive(k))?;
-        let stride = self.optional("stride", |f, k| f.positive(k))?;
-        let shape_span = self.value("shape").expect("present").span();
-        match window {
-            Some(s) => {
+    fn pool(&self, k: PoolKeys) -> Result<LayerKind, LayerTableError> {
+        let shape_span = k.shape.span();
+        let shape = k.shape.into_inner().0;
+        let mode = k.mode.0;
+        let window = k.window.as_ref().map(|w| w.get_ref().0);
+        match &k.window {
+            Some(w) => {
+                let s = w.get_ref().0;
                 if mode == PoolMode::ClassToken {
-                    let span = self.value("window").expect("present").span();
-                    return Err(self.error(&span, "window", "not valid with mode = \"class_token\""));
+                    return Err(self.error(&w.span(), "window", "not valid with mode = \"class_token\""));
                 }
                 if shape.len() != 3 || s > shape[1].min(shape[2]) {
                     return Err(self.error(
@@ -1339,8 +1564,8 @@ impl<'a, 'i> Fields<'a, 'i> {
                 }
             }
             None => {
-                if let Some(v) = self.value("stride") {
-                    return Err(self.error(&v.span(), "stride", "only valid with `window` (a windowed pool)"));
+                if let Some(s) = &k.stride {
+                    return Err(self.error(&s.span(), "stride", "only valid with `window` (a windowed pool)"));
                 }
                 let ok = match mode {
                     PoolMode::ClassToken => shape.len() == 2,
@@ -1365,10 +1590,52 @@ impl<'a, 'i> Fields<'a, 'i> {
         Ok(LayerKind::Pool {
             shape,
             mode,
-            stride: stride.or(window).unwrap_or(1),
+            stride: k.stride.map(|s| s.get_ref().0).or(window).unwrap_or(1),
             window,
         })
     }
+}
+
+/// serde's "invalid type: integer `3`, expected a string" as "must be a string, got
+/// integer `3`", in the style of fourf's own messages; other messages unchanged.
+fn serde_message(message: &str) -> String {
+    // An integer beyond i64 reaches no integer type of ours (toml's values stop at i64).
+    if let Some(n) = message
+        .strip_prefix("invalid type: integer `")
+        .filter(|rest| rest.ends_with("expected any valid TOML value"))
+        .and_then(|rest| rest.split('`').next())
+    {
+        return format!("must be at most {MAX_COUNT}, got {n}");
+    }
+    match message
+        .strip_prefix("invalid type: ")
+        .and_then(|rest| rest.split_once(", expected "))
+    {
+        Some((got, expected)) => format!("must be {expected}, got {got}"),
+        None => message.to_string(),
+    }
+}
+
+/// FLOPs + f32 bytes + parameters of `layer` per image, repeats included, or `None`
+/// when they do not fit a `u64` (the trace's counts saturate; this sees it).
+fn layer_cost(layer: &Layer) -> Option<u64> {
+    let once = match &layer.kind {
+        LayerKind::Block { layers } => layers.iter().try_fold(0u64, |sum, l| sum.checked_add(layer_cost(l)?))?,
+        kind => {
+            let mut scratch = Trace::new();
+            emit_once(kind, "", &mut scratch);
+            scratch.ops.iter().try_fold(0u64, |sum, op| {
+                [op.flops, op.bytes, op.params as u64].iter().try_fold(sum, |s, &x| {
+                    if x > MAX_TOTAL {
+                        None
+                    } else {
+                        s.checked_add(x)
+                    }
+                })
+            })?
+        }
+    };
+    once.checked_mul(layer.repeat as u64)
 }
 
 #[cfg(test)]
@@ -1402,6 +1669,67 @@ mod tests {
             "[[layer]]\nname = \"b\"\nkind = \"block\"\nrepeat = 2000\n[[layer.layers]]\nname = \"g\"\nkind = \"add\"\nshape = [4]\nrepeat = 1000",
         );
         assert!(e.contains("2000000 layers") && e.contains("at most 1000000"), "{e}");
+    }
+
+    /// The hardening issue asked for checked size arithmetic: sizes each within
+    /// `MAX_COUNT` still multiply past `u64` (a 2^24-wide linear layer on 2^24
+    /// tokens is 2^73 FLOPs), and a repeat can multiply a large layer past it.
+    #[test]
+    fn counts_that_overflow_are_refused() {
+        let e = err("[[layer]]\nname = \"x\"\nkind = \"linear\"\nin_features = 16777216\nout_features = 16777216\ntokens = 16777216");
+        assert!(
+            e.starts_with("t.toml:2: layer 1 `x`: the layer's FLOPs") && e.contains("2^60"),
+            "{e}"
+        );
+        let e = err("[[layer]]\nname = \"x\"\nkind = \"add\"\nshape = [16777216, 16777216, 16777216, 16777216]");
+        assert!(e.contains("layer 1 `x`: the layer's FLOPs"), "{e}");
+        let e = err("[[layer]]\nname = \"x\"\nkind = \"linear\"\nin_features = 16777216\nout_features = 16777216\ntokens = 16\nrepeat = 100000");
+        assert!(e.contains("× repeat = 100000"), "{e}");
+        // Each layer fits; together they do not.
+        let big = "[[layer]]\nname = \"x\"\nkind = \"linear\"\nin_features = 16777216\nout_features = 16777216\ntokens = 1024\n";
+        let e = err(&big.repeat(2));
+        assert!(e.contains("top level") && e.contains("together exceed 2^60"), "{e}");
+        // The largest layer that fits gives exact counts.
+        let t = one("kind = \"linear\"\nin_features = 16777216\nout_features = 16777216\ntokens = 1024\nbias = false");
+        assert_eq!(t.ops[0].flops, 1 << 59);
+        let e = err("[[layer]]\nname = \"x\"\nkind = \"softmax\"\nshape = [2, 99999999999999999999]");
+        assert!(
+            e.contains("key `shape`: must be at most 16777216, got 99999999999999999999"),
+            "{e}"
+        );
+    }
+
+    /// Values of the wrong type name the key and what is valid, in serde's and in
+    /// fourf's own wording alike.
+    #[test]
+    fn wrong_types_name_the_valid_values() {
+        let conv = "[[layer]]\nname = \"x\"\nkind = \"conv2d\"\ninput = [3, 8, 8]\nout_channels = 4\nkernel = 3\n";
+        let e = err(&format!("{conv}bias = \"yes\""));
+        assert!(
+            e.starts_with("t.toml:8: layer 1 `x`: key `bias`: must be true or false, got a string"),
+            "{e}"
+        );
+        let e = err(&format!("{conv}padding = 3"));
+        assert!(
+            e.contains("key `padding`: must be one of \"same\", \"valid\", \"full\", got an integer"),
+            "{e}"
+        );
+        let e = err(&format!("{conv}padding = \"circ\""));
+        assert!(e.contains("got \"circ\""), "{e}");
+        let e = LayerTable::parse(
+            "name = 3\n[[layer]]\nname = \"x\"\nkind = \"add\"\nshape = [1]",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(e, "t.toml:1: top level: key `name`: must be a string, got integer `3`");
+        let e = err("[[layer]]\nname = \"x\"\nkind = \"block\"\nfoo = 1\n[[layer.layers]]\nname = \"a\"\nkind = \"softmax\"\nshape = [2]");
+        assert!(
+            e.contains("key `foo`: unknown key; valid keys for kind \"block\": name, kind, repeat, layers"),
+            "{e}"
+        );
+        let e = err("[[layer]]\nname = \"x\"\nkind = \"softmax\"\nshape = [2]\nrepeat = 0");
+        assert!(e.contains("key `repeat`: must be a positive integer, got 0"), "{e}");
     }
 
     #[test]

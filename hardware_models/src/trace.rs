@@ -167,7 +167,7 @@ impl ConvSpec {
         };
         let my = macs_1d(self.input[0], self.kernel[0], oh);
         let mx = macs_1d(self.input[1], self.kernel[1], ow);
-        2 * self.jobs as u64 * my * mx
+        (2 * self.jobs as u64).saturating_mul(my).saturating_mul(mx)
     }
 }
 
@@ -260,7 +260,7 @@ impl TraceOp {
             output_shape: output.to_vec(),
             params: 0,
             flops,
-            bytes: 4 * (product(input) + product(output)) as u64,
+            bytes: 4u64.saturating_mul(product(input).saturating_add(product(output)) as u64),
             conv: None,
             gemm: None,
             optical: None,
@@ -277,7 +277,11 @@ impl TraceOp {
     /// With `params` learnable parameters (replacing any earlier count; their f32
     /// reads are part of `bytes`).
     pub fn with_params(mut self, params: usize) -> Self {
-        self.bytes = self.bytes - 4 * self.params as u64 + 4 * params as u64;
+        let f32s = |n: usize| 4u64.saturating_mul(n as u64);
+        self.bytes = self
+            .bytes
+            .saturating_sub(f32s(self.params))
+            .saturating_add(f32s(params));
         self.params = params;
         self
     }
@@ -329,11 +333,11 @@ impl Trace {
             ..Default::default()
         };
         for op in &self.ops {
-            t.flops += op.flops;
-            t.bytes += op.bytes;
+            t.flops = t.flops.saturating_add(op.flops);
+            t.bytes = t.bytes.saturating_add(op.bytes);
             if op.engine == Engine::Optical {
                 t.optical_ops += 1;
-                t.optical_flops += op.flops;
+                t.optical_flops = t.optical_flops.saturating_add(op.flops);
             }
             if let Some(o) = op.optical {
                 t.optical += o;
