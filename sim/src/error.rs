@@ -15,6 +15,17 @@ pub enum SimError {
         /// What would be valid.
         valid: String,
     },
+    /// An operand of a multi-channel convolution (a map, a kernel, a count)
+    /// that does not match its plan or is not finite.
+    #[error("{what}: got {got}; {want}")]
+    BadOperand {
+        /// The operand, e.g. `kernel w[0][1]`.
+        what: String,
+        /// What it is.
+        got: String,
+        /// What would be valid.
+        want: String,
+    },
     /// A kernel does not fit in one frame of the machine.
     #[error("job {job}: kernel of {kernel:?} samples is larger than the machine's {frame:?} frame; use a machine with at least {kernel:?} SLM pixels")]
     KernelTooLarge {

@@ -40,6 +40,7 @@
 
 #![warn(missing_docs)]
 
+pub mod channels;
 pub mod conv;
 pub mod devices;
 pub mod error;
@@ -55,6 +56,7 @@ pub mod pupil;
 pub mod readout;
 pub mod rng;
 
+pub use channels::{channel_layout, ChannelLayout, ChannelPlan, ChannelShape};
 pub use conv::{direct_conv, ConvJob, Mode, Op};
 pub use error::SimError;
 pub use field::Field;

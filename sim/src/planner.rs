@@ -148,19 +148,20 @@ pub struct Placement {
     /// Kernel-plane tiles `[y, x, h, w]` (offsets in the periodic kernel plane).
     pub kernels: Vec<Rect>,
     /// For every tile of the frame, its `(input, kernel)` pair and its kept window
-    /// `[y, x, h, w]` in the output plane (before the periodic wrap).
+    /// `[y, x, h, w]` in the output plane (before the periodic wrap). Pairs wanted
+    /// at the same window sum there (a channel sum, [`crate::channels`]).
     pub wanted: Vec<((usize, usize), Rect)>,
 }
 
 /// Extent of a tile along one axis.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Span {
+pub(crate) struct Span {
     /// Samples of the tiled operand.
     t: usize,
     /// Samples of its full convolution with the partner.
     l: usize,
     /// Kept window `[a, b)` relative to the tile's origin.
-    a: usize,
+    pub(crate) a: usize,
     b: usize,
 }
 
@@ -229,13 +230,13 @@ pub struct PlanStats {
 impl Span {
     /// A tile of `t` samples whose job convolves an `n`-sample input with a
     /// `k`-sample kernel in `mode`: spread `n + k − 1`, kept window `mode.window`.
-    fn of(t: usize, n: usize, k: usize, mode: Mode) -> Span {
+    pub(crate) fn of(t: usize, n: usize, k: usize, mode: Mode) -> Span {
         let (a, b) = mode.window(n, k);
         Span { t, l: n + k - 1, a, b }
     }
 }
 
-fn spacing(i: &Span, j: &Span, guard: Option<usize>) -> usize {
+pub(crate) fn spacing(i: &Span, j: &Span, guard: Option<usize>) -> usize {
     match guard {
         Some(g) => i.t + g,
         None => (i.l - j.a).max(i.b),
@@ -790,7 +791,7 @@ fn for_cells(s: usize, l: usize, c: usize, n: usize, mut f: impl FnMut(usize)) {
 /// the first tile whose kept window is reached, and by which pair (`None`: its own
 /// block's periodic image). Pair blocks are bucketed in cells as wide as the
 /// widest block, so the check is linear in the number of pairs.
-fn check_placement(frame: (usize, usize), p: &Placement) -> Result<(), (usize, Option<(usize, usize)>)> {
+pub(crate) fn check_placement(frame: (usize, usize), p: &Placement) -> Result<(), (usize, Option<(usize, usize)>)> {
     let n = [frame.0, frame.1];
     let block = |i: usize, k: usize| -> ([usize; 2], [usize; 2]) {
         let (a, b) = (&p.inputs[i], &p.kernels[k]);
@@ -814,6 +815,8 @@ fn check_placement(frame: (usize, usize), p: &Placement) -> Result<(), (usize, O
             for_cells(o[1], l[1], cell[1], n[1], |cx| buckets[cy * count[1] + cx].push(pi))
         });
     }
+    // Pairs wanted at one window sum there (a channel sum): they may meet.
+    let wanted_at: HashMap<(usize, usize), Rect> = p.wanted.iter().copied().collect();
     for (t, &((i, k), w)) in p.wanted.iter().enumerate() {
         let (o, l) = block(i, k);
         // Its own block's images one period away: relative to the block, the image
@@ -832,7 +835,7 @@ fn check_placement(frame: (usize, usize), p: &Placement) -> Result<(), (usize, O
             for_cells(w[1], w[3], cell[1], n[1], |cx| {
                 for &pi in &buckets[cy * count[1] + cx] {
                     let other = pairs[pi];
-                    if hit.is_some() || other == (i, k) {
+                    if hit.is_some() || other == (i, k) || wanted_at.get(&other) == Some(&w) {
                         continue;
                     }
                     let (ob, lb) = block(other.0, other.1);
@@ -1278,67 +1281,30 @@ impl Plan {
         self.check_jobs(jobs);
         assert_eq!(machine.frame_shape(), self.frame, "Plan::execute: machine frame shape");
         let mut outputs: Vec<Array2<f64>> = self.output_shapes.iter().map(|&s| Array2::zeros(s)).collect();
-        let (gy, gx) = machine.grid_shape();
-        let small = gy * gx <= SMALL_FRAME;
         // Intensity detection returns |y|²: a tile's gain comes back squared.
         let square_law = machine.config().detection.scheme == crate::devices::detection::Scheme::Intensity;
         let (mut passes, mut exposures) = (0, 0);
-        // Runs frame `f` with its group's shared filter (`None`: the frame programs
-        // its own).
-        let run = |(scratch, plane): &mut (FrameScratch, Array2<f64>),
-                   f: usize,
-                   shared: Option<&Mask>|
-         -> Result<FrameResult, SimError> {
-            let own;
-            let mask = match shared {
-                Some(m) => m,
-                None => {
-                    own = machine.program_in(self.frame_kernel(f, jobs).view(), scratch);
-                    &own
-                }
-            };
-            let (support, gains) = self.write_input(f, jobs, plane);
-            let mut rng = StdRng::seed_from_u64(frame_seed(seed, f));
-            let det = machine.detect_frame(plane.view(), &support, mask, scratch, &mut rng)?;
-            let tiles = self.frames[f]
-                .tiles
-                .iter()
-                .zip(&gains)
-                .map(|(t, &g)| read_tile(&det.values, t) * if square_law { g * g } else { g })
-                .collect::<Vec<_>>();
-            frame_done();
-            Ok((f, tiles, det.passes, det.exposures))
-        };
-        let new_plane = || Array2::<f64>::zeros(self.frame);
+        let frame_kernel = |f: usize| self.frame_kernel(f, jobs);
         let groups = self.filter_groups();
-        let results: Vec<FrameResult> = if small {
-            // Groups in parallel (each programs its filter), and a group's frames too.
-            let per_group: Vec<Vec<FrameResult>> = groups
-                .par_iter()
-                .map(|&(start, end, shared)| {
-                    let mask = shared.then(|| machine.program(self.frame_kernel(start, jobs).view()));
-                    (start..end)
-                        .into_par_iter()
-                        .map_init(
-                            || (machine.make_scratch(false), new_plane()),
-                            |state, f| run(state, f, mask.as_ref()),
-                        )
-                        .collect::<Result<Vec<_>, _>>()
-                })
-                .collect::<Result<_, _>>()?;
-            per_group.into_iter().flatten().collect()
-        } else {
-            // Big frames: one at a time, each spread over the threads.
-            let mut state = (machine.make_scratch(true), new_plane());
-            let mut all = Vec::with_capacity(self.frames.len());
-            for &(start, end, shared) in &groups {
-                let mask = shared.then(|| machine.program_in(self.frame_kernel(start, jobs).view(), &mut state.0));
-                for f in start..end {
-                    all.push(run(&mut state, f, mask.as_ref())?);
-                }
-            }
-            all
-        };
+        let results = run_frames(
+            machine,
+            self.frame,
+            &groups,
+            &frame_kernel,
+            |(scratch, plane), f, mask| {
+                let (support, gains) = self.write_input(f, jobs, plane);
+                let mut rng = StdRng::seed_from_u64(frame_seed(seed, f));
+                let det = machine.detect_frame(plane.view(), &support, mask, scratch, &mut rng)?;
+                let tiles = self.frames[f]
+                    .tiles
+                    .iter()
+                    .zip(&gains)
+                    .map(|(t, &g)| read_tile(&det.values, t) * if square_law { g * g } else { g })
+                    .collect::<Vec<_>>();
+                frame_done();
+                Ok((f, tiles, det.passes, det.exposures))
+            },
+        )?;
         for (f, tiles, p, e) in results {
             passes += p;
             exposures += e;
@@ -1358,8 +1324,55 @@ impl Plan {
     }
 }
 
-/// One executed frame: its index, each tile's kept outputs, passes and exposures.
-type FrameResult = (usize, Vec<Array2<f64>>, usize, usize);
+/// A frame's working memory: the machine's scratch and a frame-sized input plane.
+pub(crate) type FrameState = (FrameScratch, Array2<f64>);
+
+/// Runs frames `0..` in `groups` of `(start, end, shared)`: a shared group programs
+/// the filter `frame_kernel(start)` once for all its frames, any other frame its
+/// own. Small frames run in parallel (the groups and a group's frames), big ones
+/// one at a time, each spread over the threads. Results in frame order.
+pub(crate) fn run_frames<T: Send>(
+    machine: &FourF,
+    frame: (usize, usize),
+    groups: &[(usize, usize, bool)],
+    frame_kernel: &(dyn Fn(usize) -> Array2<f64> + Sync),
+    run: impl Fn(&mut FrameState, usize, &Mask) -> Result<T, SimError> + Sync,
+) -> Result<Vec<T>, SimError> {
+    let (gy, gx) = machine.grid_shape();
+    let one = |state: &mut FrameState, f: usize, shared: Option<&Mask>| match shared {
+        Some(mask) => run(state, f, mask),
+        None => {
+            let own = machine.program_in(frame_kernel(f).view(), &mut state.0);
+            run(state, f, &own)
+        }
+    };
+    if gy * gx <= SMALL_FRAME {
+        let per_group: Vec<Vec<T>> = groups
+            .par_iter()
+            .map(|&(start, end, shared)| {
+                let mask = shared.then(|| machine.program(frame_kernel(start).view()));
+                (start..end)
+                    .into_par_iter()
+                    .map_init(
+                        || (machine.make_scratch(false), Array2::<f64>::zeros(frame)),
+                        |state, f| one(state, f, mask.as_ref()),
+                    )
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(per_group.into_iter().flatten().collect())
+    } else {
+        let mut state = (machine.make_scratch(true), Array2::<f64>::zeros(frame));
+        let mut all = Vec::new();
+        for &(start, end, shared) in groups {
+            let mask = shared.then(|| machine.program_in(frame_kernel(start).view(), &mut state.0));
+            for f in start..end {
+                all.push(one(&mut state, f, mask.as_ref())?);
+            }
+        }
+        Ok(all)
+    }
+}
 
 /// The outputs of an executed plan and what they cost.
 #[derive(Debug, Clone)]
@@ -1376,7 +1389,7 @@ pub struct Execution {
 
 /// Seed of frame `f`'s generator: the SplitMix64 finaliser of the run seed and
 /// the index (XOR-combined, as in every earlier release).
-fn frame_seed(seed: u64, f: usize) -> u64 {
+pub(crate) fn frame_seed(seed: u64, f: usize) -> u64 {
     crate::rng::mix64(seed ^ (f as u64).wrapping_mul(crate::rng::GOLDEN))
 }
 
