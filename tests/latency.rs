@@ -93,28 +93,26 @@ fn latency_cli_reports_every_op_and_each_gpu() {
     assert!(!out.status.success());
 }
 
+fn views(a: &[Vec<ndarray::Array2<f64>>]) -> Vec<Vec<ndarray::ArrayView2<'_, f64>>> {
+    a.iter().map(|r| r.iter().map(|m| m.view()).collect()).collect()
+}
+
 #[test]
 fn closed_form_frames_equal_the_planners_for_cnn_layers() {
     use fourf_hw::{ConvMode, ConvSpec};
-    use fourf_sim::{ConvJob, Mode, Op, Planner, PlannerConfig};
+    use fourf_sim::{ChannelPlan, ChannelShape, ConvJob, FourF, MachineConfig, Mode, Op, Planner, PlannerConfig};
     use ndarray::Array2;
-    // A CNN layer: C_in inputs, C_in·C_out distinct kernels; several frame sizes.
-    for (c_in, c_out, n, k, frame, mode) in [
-        (3, 4, 8, 3, 32, Mode::Same),
-        (2, 9, 16, 3, 48, Mode::Same),
-        (4, 2, 10, 5, 32, Mode::Valid),
-        (1, 20, 8, 3, 64, Mode::Full),
+    // A CNN layer: C_in inputs, C_in·C_out distinct kernels; several frame sizes
+    // and batches. With C_in > 1 the simulator channel-tiles it (and runs it, the
+    // frames counted by the run); a single input channel is kernel tiling.
+    for (c_in, c_out, n, k, frame, mode, batch) in [
+        (3, 4, 8, 3, 32, Mode::Same, 1),
+        (2, 9, 16, 3, 48, Mode::Same, 1),
+        (4, 2, 10, 5, 32, Mode::Valid, 1),
+        (16, 8, 4, 3, 64, Mode::Same, 3),
+        (5, 3, 6, 3, 40, Mode::Full, 4),
+        (1, 20, 8, 3, 64, Mode::Full, 1),
     ] {
-        let inputs: Vec<Array2<f64>> = (0..c_in).map(|i| Array2::from_elem((n, n), 1.0 + i as f64)).collect();
-        let kernels: Vec<Array2<f64>> = (0..c_in * c_out)
-            .map(|j| Array2::from_elem((k, k), 1.0 + j as f64))
-            .collect();
-        let jobs: Vec<ConvJob> = (0..c_in * c_out)
-            .map(|j| ConvJob::new(inputs[j / c_out].view(), kernels[j].view(), mode, Op::Convolution))
-            .collect();
-        let plan = Planner::new((frame, frame), PlannerConfig::default())
-            .plan(&jobs)
-            .unwrap();
         let spec = ConvSpec {
             jobs: c_in * c_out,
             inputs: c_in,
@@ -128,12 +126,52 @@ fn closed_form_frames_equal_the_planners_for_cnn_layers() {
             },
             accumulate: c_in,
         };
-        let model = frames_for(&spec, true, 1, [frame, frame]);
-        assert_eq!(
-            model.frames,
-            plan.frame_count(),
-            "{c_in}×{c_out} {n} {k} {frame} {mode:?}"
-        );
+        let model = frames_for(&spec, true, batch, [frame, frame]);
+        let what = format!("{c_in}×{c_out} {n} {k} {frame} {mode:?} batch {batch}");
+        let (frames, filters) = if c_in > 1 {
+            let shape = ChannelShape {
+                batch,
+                inputs: c_in,
+                outputs: c_out,
+                input: [n, n],
+                kernel: [k, k],
+                mode,
+            };
+            let plan = ChannelPlan::new((frame, frame), shape, None, true).unwrap();
+            let x: Vec<Vec<Array2<f64>>> = (0..batch)
+                .map(|b| {
+                    (0..c_in)
+                        .map(|i| Array2::from_elem((n, n), 1.0 + (i + b) as f64))
+                        .collect()
+                })
+                .collect();
+            let w: Vec<Vec<Array2<f64>>> = (0..c_out)
+                .map(|o| {
+                    (0..c_in)
+                        .map(|i| Array2::from_elem((k, k), 0.5 + (i * o) as f64))
+                        .collect()
+                })
+                .collect();
+            let machine = FourF::new(MachineConfig::ideal(frame)).unwrap();
+            let run = plan
+                .execute(&machine, &views(&x), &views(&w), Op::Convolution, 0)
+                .unwrap();
+            assert_eq!(model.partials, plan.layout.groups, "{what}");
+            (run.frames, plan.layout.filters())
+        } else {
+            let inputs: Vec<Array2<f64>> = (0..c_in).map(|i| Array2::from_elem((n, n), 1.0 + i as f64)).collect();
+            let kernels: Vec<Array2<f64>> = (0..c_in * c_out)
+                .map(|j| Array2::from_elem((k, k), 1.0 + j as f64))
+                .collect();
+            let jobs: Vec<ConvJob> = (0..c_in * c_out)
+                .map(|j| ConvJob::new(inputs[j / c_out].view(), kernels[j].view(), mode, Op::Convolution))
+                .collect();
+            let plan = Planner::new((frame, frame), PlannerConfig::default())
+                .plan(&jobs)
+                .unwrap();
+            (plan.frame_count(), plan.stats().filters)
+        };
+        assert_eq!((model.frames, model.filters), (frames, filters), "{what}");
     }
 }
 

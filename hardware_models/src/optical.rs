@@ -29,6 +29,13 @@
 //!   share a filter and the frame's `cols·⌊rows/nk⌋` input slots, `q` inputs per
 //!   kernel, each wanted with its own kernel only; `(nk, q)` chosen for the fewest
 //!   frames `⌈g/nk⌉·⌈m/q⌉`, then the fewest filters. `nk = 1` is input tiling.
+//! - **Channel tiling** (CNN layers, `accumulate > 1` with weight kernels): each
+//!   of the layer's groups of `accumulate` input channels is laid out by
+//!   `fourf_sim::channel_layout`, the rule the simulator executes — input channels
+//!   in a block of slots, kernels at `c_o − a_i`, so the channel sum lands at
+//!   `c_o` done by the light; several output channels and images per frame; input
+//!   channels that do not fit split into groups whose partial sums
+//!   ([`FrameUse::partials`] per result) the co-processor adds.
 //! - An input larger than a frame is cut into overlap-save blocks of at most
 //!   `N − k + 1` outputs per axis, one block per frame (an upper bound: the planner
 //!   may pack small remainder blocks together).
@@ -42,7 +49,8 @@
 //! passes, DMD bit planes). Each new Fourier-plane filter costs `1/filter_rate`
 //! more (the filter must settle before exposing). The electronic co-processor runs
 //! every other op as a roofline (`max(flops/F, bytes/W) + launch`) and the
-//! accumulation of optical results (`accumulate − 1` additions per output).
+//! accumulation of optical results (`partials − 1` additions per result, reading
+//! `partials` values per result from the camera).
 //!
 //! ## Energy
 //! The laser, both SLMs and the camera draw their electrical power for the optical
@@ -50,7 +58,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::trace::{ConvSpec, OpKind, Trace};
+use crate::trace::{ConvMode, ConvSpec, OpKind, Trace};
 
 /// The electronic co-processor beside the optics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,6 +120,46 @@ pub struct FrameUse {
     pub filters: usize,
     /// Tiles that fit one frame (0 when inputs are split over frames).
     pub tiles_per_frame: usize,
+    /// Partial results the camera delivers per result, added electronically:
+    /// `accumulate` when every convolution is read out on its own, the number of
+    /// input-channel groups when channel tiling sums channels optically.
+    pub partials: usize,
+}
+
+/// Channel tiling of a CNN layer (`accumulate > 1`, weight kernels): the layer's
+/// `g = inputs/accumulate` groups of `accumulate` input and `jobs/(accumulate·g)`
+/// output channels, each planned by `fourf_sim::channel_layout` for the whole
+/// batch (the simulator's own layout rule). `None` when one map does not fit a
+/// frame.
+fn channel_tiled(spec: &ConvSpec, batch: usize, frame: [usize; 2]) -> Option<FrameUse> {
+    let per_group = spec.accumulate;
+    let groups = spec.inputs / per_group.max(1);
+    if per_group < 2
+        || groups == 0
+        || !spec.inputs.is_multiple_of(per_group)
+        || !spec.jobs.is_multiple_of(per_group * groups)
+    {
+        return None;
+    }
+    let shape = fourf_sim::ChannelShape {
+        batch,
+        inputs: per_group,
+        outputs: spec.jobs / per_group / groups,
+        input: spec.input,
+        kernel: spec.kernel,
+        mode: match spec.mode {
+            ConvMode::Full => fourf_sim::Mode::Full,
+            ConvMode::Same => fourf_sim::Mode::Same,
+            ConvMode::Valid => fourf_sim::Mode::Valid,
+        },
+    };
+    let l = fourf_sim::channel_layout((frame[0], frame[1]), &shape, None)?;
+    Some(FrameUse {
+        frames: groups.saturating_mul(l.frames()),
+        filters: groups.saturating_mul(l.filters()),
+        tiles_per_frame: l.channels_per_frame() * l.outputs_per_frame() * l.images_per_frame(),
+        partials: l.groups,
+    })
 }
 
 /// Distance between equal tiles along one axis (the planner's automatic guard).
@@ -179,6 +227,12 @@ fn grouped_kernels_per_frame(g: usize, m: usize, rows: usize, cols: usize) -> Op
 /// image of the batch.
 pub fn frames_for(spec: &ConvSpec, kernels_are_weights: bool, batch: usize, frame: [usize; 2]) -> FrameUse {
     let batch = batch.max(1);
+    if kernels_are_weights {
+        if let Some(used) = channel_tiled(spec, batch, frame) {
+            return used;
+        }
+    }
+    let partials = spec.accumulate.max(1);
     let per_kernel = spec.jobs.div_ceil(spec.kernels.max(1));
     let groups = if kernels_are_weights {
         spec.kernels
@@ -204,6 +258,7 @@ pub fn frames_for(spec: &ConvSpec, kernels_are_weights: bool, batch: usize, fram
                 frames: sets * n.div_ceil(nk) * m.div_ceil(per),
                 filters: sets * n.div_ceil(nk),
                 tiles_per_frame: per * nk,
+                partials,
             };
         }
     }
@@ -220,6 +275,7 @@ pub fn frames_for(spec: &ConvSpec, kernels_are_weights: bool, batch: usize, fram
                 frames,
                 filters: frames,
                 tiles_per_frame: fit,
+                partials,
             };
         }
     }
@@ -233,12 +289,14 @@ pub fn frames_for(spec: &ConvSpec, kernels_are_weights: bool, batch: usize, fram
                 frames: groups.div_ceil(nk).saturating_mul(jobs_per_group.div_ceil(q)),
                 filters: groups.div_ceil(nk),
                 tiles_per_frame: nk * q,
+                partials,
             };
         }
         return FrameUse {
             frames: groups * jobs_per_group.div_ceil(fit),
             filters: groups,
             tiles_per_frame: fit,
+            partials,
         };
     }
     // Overlap-save blocks, one per frame.
@@ -254,6 +312,7 @@ pub fn frames_for(spec: &ConvSpec, kernels_are_weights: bool, batch: usize, fram
         frames: groups.saturating_mul(jobs_per_group).saturating_mul(blocks),
         filters: groups,
         tiles_per_frame: 0,
+        partials,
     }
 }
 
@@ -397,12 +456,12 @@ impl OpticalTiming {
                     let used = frames_for(spec, kernels_are_weights(op.kind), batch, self.frame);
                     let passes = used.frames as f64 * self.passes_per_frame;
                     let optical_s = passes * period + used.filters as f64 * filter_switch;
-                    // Accumulating `accumulate` outputs per result, and reading the
-                    // results out of the camera frames.
+                    // Reading `partials` partial results per result out of the
+                    // camera frames and adding them.
                     let [oh, ow] = spec.output();
-                    let outputs = spec.jobs as f64 * oh as f64 * ow as f64 * b;
-                    let adds = outputs * (spec.accumulate.saturating_sub(1)) as f64 / spec.accumulate.max(1) as f64;
-                    let electronic_s = self.electronic_time(adds, 4.0 * outputs);
+                    let results = spec.jobs as f64 * oh as f64 * ow as f64 * b / spec.accumulate.max(1) as f64;
+                    let read = results * used.partials as f64;
+                    let electronic_s = self.electronic_time(read - results, 4.0 * read);
                     OpticalOpRow {
                         name: op.name.clone(),
                         kind: op.kind,
@@ -621,7 +680,8 @@ mod tests {
             FrameUse {
                 frames: 1,
                 filters: 1,
-                tiles_per_frame: 256
+                tiles_per_frame: 256,
+                partials: 1,
             }
         );
         // At batch 64, 64 maps × 10 kernels cross-tile on 16 × 16 slots: 4 kernels

@@ -111,13 +111,15 @@ impl ChannelLayout {
 
     /// Frames of the whole convolution.
     pub fn frames(&self) -> usize {
-        self.groups * self.output_chunks * self.image_chunks
+        self.groups
+            .saturating_mul(self.output_chunks)
+            .saturating_mul(self.image_chunks)
     }
 
     /// Filters programmed: one per (channel group, output chunk), shared by its
     /// image chunks.
     pub fn filters(&self) -> usize {
-        self.groups * self.output_chunks
+        self.groups.saturating_mul(self.output_chunks)
     }
 
     /// The share of the channel sum's additions done by the light:
@@ -144,6 +146,13 @@ fn lattice(slots: usize, n: usize) -> usize {
 pub fn channel_layout(frame: (usize, usize), shape: &ChannelShape, guard: Option<usize>) -> Option<ChannelLayout> {
     if shape.batch == 0 || shape.inputs == 0 || shape.outputs == 0 {
         return None;
+    }
+    for ((n, k), f) in shape.input.into_iter().zip(shape.kernel).zip([frame.0, frame.1]) {
+        // Empty maps, `valid` inputs smaller than their kernels, and maps or
+        // kernels larger than the frame have no layout (and no overflow below).
+        if n == 0 || k == 0 || n > f || k > f || (shape.mode == Mode::Valid && n < k) {
+            return None;
+        }
     }
     let span = shape.spans();
     let pitch = [0, 1].map(|ax| spacing(&span[ax], &span[ax], guard));
