@@ -527,3 +527,78 @@ fn presets_lists_every_machine() {
     }
     assert!(text.contains("frame 512×512 px") && text.contains("532 nm"), "{text}");
 }
+
+/// A 4-D kernel bank `[C_out, C_in, K, L]` over a `[C_in, H, W]` input is one CNN
+/// layer: the C_out maps equal the direct channel sums, the light does the sums
+/// when the channels share a frame, and `--json` says how the layer was tiled.
+#[test]
+fn kernel_banks_run_a_cnn_layer_channel_tiled() {
+    let tmp = test_dir("bank");
+    let dir = tmp.path();
+    let (c_in, c_out, n, k) = (6, 5, 10, 3);
+    let x = random((c_in, n, n), 21);
+    let w = random((c_out * c_in, k, k), 22);
+    let xp = save(dir, "x.npy", x.clone(), true, Dtype::F64);
+    let wp = dir.join("w.npy");
+    let bytes: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+    raw_npy(&wp, "<f8", &format!("({c_out}, {c_in}, {k}, {k})"), &bytes);
+    for (mode, op) in [(Mode::Same, Op::Convolution), (Mode::Valid, Op::Correlation)] {
+        let out = dir.join(format!("y-{mode}.npy"));
+        let m = mode.to_string();
+        let mut args = vec![
+            "--input",
+            &xp,
+            "--kernel",
+            s(&wp),
+            "--mode",
+            &m,
+            "--machine",
+            "ideal-128",
+            "--out",
+            s(&out),
+            "--json",
+        ];
+        if op == Op::Correlation {
+            args.push("--correlate");
+        }
+        let report = parse_json(&conv_ok(&args));
+        let y = read_npy(&out).unwrap();
+        assert!(y.stacked && y.data.len_of(Axis(0)) == c_out);
+        for o in 0..c_out {
+            let mut want: Option<Array2<f64>> = None;
+            for i in 0..c_in {
+                let part = direct_conv(x.index_axis(Axis(0), i), w.index_axis(Axis(0), o * c_in + i), mode, op);
+                want = Some(match want {
+                    Some(acc) => acc + part,
+                    None => part,
+                });
+            }
+            let got = y.data.index_axis(Axis(0), o).to_owned();
+            let e = rel_err(&got, &want.unwrap());
+            assert!(e < 1e-12, "{mode} {op:?} output channel {o}: {e}");
+        }
+        let t = &report["channel_tiling"];
+        assert_eq!(t["input_channels"], c_in);
+        assert_eq!(t["output_channels"], c_out);
+        assert_eq!(report["kernel_shape"], serde_json::json!([c_out, c_in, k, k]));
+        // Six 10×10 maps (pitch 11 or 12) share one 128² frame with all five
+        // outputs: the whole channel sum is optical.
+        assert_eq!(report["plan"]["frames"], 1, "{report}");
+        assert_eq!(t["optical_fraction"], 1.0, "{report}");
+    }
+    // The input must hold C_in maps; a 5-D array is refused naming the 4-D bank.
+    let bad = save(dir, "x4.npy", random((4, n, n), 23), true, Dtype::F64);
+    let out = dir.join("never.npy");
+    conv_fails(
+        &["--input", &bad, "--kernel", s(&wp), "--mode", "same"],
+        &out,
+        &["4 maps", "5 × 6 × 3 × 3", "[6, H, W]"],
+    );
+    let rank5 = dir.join("rank5.npy");
+    raw_npy(&rank5, "<f8", "(1, 1, 1, 2, 2)", &[0; 32]);
+    conv_fails(
+        &["--input", &xp, "--kernel", s(&rank5), "--mode", "same"],
+        &out,
+        &["rank5.npy", "5-D", "4-D bank"],
+    );
+}

@@ -5,6 +5,11 @@
 //! 2-D input — a 3-D stack of kernels all applied to that one input. The output
 //! is 3-D when either operand is, and is written in the input's dtype.
 //!
+//! A CNN layer: a 4-D kernel bank `[C_out, C_in, K, L]` (PyTorch's `Conv2d`
+//! weight) with a 3-D input `[C_in, H, W]` (or a 2-D one when `C_in = 1`) gives
+//! the `C_out` maps `out[o] = Σ_i x[i] ⊛ w[o][i]`, channel-tiled so that the light
+//! sums the channels (`fourf_sim::channels`); the report says how.
+//!
 //! Nothing is written until the convolution has succeeded; then the plane
 //! pictures, and the output last, each file atomically, so that an output file
 //! means a finished run.
@@ -14,14 +19,14 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use fourf_sim::planner::PlanStats;
-use fourf_sim::{presets, ConvJob, FourF, Mode, Op, Planner, PlannerConfig};
+use fourf_sim::{presets, ChannelLayout, ChannelPlan, ChannelShape, ConvJob, FourF, Mode, Op, Planner, PlannerConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array2, Axis};
 use serde::Serialize;
 
 use crate::images::{write_png, Colormap, Scale, DB60};
 use crate::machine_file::load_machine;
-use crate::npy::{read_npy, write_npy, MapStack};
+use crate::npy::{read_npy, read_npy_kernels, write_npy, MapStack};
 
 /// Runs of at least this many frames show a progress bar.
 const PROGRESS_MIN_FRAMES: usize = 8;
@@ -32,7 +37,8 @@ pub struct ConvArgs {
     /// Input: a 2-D map or a 3-D stack of maps (float32 or float64 .npy).
     #[arg(long, value_name = "X.npy")]
     pub input: PathBuf,
-    /// Kernel: a 2-D kernel, or a 3-D stack (one per map, or many for one map).
+    /// Kernel: a 2-D kernel, a 3-D stack (one per map, or many for one map), or a
+    /// 4-D bank `[C_out, C_in, K, L]` for a CNN layer over a `[C_in, H, W]` input.
     #[arg(long, value_name = "K.npy")]
     pub kernel: PathBuf,
     /// Which outputs to keep.
@@ -90,9 +96,24 @@ pub struct ConvReport {
     pub seed: u64,
     /// Directory of the plane pictures and arrays, if written.
     pub planes: Option<PathBuf>,
+    /// How a 4-D kernel bank (a CNN layer) was channel-tiled; absent otherwise.
+    pub channel_tiling: Option<ChannelTiling>,
     /// The `.npy` fields of frame 0 in that directory: each plane's file, shape and
     /// sample pitch (also written there as `planes.json`).
     pub plane_arrays: Option<PlanesInfo>,
+}
+
+/// How `fourf conv` laid out a CNN layer (see `fourf_sim::channels`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ChannelTiling {
+    /// Input channels `C_in`.
+    pub input_channels: usize,
+    /// Output channels `C_out`.
+    pub output_channels: usize,
+    /// The layout: channel block, outputs per frame, slot pitch, groups.
+    pub layout: ChannelLayout,
+    /// Share of the channel sum's additions done by the light.
+    pub optical_fraction: f64,
 }
 
 /// The sampled fields of one frame written by `--planes`, for checking the optics
@@ -151,7 +172,18 @@ impl ConvReport {
             self.passes,
             self.exposures,
             self.wall_s,
-        )
+        ) + &self.channel_tiling.as_ref().map_or(String::new(), |c| {
+            let l = &c.layout;
+            format!(
+                "\nchannel tiling: {} input channels in blocks of {}×{} ({} group(s)), {} output channel(s) per frame; {:.1} % of the channel sum done by the light",
+                c.input_channels,
+                l.channels[0],
+                l.channels[1],
+                l.groups,
+                l.outputs_per_frame().min(c.output_channels),
+                100.0 * c.optical_fraction
+            )
+        })
     }
 }
 
@@ -168,7 +200,7 @@ pub fn run_conv(args: &ConvArgs) -> anyhow::Result<ConvReport> {
         }
     }
     let input = read_npy(&args.input)?;
-    let kernel = read_npy(&args.kernel)?;
+    let (kernel, bank) = read_npy_kernels(&args.kernel)?;
     for (flag, path, maps) in [("--input", &args.input, &input), ("--kernel", &args.kernel, &kernel)] {
         if let Some((i, v)) = maps.data.indexed_iter().find(|(_, v)| !v.is_finite()) {
             anyhow::bail!(
@@ -191,6 +223,9 @@ pub fn run_conv(args: &ConvArgs) -> anyhow::Result<ConvReport> {
         Op::Convolution
     };
 
+    if let Some(c_out) = bank {
+        return run_layer(args, &machine, input, kernel, c_out, op);
+    }
     let (n_in, n_k) = (input.data.len_of(Axis(0)), kernel.data.len_of(Axis(0)));
     let pairs: Vec<(usize, usize)> = match (input.stacked, kernel.stacked) {
         (false, _) => (0..n_k).map(|k| (0, k)).collect(),
@@ -239,15 +274,7 @@ pub fn run_conv(args: &ConvArgs) -> anyhow::Result<ConvReport> {
         .with_context(context)?;
     // A progress bar on stderr for runs of many frames (hidden when stderr is not
     // a terminal).
-    let bar = if plan.frame_count() >= PROGRESS_MIN_FRAMES {
-        ProgressBar::new(plan.frame_count() as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} frames, {elapsed} elapsed, ~{eta} left")
-            .expect("a valid template"),
-    );
+    let bar = frame_bar(plan.frame_count());
     let run = plan
         .execute_with_progress(&machine, &jobs, args.seed, &|| bar.inc(1))
         .with_context(context)?;
@@ -255,41 +282,10 @@ pub fn run_conv(args: &ConvArgs) -> anyhow::Result<ConvReport> {
     let wall_s = start.elapsed().as_secs_f64();
     let outputs = run.outputs;
 
-    let views: Vec<_> = outputs.iter().map(|o| o.view()).collect();
-    let out = MapStack {
-        data: ndarray::stack(Axis(0), &views).expect("all outputs share a shape"),
-        stacked: input.stacked || kernel.stacked,
-        dtype: input.dtype,
-    };
-    // A NaN file with exit 0 would be a silent wrong answer (float32 files: as
-    // they will be stored).
-    let stored = |v: f64| {
-        if out.dtype == crate::npy::Dtype::F32 {
-            f64::from(v as f32)
-        } else {
-            v
-        }
-    };
-    if let Some((i, v)) = out.data.indexed_iter().find(|(_, v)| !stored(**v).is_finite()) {
-        anyhow::bail!(
-            "output map {} holds a non-finite value ({v} at row {}, column {}) on `{name}`: its settings overflow \
-             (e.g. camera gain, full scale, laser power); nothing written",
-            i.0,
-            i.1,
-            i.2
-        );
-    }
+    let out = output_stack(&outputs, input.stacked || kernel.stacked, input.dtype, name)?;
     // The data first, then the pictures, all five or none.
     write_npy(&args.out, &out)?;
-    let planes_info = match &args.planes {
-        Some(dir) => {
-            let (field, kplane) = plan.frame_planes(0, &jobs);
-            let planes = trace_planes(&machine, field, kplane);
-            write_planes(dir, &planes)?;
-            Some(planes.info)
-        }
-        None => None,
-    };
+    let planes_info = write_planes_of(args, &machine, || Ok(plan.frame_planes(0, &jobs)))?;
 
     let frame = machine.frame_shape();
     Ok(ConvReport {
@@ -308,6 +304,187 @@ pub fn run_conv(args: &ConvArgs) -> anyhow::Result<ConvReport> {
         seed: args.seed,
         planes: args.planes.clone(),
         plane_arrays: planes_info,
+        channel_tiling: None,
+    })
+}
+
+/// The outputs as a stack to write, refused when a value is not finite (a NaN
+/// file with exit 0 would be a silent wrong answer; float32 files as they will be
+/// stored).
+fn output_stack(
+    outputs: &[Array2<f64>],
+    stacked: bool,
+    dtype: crate::npy::Dtype,
+    name: &str,
+) -> anyhow::Result<MapStack> {
+    let views: Vec<_> = outputs.iter().map(|o| o.view()).collect();
+    let out = MapStack {
+        data: ndarray::stack(Axis(0), &views).expect("all outputs share a shape"),
+        stacked,
+        dtype,
+    };
+    let stored = |v: f64| {
+        if out.dtype == crate::npy::Dtype::F32 {
+            f64::from(v as f32)
+        } else {
+            v
+        }
+    };
+    if let Some((i, v)) = out.data.indexed_iter().find(|(_, v)| !stored(**v).is_finite()) {
+        anyhow::bail!(
+            "output map {} holds a non-finite value ({v} at row {}, column {}) on `{name}`: its settings overflow \
+             (e.g. camera gain, full scale, laser power); nothing written",
+            i.0,
+            i.1,
+            i.2
+        );
+    }
+    Ok(out)
+}
+
+/// Writes `--planes` (when asked) from frame 0's input and kernel planes.
+fn write_planes_of(
+    args: &ConvArgs,
+    machine: &FourF,
+    planes: impl FnOnce() -> anyhow::Result<(Array2<f64>, Array2<f64>)>,
+) -> anyhow::Result<Option<PlanesInfo>> {
+    match &args.planes {
+        Some(dir) => {
+            let (field, kplane) = planes()?;
+            let planes = trace_planes(machine, field, kplane);
+            write_planes(dir, &planes)?;
+            Ok(Some(planes.info))
+        }
+        None => Ok(None),
+    }
+}
+
+/// A progress bar on stderr for runs of many frames (hidden when stderr is not a
+/// terminal, or for few frames).
+fn frame_bar(frames: usize) -> ProgressBar {
+    let bar = if frames >= PROGRESS_MIN_FRAMES {
+        ProgressBar::new(frames as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} frames, {elapsed} elapsed, ~{eta} left")
+            .expect("a valid template"),
+    );
+    bar
+}
+
+/// `fourf conv` with a 4-D kernel bank: one CNN layer, channel-tiled.
+fn run_layer(
+    args: &ConvArgs,
+    machine: &FourF,
+    input: MapStack,
+    kernel: MapStack,
+    c_out: usize,
+    op: Op,
+) -> anyhow::Result<ConvReport> {
+    let name = &machine.config().name;
+    let (n_kernels, kh, kw) = kernel.data.dim();
+    let c_in = n_kernels.checked_div(c_out).unwrap_or(0);
+    let kshape = vec![c_out, c_in, kh, kw];
+    let n_maps = input.data.len_of(Axis(0));
+    if n_maps != c_in || (!input.stacked && c_in != 1) {
+        bail!(
+            "{} holds {} but the kernel bank {} is {c_out} × {c_in} × {} × {} (C_out × C_in × K × L); give a \
+             [{c_in}, H, W] input{}",
+            args.input.display(),
+            if input.stacked {
+                format!("{n_maps} maps")
+            } else {
+                "one 2-D map".to_string()
+            },
+            args.kernel.display(),
+            kshape[2],
+            kshape[3],
+            if c_in == 1 { " or a 2-D map" } else { "" }
+        );
+    }
+    if input.data.is_empty() || kernel.data.is_empty() {
+        let empty = if input.data.is_empty() {
+            &args.input
+        } else {
+            &args.kernel
+        };
+        bail!(
+            "{}: the array is empty; give at least one sample per map and kernel",
+            empty.display()
+        );
+    }
+    let (_, h, w) = input.data.dim();
+    let shape = ChannelShape {
+        batch: 1,
+        inputs: c_in,
+        outputs: c_out,
+        input: [h, w],
+        kernel: [kshape[2], kshape[3]],
+        mode: args.mode,
+    };
+    let context = || {
+        format!(
+            "{} with kernel bank {} on machine `{}`",
+            args.input.display(),
+            args.kernel.display(),
+            name
+        )
+    };
+    let start = Instant::now();
+    let plan = ChannelPlan::new(machine.frame_shape(), shape, None, true).with_context(context)?;
+    let x = vec![(0..c_in).map(|i| input.data.index_axis(Axis(0), i)).collect::<Vec<_>>()];
+    let wk: Vec<Vec<_>> = (0..c_out)
+        .map(|o| {
+            (0..c_in)
+                .map(|i| kernel.data.index_axis(Axis(0), o * c_in + i))
+                .collect()
+        })
+        .collect();
+    let bar = frame_bar(plan.frames.len());
+    let run = plan
+        .execute_with_progress(machine, &x, &wk, op, args.seed, &|| bar.inc(1))
+        .with_context(context)?;
+    bar.finish_and_clear();
+    let wall_s = start.elapsed().as_secs_f64();
+    let outputs = run.outputs.into_iter().next().expect("one image");
+    let out = output_stack(&outputs, true, input.dtype, name)?;
+    write_npy(&args.out, &out)?;
+    let planes_info = write_planes_of(args, machine, || {
+        plan.frame_planes(0, &x, &wk, op).with_context(context)
+    })?;
+    let l = plan.layout;
+    let frame = machine.frame_shape();
+    let pairs = |f: &fourf_sim::channels::ChannelFrame| f.channels.len() * f.outputs.len() * f.images.len();
+    let carried: usize = plan.frames.iter().map(|f| f.channels.len() * f.images.len()).sum();
+    Ok(ConvReport {
+        output: args.out.clone(),
+        input_shape: input.file_shape(),
+        kernel_shape: kshape,
+        output_shape: out.file_shape(),
+        mode: args.mode,
+        op,
+        machine: name.clone(),
+        frame_shape: [frame.0, frame.1],
+        plan: PlanStats {
+            frames: run.frames,
+            tiles: plan.frames.iter().map(pairs).sum(),
+            filters: l.filters(),
+            utilisation: (carried * h * w) as f64 / (frame.0 * frame.1 * plan.frames.len().max(1)) as f64,
+        },
+        passes: run.passes,
+        exposures: run.exposures,
+        wall_s,
+        seed: args.seed,
+        planes: args.planes.clone(),
+        plane_arrays: planes_info,
+        channel_tiling: Some(ChannelTiling {
+            input_channels: c_in,
+            output_channels: c_out,
+            layout: l,
+            optical_fraction: l.optical_fraction(&shape),
+        }),
     })
 }
 

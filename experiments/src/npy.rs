@@ -8,7 +8,8 @@
 //! order.
 //!
 //! Read: float32 or float64 (`<f4`, `<f8`, big-endian `>f4`, `>f8`), either
-//! order, rank 2 (one map `[y, x]`) or rank 3 (a stack `[map, y, x]`), always
+//! order, rank 2 (one map `[y, x]`) or rank 3 (a stack `[map, y, x]`) — and for
+//! kernels rank 4 (a bank `[C_out, C_in, K, L]`, as a stack of `C_out·C_in`) — always
 //! returned as a [`MapStack`] of `f64`. Written: little-endian, C order, version
 //! 1.0, header padded to 64 bytes as NumPy does, atomically.
 
@@ -113,13 +114,15 @@ pub enum NpyError {
         /// The `descr` field.
         descr: String,
     },
-    /// An array that is neither 2-D nor 3-D.
-    #[error("{}: array of shape {shape:?} is {}-D; valid: a 2-D map or a 3-D stack of maps", path.display(), shape.len())]
+    /// An array of a rank the reader does not take.
+    #[error("{}: array of shape {shape:?} is {}-D; valid: {valid}", path.display(), shape.len())]
     Rank {
         /// The file.
         path: PathBuf,
         /// Its shape.
         shape: Vec<usize>,
+        /// What would be valid.
+        valid: &'static str,
     },
     /// Fewer data bytes than the shape needs.
     #[error("{}: truncated: shape {shape:?} needs {needed} data bytes, the file holds {found}", path.display())]
@@ -157,6 +160,17 @@ pub const MAX_DATA_BYTES: usize = 16 << 30;
 /// [`MAX_DATA_BYTES`]) — so a device or an endless stream given as the input is an
 /// error, not a read until memory runs out.
 pub fn read_npy(path: &Path) -> Result<MapStack, NpyError> {
+    read_ranked(path, 3).map(|(maps, _)| maps)
+}
+
+/// [`read_npy`] that also takes a 4-D bank of kernels `[C_out, C_in, K, L]` (a CNN
+/// layer's weight, as PyTorch's `Conv2d` stores it): returned as a stack of
+/// `C_out·C_in` kernels in that order, with `Some(C_out)`.
+pub fn read_npy_kernels(path: &Path) -> Result<(MapStack, Option<usize>), NpyError> {
+    read_ranked(path, 4)
+}
+
+fn read_ranked(path: &Path, max_rank: usize) -> Result<(MapStack, Option<usize>), NpyError> {
     use std::io::Read;
     let read_err = |error: std::io::Error| match error.kind() {
         std::io::ErrorKind::NotFound => NpyError::NotFound { path: path.into() },
@@ -182,7 +196,7 @@ pub fn read_npy(path: &Path) -> Result<MapStack, NpyError> {
         ))));
     }
     fill(&mut bytes, start + header_len)?;
-    let (h, dtype, _) = header(&bytes, start, header_len).map_err(at)?;
+    let (h, dtype, _) = header(&bytes, start, header_len, max_rank).map_err(at)?;
     let needed = data_bytes(&h.shape, dtype).map_err(at)?;
     if needed > MAX_DATA_BYTES {
         return Err(at(ParseError::BadHeader(format!(
@@ -191,7 +205,7 @@ pub fn read_npy(path: &Path) -> Result<MapStack, NpyError> {
         ))));
     }
     fill(&mut bytes, start + header_len + needed)?;
-    parse(&bytes).map_err(at)
+    parse(&bytes, max_rank).map_err(at)
 }
 
 /// Writes `maps` in its dtype, as a 3-D file if `maps.stacked`, else 2-D.
@@ -212,7 +226,7 @@ enum ParseError {
     BadVersion(u8, u8),
     BadHeader(String),
     Dtype(String),
-    Rank(Vec<usize>),
+    Rank(Vec<usize>, usize),
     Truncated(Vec<usize>, usize, usize),
 }
 
@@ -224,7 +238,15 @@ impl ParseError {
             ParseError::BadVersion(major, minor) => NpyError::BadVersion { path, major, minor },
             ParseError::BadHeader(reason) => NpyError::BadHeader { path, reason },
             ParseError::Dtype(descr) => NpyError::Dtype { path, descr },
-            ParseError::Rank(shape) => NpyError::Rank { path, shape },
+            ParseError::Rank(shape, max_rank) => NpyError::Rank {
+                path,
+                shape,
+                valid: if max_rank == 4 {
+                    "a 2-D map, a 3-D stack of maps, or a 4-D bank of kernels `[C_out, C_in, K, L]`"
+                } else {
+                    "a 2-D map or a 3-D stack of maps"
+                },
+            },
             ParseError::Truncated(shape, needed, found) => NpyError::Truncated {
                 path,
                 shape,
@@ -255,7 +277,7 @@ fn prefix(bytes: &[u8]) -> Result<(usize, usize), ParseError> {
 }
 
 /// The header dict at `start`, its dtype and byte order.
-fn header(bytes: &[u8], start: usize, header_len: usize) -> Result<(Header, Dtype, bool), ParseError> {
+fn header(bytes: &[u8], start: usize, header_len: usize, max_rank: usize) -> Result<(Header, Dtype, bool), ParseError> {
     let header = bytes
         .get(start..start + header_len)
         .ok_or_else(|| ParseError::BadHeader("the file ends inside the header".into()))?;
@@ -268,8 +290,8 @@ fn header(bytes: &[u8], start: usize, header_len: usize) -> Result<(Header, Dtyp
         ">f8" => (Dtype::F64, true),
         _ => return Err(ParseError::Dtype(h.descr)),
     };
-    if !(2..=3).contains(&h.shape.len()) {
-        return Err(ParseError::Rank(h.shape));
+    if !(2..=max_rank).contains(&h.shape.len()) {
+        return Err(ParseError::Rank(h.shape, max_rank));
     }
     Ok((h, dtype, big_endian))
 }
@@ -292,9 +314,9 @@ fn data_bytes(shape: &[usize], dtype: Dtype) -> Result<usize, ParseError> {
     }
 }
 
-fn parse(bytes: &[u8]) -> Result<MapStack, ParseError> {
+fn parse(bytes: &[u8], max_rank: usize) -> Result<(MapStack, Option<usize>), ParseError> {
     let (start, header_len) = prefix(bytes)?;
-    let (h, dtype, big_endian) = header(bytes, start, header_len)?;
+    let (h, dtype, big_endian) = header(bytes, start, header_len, max_rank)?;
     let data = &bytes[start + header_len..];
     let needed = data_bytes(&h.shape, dtype)?;
     if data.len() < needed {
@@ -313,18 +335,25 @@ fn parse(bytes: &[u8]) -> Result<MapStack, ParseError> {
         ArrayD::from_shape_vec(dim, values)
     }
     .expect("length checked against the shape");
-    let stacked = h.shape.len() == 3;
-    let array = if stacked {
-        array
-    } else {
-        array.insert_axis(ndarray::Axis(0))
+    let (stacked, outer) = (h.shape.len() >= 3, (h.shape.len() == 4).then(|| h.shape[0]));
+    let array = match h.shape.len() {
+        2 => array.insert_axis(ndarray::Axis(0)),
+        3 => array,
+        _ => {
+            let s = &h.shape;
+            array
+                .as_standard_layout()
+                .into_owned()
+                .into_shape_with_order(IxDyn(&[s[0] * s[1], s[2], s[3]]))
+                .expect("the same number of samples")
+        }
     };
     let data = array
         .into_dimensionality::<Ix3>()
         .expect("rank checked")
         .as_standard_layout()
         .into_owned();
-    Ok(MapStack { data, stacked, dtype })
+    Ok((MapStack { data, stacked, dtype }, outer))
 }
 
 fn decode<const N: usize>(data: &[u8], len: usize, f: impl Fn([u8; N]) -> f64) -> Vec<f64> {

@@ -452,6 +452,20 @@ impl ChannelPlan {
         op: Op,
         seed: u64,
     ) -> Result<ChannelExecution, SimError> {
+        self.execute_with_progress(machine, inputs, kernels, op, seed, &|| {})
+    }
+
+    /// [`ChannelPlan::execute`], calling `progress` once per finished frame (from
+    /// any thread).
+    pub fn execute_with_progress(
+        &self,
+        machine: &FourF,
+        inputs: &[Vec<ArrayView2<f64>>],
+        kernels: &[Vec<ArrayView2<f64>>],
+        op: Op,
+        seed: u64,
+        progress: &(dyn Fn() + Sync),
+    ) -> Result<ChannelExecution, SimError> {
         assert_eq!(
             machine.frame_shape(),
             self.frame,
@@ -459,27 +473,9 @@ impl ChannelPlan {
         );
         self.check_operands(inputs, kernels)?;
         let sh = &self.shape;
-        let effective: Vec<Vec<Array2<f64>>> = kernels
-            .iter()
-            .map(|ks| {
-                ks.iter()
-                    .map(|k| ConvJob::new(k.view(), k.view(), sh.mode, op).effective_kernel())
-                    .collect()
-            })
-            .collect();
+        let effective = Self::effective(kernels, sh.mode, op);
         let square_law = machine.config().detection.scheme == crate::devices::detection::Scheme::Intensity;
-        let frame_kernel = |fi: usize| {
-            let f = &self.frames[fi];
-            let mut plane = Array2::<f64>::zeros(self.frame);
-            for (oo, o) in f.outputs.clone().enumerate() {
-                for (ii, i) in f.channels.clone().enumerate() {
-                    let [y, x] = self.kernel_at(oo, ii);
-                    let k = &effective[o][i];
-                    plane.slice_mut(s![y..y + k.nrows(), x..x + k.ncols()]).assign(k);
-                }
-            }
-            plane
-        };
+        let frame_kernel = |fi: usize| self.kernel_plane(fi, &effective);
         // One filter per (channel group, output chunk): runs of equal frames.
         let mut groups = Vec::new();
         let mut start = 0;
@@ -497,26 +493,8 @@ impl ChannelPlan {
             &frame_kernel,
             |(scratch, plane), fi, mask| {
                 let f = &self.frames[fi];
-                plane.fill(0.0);
-                let mut support = Vec::new();
-                let mut gains = Vec::with_capacity(f.images.len());
-                for (bb, b) in f.images.clone().enumerate() {
-                    let peak = f
-                        .channels
-                        .clone()
-                        .map(|i| crate::readout::max_abs(inputs[b][i]))
-                        .fold(0.0, f64::max);
-                    let gain = if self.tile_gain && peak > 0.0 { peak } else { 1.0 };
-                    for (ii, i) in f.channels.clone().enumerate() {
-                        let [y, x] = self.input_at(bb, ii);
-                        let (h, w) = (sh.input[0], sh.input[1]);
-                        plane
-                            .slice_mut(s![y..y + h, x..x + w])
-                            .zip_mut_with(&inputs[b][i], |d, &v| *d = v / gain);
-                        support.push([y, x, h, w]);
-                    }
-                    gains.push(if square_law { gain * gain } else { gain });
-                }
+                let (support, gains) = self.write_input(fi, inputs, plane);
+                let gains: Vec<f64> = gains.iter().map(|&g| if square_law { g * g } else { g }).collect();
                 let mut rng = StdRng::seed_from_u64(frame_seed(seed, fi));
                 let det = machine.detect_frame(plane.view(), &support, mask, scratch, &mut rng)?;
                 let (ny, nx) = self.frame;
@@ -529,6 +507,7 @@ impl ChannelPlan {
                         }));
                     }
                 }
+                progress();
                 Ok((fi, blocks, det.passes, det.exposures))
             },
         )?;
@@ -550,6 +529,85 @@ impl ChannelPlan {
             passes,
             exposures,
         })
+    }
+
+    /// The input and kernel planes of frame `index` as the machine is shown them
+    /// (each image's maps divided by its gain), for pictures and checks.
+    ///
+    /// # Errors
+    /// As [`ChannelPlan::execute`] for bad operands.
+    pub fn frame_planes(
+        &self,
+        index: usize,
+        inputs: &[Vec<ArrayView2<f64>>],
+        kernels: &[Vec<ArrayView2<f64>>],
+        op: Op,
+    ) -> Result<(Array2<f64>, Array2<f64>), SimError> {
+        self.check_operands(inputs, kernels)?;
+        let mut plane = Array2::zeros(self.frame);
+        self.write_input(index, inputs, &mut plane);
+        let effective = Self::effective(kernels, self.shape.mode, op);
+        Ok((plane, self.kernel_plane(index, &effective)))
+    }
+
+    /// The kernels as convolution kernels (flipped for a correlation).
+    fn effective(kernels: &[Vec<ArrayView2<f64>>], mode: Mode, op: Op) -> Vec<Vec<Array2<f64>>> {
+        kernels
+            .iter()
+            .map(|ks| {
+                ks.iter()
+                    .map(|k| ConvJob::new(k.view(), k.view(), mode, op).effective_kernel())
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The kernel plane of frame `fi`: `w[o][i]` at `c_o − a_i`.
+    fn kernel_plane(&self, fi: usize, effective: &[Vec<Array2<f64>>]) -> Array2<f64> {
+        let f = &self.frames[fi];
+        let mut plane = Array2::<f64>::zeros(self.frame);
+        for (oo, o) in f.outputs.clone().enumerate() {
+            for (ii, i) in f.channels.clone().enumerate() {
+                let [y, x] = self.kernel_at(oo, ii);
+                let k = &effective[o][i];
+                plane.slice_mut(s![y..y + k.nrows(), x..x + k.ncols()]).assign(k);
+            }
+        }
+        plane
+    }
+
+    /// Writes the input plane of frame `fi` into `plane` (zeroed first): each
+    /// image's channels at their slots, divided by the image's gain (its largest
+    /// magnitude with `tile_gain`, else 1). Returns the rectangles that carry data
+    /// and the gain of each image.
+    fn write_input(
+        &self,
+        fi: usize,
+        inputs: &[Vec<ArrayView2<f64>>],
+        plane: &mut Array2<f64>,
+    ) -> (Vec<Rect>, Vec<f64>) {
+        let f = &self.frames[fi];
+        let (h, w) = (self.shape.input[0], self.shape.input[1]);
+        plane.fill(0.0);
+        let mut support = Vec::new();
+        let mut gains = Vec::with_capacity(f.images.len());
+        for (bb, b) in f.images.clone().enumerate() {
+            let peak = f
+                .channels
+                .clone()
+                .map(|i| crate::readout::max_abs(inputs[b][i]))
+                .fold(0.0, f64::max);
+            let gain = if self.tile_gain && peak > 0.0 { peak } else { 1.0 };
+            for (ii, i) in f.channels.clone().enumerate() {
+                let [y, x] = self.input_at(bb, ii);
+                plane
+                    .slice_mut(s![y..y + h, x..x + w])
+                    .zip_mut_with(&inputs[b][i], |d, &v| *d = v / gain);
+                support.push([y, x, h, w]);
+            }
+            gains.push(gain);
+        }
+        (support, gains)
     }
 
     fn check_operands(
