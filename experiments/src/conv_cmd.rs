@@ -238,15 +238,7 @@ pub fn run_conv(args: &ConvArgs) -> anyhow::Result<ConvReport> {
         ),
     };
     if pairs.is_empty() {
-        let empty = if input.data.is_empty() {
-            &args.input
-        } else {
-            &args.kernel
-        };
-        bail!(
-            "{}: the stack is empty; give at least one map and one kernel",
-            empty.display()
-        );
+        return Err(empty_operand(args, input.data.is_empty()));
     }
     let jobs: Vec<ConvJob> = pairs
         .iter()
@@ -306,6 +298,15 @@ pub fn run_conv(args: &ConvArgs) -> anyhow::Result<ConvReport> {
         plane_arrays: planes_info,
         channel_tiling: None,
     })
+}
+
+/// The error for an empty input (`input_empty`) or kernel file.
+fn empty_operand(args: &ConvArgs, input_empty: bool) -> anyhow::Error {
+    let empty = if input_empty { &args.input } else { &args.kernel };
+    anyhow::anyhow!(
+        "{}: the stack is empty; give at least one map and one kernel",
+        empty.display()
+    )
 }
 
 /// The outputs as a stack to write, refused when a value is not finite (a NaN
@@ -405,15 +406,7 @@ fn run_layer(
         );
     }
     if input.data.is_empty() || kernel.data.is_empty() {
-        let empty = if input.data.is_empty() {
-            &args.input
-        } else {
-            &args.kernel
-        };
-        bail!(
-            "{}: the array is empty; give at least one sample per map and kernel",
-            empty.display()
-        );
+        return Err(empty_operand(args, input.data.is_empty()));
     }
     let (_, h, w) = input.data.dim();
     let shape = ChannelShape {
