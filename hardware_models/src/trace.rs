@@ -202,6 +202,21 @@ pub struct OpticalUse {
     pub exposures: usize,
     /// Fourier-plane filters programmed.
     pub filters: usize,
+    /// Additions of a channel sum (a CNN layer's `Σ_i x_i ⊛ w[o][i]`) that the
+    /// light did, over all outputs (0 for ops without a channel sum).
+    #[serde(default)]
+    pub summed_optically: u64,
+    /// Additions of those channel sums in all, optical and electronic:
+    /// `summed_optically / channel_sums` is the optical share.
+    #[serde(default)]
+    pub channel_sums: u64,
+}
+
+impl OpticalUse {
+    /// The share of the channel sums done by the light, if the op has any.
+    pub fn optical_sum_fraction(&self) -> Option<f64> {
+        (self.channel_sums > 0).then(|| self.summed_optically as f64 / self.channel_sums as f64)
+    }
 }
 
 impl std::ops::AddAssign for OpticalUse {
@@ -210,6 +225,8 @@ impl std::ops::AddAssign for OpticalUse {
         self.passes += o.passes;
         self.exposures += o.exposures;
         self.filters += o.filters;
+        self.summed_optically = self.summed_optically.saturating_add(o.summed_optically);
+        self.channel_sums = self.channel_sums.saturating_add(o.channel_sums);
     }
 }
 
@@ -428,6 +445,7 @@ mod tests {
             passes: 4,
             exposures: 8,
             filters: 1,
+            ..OpticalUse::default()
         });
         t.push(op);
         let s = t.totals();

@@ -5,6 +5,8 @@
 //!   a model submits through [`Forward::convs`] becomes `ConvJob`s that the
 //!   `fourf-sim` planner packs into frames and the simulated 4f machine executes,
 //!   with all of its device and noise models; everything else stays electronic.
+//!   CNN layers ([`Forward::conv2d`], [`conv2d_batch`]) are channel-tiled, so
+//!   the light sums the input channels that share a frame.
 //!
 //! A [`Forward`] is the context of one forward pass (one image): it holds the
 //! backend, a seed for the machine's random processes and the [`Trace`] of every
@@ -12,8 +14,9 @@
 //! (SplitMix64), so a run is reproducible bit for bit at any thread count.
 
 use fourf_hw::{ConvMode, ConvSpec, Engine, OpKind, OpticalUse, Trace, TraceOp};
-use fourf_sim::{direct_conv, ConvJob, FourF, Mode, Op, Planner, PlannerConfig, SimError};
-use ndarray::Array2;
+use fourf_sim::channels::direct_channel_conv;
+use fourf_sim::{direct_conv, ChannelPlan, ChannelShape, ConvJob, FourF, Mode, Op, Planner, PlannerConfig, SimError};
+use ndarray::{s, Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -28,6 +31,14 @@ pub enum ForwardError {
         /// Name of the op, e.g. `blocks.0.attn.q`.
         op: String,
         /// What the simulator said.
+        source: SimError,
+    },
+    /// An op's operands do not fit together (on any backend).
+    #[error("op `{op}`: {source}")]
+    Operand {
+        /// Name of the op.
+        op: String,
+        /// What is wrong.
         source: SimError,
     },
 }
@@ -123,17 +134,203 @@ impl ConvBatch<'_> {
             kernels: distinct(|p| p.1),
             input: [ih, iw],
             kernel: [kh, kw],
-            mode: match self.mode {
-                Mode::Valid => ConvMode::Valid,
-                Mode::Same => ConvMode::Same,
-                Mode::Full => ConvMode::Full,
-            },
+            mode: conv_mode(self.mode),
             accumulate: 1,
         }
     }
 }
 
+/// A CNN layer (`Conv2d(C_in → C_out, K, stride, padding, groups)`) as
+/// [`Forward::conv2d`] and [`conv2d_batch`] run it.
+///
+/// On the optics the layer runs at full resolution (a 4f system has no stride),
+/// each group channel-tiled ([`fourf_sim::channels`]): the light sums the input
+/// channels that share a frame, the electronics add the partial sums of channel
+/// groups that do not, keep every `stride`-th output and add the bias.
+#[derive(Debug, Clone, Copy)]
+pub struct Conv2dOp<'a> {
+    /// `weights[o][j]`: the kernel of output channel `o` for input channel `j` of
+    /// its group (`C_in/groups` per output channel), as PyTorch's `[C_out,
+    /// C_in/groups, K, L]`.
+    pub weights: &'a [Vec<Array2<f64>>],
+    /// One bias per output channel, if any.
+    pub bias: Option<&'a [f64]>,
+    /// Groups (divides `C_in` and `C_out`).
+    pub groups: usize,
+    /// Stride (≥ 1).
+    pub stride: usize,
+    /// Padding: `same` (PyTorch's `padding = K/2` for odd `K`), `valid` or `full`.
+    pub mode: Mode,
+}
+
+/// A batch run of a [`Conv2dOp`]: outputs `[image][C_out]` and, on the optics,
+/// what the machine used and the relative error against the exact layer.
+#[derive(Debug, Clone)]
+pub struct Conv2dRun {
+    /// `outputs[b][o]`.
+    pub outputs: Vec<Vec<Array2<f64>>>,
+    /// Frames, passes, filters and the optical share of the channel sums.
+    pub optical: Option<OpticalUse>,
+    /// `‖optical − exact‖/‖exact‖` over every output.
+    pub relative_error: Option<f64>,
+}
+
+impl Conv2dOp<'_> {
+    /// `(C_in/groups, C_out/groups)`, checked against the weights and `c_in`.
+    fn per_group(&self, c_in: usize) -> Result<(usize, usize), SimError> {
+        let bad = |what: &str, got: String, want: String| SimError::BadOperand {
+            what: what.into(),
+            got,
+            want,
+        };
+        let c_out = self.weights.len();
+        let g = self.groups;
+        if g == 0 || !c_in.is_multiple_of(g) || !c_out.is_multiple_of(g) {
+            return Err(bad(
+                "groups",
+                g.to_string(),
+                format!("a divisor of C_in = {c_in} and C_out = {c_out}"),
+            ));
+        }
+        if self.stride == 0 {
+            return Err(bad("stride", "0".into(), "at least 1".into()));
+        }
+        if let Some(b) = self.bias.filter(|b| b.len() != c_out) {
+            return Err(bad(
+                "bias",
+                format!("{} values", b.len()),
+                format!("one per output channel ({c_out})"),
+            ));
+        }
+        if c_out == 0 {
+            return Err(bad("weights", "no output channels".into(), "at least one".into()));
+        }
+        if let Some((o, r)) = self
+            .weights
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.len() != c_in / g || r.is_empty())
+        {
+            return Err(bad(
+                &format!("weights of output channel {o}"),
+                format!("{} kernels", r.len()),
+                format!("C_in/groups = {} (C_in = {c_in}, groups = {g})", c_in / g),
+            ));
+        }
+        Ok((c_in / g, c_out / g))
+    }
+}
+
+/// Views of columns `cols` of every row.
+fn view_cols(rows: &[Vec<Array2<f64>>], cols: std::ops::Range<usize>) -> Vec<Vec<ArrayView2<'_, f64>>> {
+    rows.iter()
+        .map(|r| r[cols.clone()].iter().map(|m| m.view()).collect())
+        .collect()
+}
+
+/// Runs `layer` on a batch `inputs[b][i]` on `backend` (exact, or channel-tiled
+/// on the machine with noise seeded by `seed`): every image of the batch shares
+/// the layer's frames and filters. Errors name the operand or what the machine
+/// refused.
+pub fn conv2d_batch(
+    backend: &Backend,
+    layer: &Conv2dOp,
+    inputs: &[Vec<Array2<f64>>],
+    seed: u64,
+) -> Result<Conv2dRun, SimError> {
+    let c_in = inputs.first().map_or(0, Vec::len);
+    if let Some((b, r)) = inputs.iter().enumerate().find(|(_, r)| r.len() != c_in || r.is_empty()) {
+        return Err(SimError::BadOperand {
+            what: format!("image {b}"),
+            got: format!("{} channels", r.len()),
+            want: format!("the same number of channels as image 0 ({c_in}), at least one"),
+        });
+    }
+    let (cpg, opg) = layer.per_group(c_in)?;
+    let mut full: Vec<Vec<Array2<f64>>> = vec![Vec::with_capacity(layer.weights.len()); inputs.len()];
+    let mut exact_full = Vec::new();
+    let mut used: Option<OpticalUse> = None;
+    for g in 0..layer.groups {
+        let x = view_cols(inputs, g * cpg..(g + 1) * cpg);
+        let w = view_cols(&layer.weights[g * opg..(g + 1) * opg], 0..cpg);
+        let outs = match backend {
+            Backend::Digital => direct_channel_conv(&x, &w, layer.mode, Op::Convolution),
+            Backend::Optical(o) => {
+                let (h, wd) = x.first().and_then(|r| r.first()).map_or((0, 0), |m| m.dim());
+                let (kh, kw) = w.first().and_then(|r| r.first()).map_or((0, 0), |m| m.dim());
+                let shape = ChannelShape {
+                    batch: inputs.len(),
+                    inputs: cpg,
+                    outputs: opg,
+                    input: [h, wd],
+                    kernel: [kh, kw],
+                    mode: layer.mode,
+                };
+                let plan = ChannelPlan::new(o.machine.frame_shape(), shape, o.planner.guard, o.planner.tile_gain)?;
+                let run = plan.execute(&o.machine, &x, &w, Op::Convolution, split_seed(seed, g as u64))?;
+                let [oh, ow] = shape.output();
+                let results = (inputs.len() * opg * oh * ow) as u64;
+                let u = OpticalUse {
+                    frames: run.frames,
+                    passes: run.passes,
+                    exposures: run.exposures,
+                    filters: plan.layout.filters(),
+                    summed_optically: results * (cpg - plan.layout.groups.min(cpg)) as u64,
+                    channel_sums: results * (cpg - 1) as u64,
+                };
+                *used.get_or_insert_with(OpticalUse::default) += u;
+                exact_full.extend(
+                    direct_channel_conv(&x, &w, layer.mode, Op::Convolution)
+                        .into_iter()
+                        .flatten(),
+                );
+                run.outputs
+            }
+        };
+        for (b, o) in outs.into_iter().enumerate() {
+            full[b].extend(o);
+        }
+    }
+    let relative_error = used.map(|_| {
+        // Exact outputs were gathered group by group: the same order.
+        let got: Vec<Array2<f64>> = (0..layer.groups)
+            .flat_map(|g| full.iter().flat_map(move |o| o[g * opg..(g + 1) * opg].iter().cloned()))
+            .collect();
+        relative_error(&got, &exact_full)
+    });
+    let st = layer.stride as isize;
+    let outputs = full
+        .into_iter()
+        .map(|maps| {
+            maps.into_iter()
+                .enumerate()
+                .map(|(o, m)| {
+                    let mut m = m.slice(s![..;st, ..;st]).to_owned();
+                    if let Some(b) = layer.bias {
+                        m += b[o];
+                    }
+                    m
+                })
+                .collect()
+        })
+        .collect();
+    Ok(Conv2dRun {
+        outputs,
+        optical: used,
+        relative_error,
+    })
+}
+
 pub use fourf_sim::rng::split_seed;
+
+/// The trace's name for a padding mode.
+fn conv_mode(mode: Mode) -> ConvMode {
+    match mode {
+        Mode::Valid => ConvMode::Valid,
+        Mode::Same => ConvMode::Same,
+        Mode::Full => ConvMode::Full,
+    }
+}
 
 /// `‖a − b‖ / ‖b‖` over every output of an op (`‖a − b‖` when `b` is all zero):
 /// the op's own relative error recorded in the trace.
@@ -202,6 +399,55 @@ impl<'b> Forward<'b> {
         self.trace.push(op);
     }
 
+    /// Runs a CNN layer on one image's channels `x` (`[C_in]` maps) and records
+    /// it as op `name` ([`OpKind::Conv2d`]): its frames, filters and how much of
+    /// the channel sum the light did. Outputs: the `C_out` maps.
+    pub fn conv2d(
+        &mut self,
+        name: &str,
+        layer: &Conv2dOp,
+        x: &[Array2<f64>],
+    ) -> Result<Vec<Array2<f64>>, ForwardError> {
+        let call = self.calls;
+        self.calls += 1;
+        let run = conv2d_batch(self.backend, layer, &[x.to_vec()], split_seed(self.seed, call)).map_err(|source| {
+            let op = name.to_string();
+            match (self.backend, &source) {
+                (Backend::Optical(_), s) if !matches!(s, SimError::BadOperand { .. }) => {
+                    ForwardError::Optical { op, source }
+                }
+                _ => ForwardError::Operand { op, source },
+            }
+        })?;
+        let (c_in, c_out) = (x.len(), layer.weights.len());
+        let (h, w) = x[0].dim();
+        let (kh, kw) = layer.weights[0][0].dim();
+        let per_group = c_in / layer.groups;
+        let spec = ConvSpec {
+            jobs: per_group * c_out,
+            inputs: c_in,
+            kernels: per_group * c_out,
+            input: [h, w],
+            kernel: [kh, kw],
+            mode: conv_mode(layer.mode),
+            accumulate: per_group,
+        };
+        let out = run.outputs.into_iter().next().expect("one image");
+        let (oh, ow) = out[0].dim();
+        let params = per_group * c_out * kh * kw + layer.bias.map_or(0, <[f64]>::len);
+        let mut op = TraceOp::electronic(name, OpKind::Conv2d, &[c_in, h, w], &[c_out, oh, ow], spec.flops());
+        op.bytes += 4 * (spec.kernels * kh * kw) as u64;
+        op = op.with_params(params);
+        if run.optical.is_some() {
+            op.engine = Engine::Optical;
+        }
+        op.conv = Some(spec);
+        op.optical = run.optical;
+        op.relative_error = run.relative_error;
+        self.trace.push(op);
+        Ok(out)
+    }
+
     /// Runs a batch of convolutions on the backend (exact direct convolution, or
     /// the planner and machine) and records it as op `name` of `kind` with
     /// `params` learnable parameters. Outputs are in `batch.pairs` order.
@@ -255,6 +501,7 @@ impl<'b> Forward<'b> {
                     passes: run.passes,
                     exposures: run.exposures,
                     filters,
+                    ..OpticalUse::default()
                 };
                 let error = relative_error(&run.outputs, &exact());
                 (run.outputs, Engine::Optical, Some(used), Some(error))
@@ -326,5 +573,148 @@ mod tests {
         let used = to.optical.unwrap();
         assert!(used.frames >= 1 && used.filters == 1, "{used:?}");
         assert_eq!(td.params, 9);
+    }
+}
+
+#[cfg(test)]
+mod conv2d_tests {
+    use super::*;
+    use fourf_sim::MachineConfig;
+
+    fn maps(n: usize, shape: (usize, usize), seed: usize) -> Vec<Array2<f64>> {
+        (0..n)
+            .map(|t| {
+                Array2::from_shape_fn(shape, |(y, x)| {
+                    (((y * 31 + x * 17 + t * 7 + seed) % 23) as f64 / 11.0) - 1.0
+                })
+            })
+            .collect()
+    }
+
+    /// The layer as PyTorch defines it, written out: `out[o][y][x] = bias[o] +
+    /// Σ_j Σ_dy Σ_dx x[g·cpg + j][s·y + dy − p][s·x + dx − p]·w[o][j][dy][dx]`
+    /// (cross-correlation, zero padding `p`), for odd kernels in `same` mode.
+    fn pytorch_conv2d(
+        x: &[Array2<f64>],
+        w: &[Vec<Array2<f64>>],
+        bias: &[f64],
+        groups: usize,
+        stride: usize,
+    ) -> Vec<Array2<f64>> {
+        let (h, wd) = x[0].dim();
+        let k = w[0][0].nrows();
+        let p = (k / 2) as isize;
+        let (cpg, opg) = (x.len() / groups, w.len() / groups);
+        let (oh, ow) = (h.div_ceil(stride), wd.div_ceil(stride));
+        (0..w.len())
+            .map(|o| {
+                let g = o / opg;
+                Array2::from_shape_fn((oh, ow), |(y, xx)| {
+                    let mut acc = bias[o];
+                    for j in 0..cpg {
+                        for dy in 0..k {
+                            for dx in 0..k {
+                                let (sy, sx) = (
+                                    (stride * y) as isize + dy as isize - p,
+                                    (stride * xx) as isize + dx as isize - p,
+                                );
+                                if sy >= 0 && sx >= 0 && (sy as usize) < h && (sx as usize) < wd {
+                                    acc += x[g * cpg + j][[sy as usize, sx as usize]] * w[o][j][[dy, dx]];
+                                }
+                            }
+                        }
+                    }
+                    acc
+                })
+            })
+            .collect()
+    }
+
+    /// Conv2d with groups, stride and bias on both backends equals the layer
+    /// written out; the trace says it ran optically and how much of the sum the
+    /// light did; the frames equal the latency model's closed form.
+    #[test]
+    fn conv2d_matches_the_layer_written_out_on_both_backends() {
+        let (c_in, c_out, groups, stride) = (4, 6, 2, 2);
+        let x = maps(c_in, (9, 9), 1);
+        // PyTorch correlates; the op convolves, so the weights it is given are
+        // the flipped kernels.
+        let w: Vec<Vec<Array2<f64>>> = (0..c_out).map(|o| maps(c_in / groups, (3, 3), 5 + o)).collect();
+        let flipped: Vec<Vec<Array2<f64>>> = w
+            .iter()
+            .map(|r| r.iter().map(|k| k.slice(s![..;-1, ..;-1]).to_owned()).collect())
+            .collect();
+        let bias: Vec<f64> = (0..c_out).map(|o| 0.1 * o as f64).collect();
+        let layer = Conv2dOp {
+            weights: &flipped,
+            bias: Some(&bias),
+            groups,
+            stride,
+            mode: Mode::Same,
+        };
+        let want = pytorch_conv2d(&x, &w, &bias, groups, stride);
+        let digital = Backend::Digital;
+        let optical = Backend::optical(FourF::new(MachineConfig::ideal(64)).unwrap());
+        for backend in [&digital, &optical] {
+            let mut fwd = Forward::new(backend, 3);
+            let got = fwd.conv2d("conv1", &layer, &x).unwrap();
+            assert_eq!(got.len(), c_out);
+            for (g, w) in got.iter().zip(&want) {
+                assert_eq!(g.dim(), (5, 5));
+                let e = (g - w).iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                assert!(e < 1e-12, "{}: {e}", backend.name());
+            }
+            let op = &fwd.trace().ops[0];
+            assert_eq!((op.kind, op.output_shape.clone()), (OpKind::Conv2d, vec![c_out, 5, 5]));
+            assert_eq!(op.params, c_out * 2 * 9 + c_out);
+            if let Some(u) = op.optical {
+                assert_eq!(op.engine, Engine::Optical);
+                // Two channels per group share a frame: the light does every sum.
+                assert_eq!(u.optical_sum_fraction(), Some(1.0), "{u:?}");
+                let closed = fourf_hw::frames_for(op.conv.as_ref().unwrap(), true, 1, [64, 64]);
+                assert_eq!((u.frames, u.filters), (closed.frames, closed.filters));
+            }
+        }
+        // A batch shares the layer's frames: no more per image than at batch 1,
+        // and the count the latency model gives for that batch.
+        let batch: Vec<Vec<Array2<f64>>> = (0..5).map(|b| maps(c_in, (9, 9), 40 + b)).collect();
+        let run = conv2d_batch(&optical, &layer, &batch, 0).unwrap();
+        let one = conv2d_batch(&optical, &layer, &batch[..1], 0).unwrap();
+        let (u, u1) = (run.optical.unwrap(), one.optical.unwrap());
+        assert!(u.frames <= 5 * u1.frames, "{u:?} vs {u1:?}");
+        let mut fwd = Forward::new(&digital, 0);
+        fwd.conv2d("c", &layer, &batch[0]).unwrap();
+        let closed = fourf_hw::frames_for(fwd.trace().ops[0].conv.as_ref().unwrap(), true, 5, [64, 64]);
+        assert_eq!((u.frames, u.filters), (closed.frames, closed.filters));
+        assert!(run.relative_error.unwrap() < 1e-12);
+        for (b, outs) in run.outputs.iter().enumerate() {
+            let want = pytorch_conv2d(&batch[b], &w, &bias, groups, stride);
+            for (g, w) in outs.iter().zip(&want) {
+                assert!((g - w).iter().all(|v| v.abs() < 1e-12), "image {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn conv2d_operand_errors_name_the_operand() {
+        let x = maps(4, (6, 6), 0);
+        let w: Vec<Vec<Array2<f64>>> = (0..3).map(|o| maps(4, (3, 3), o)).collect();
+        let layer = |groups, stride| Conv2dOp {
+            weights: &w,
+            bias: None,
+            groups,
+            stride,
+            mode: Mode::Same,
+        };
+        let mut fwd = Forward::new(&Backend::Digital, 0);
+        let e = fwd.conv2d("c", &layer(2, 1), &x).unwrap_err().to_string();
+        assert!(e.contains("groups") && e.contains("C_out = 3"), "{e}");
+        let e = fwd.conv2d("c", &layer(1, 0), &x).unwrap_err().to_string();
+        assert!(e.contains("stride"), "{e}");
+        let e = fwd.conv2d("c", &layer(1, 1), &x[..3]).unwrap_err().to_string();
+        assert!(
+            e.contains("weights of output channel 0") && e.contains("C_in = 3"),
+            "{e}"
+        );
     }
 }
