@@ -93,6 +93,38 @@ fn vgg16_cifar_has_313m_macs() {
 }
 
 #[test]
+fn vgg16_imagenet_has_15_5g_macs_and_channel_tiles_into_few_frames() {
+    let (table, trace) = load("vgg16_imagenet.toml");
+    assert_eq!(trace.ops.iter().filter(|o| o.kind == OpKind::Conv2d).count(), 13);
+    // 15,346,630,656 conv + 123,633,664 classifier multiply–adds (the table's
+    // header) and torchvision's 138,357,544 parameters.
+    assert_eq!(matmul_flops(&trace), 2 * 15_470_264_320);
+    assert_eq!(table.summary().params, 138_357_544);
+    // On a 4096² frame: one frame per input channel (Σ C_in = 3715) without
+    // channel tiling (kernel tiling); with it, the input channels of a layer share
+    // frames and the light sums them.
+    let frames: usize = trace
+        .ops
+        .iter()
+        .filter_map(|o| o.conv.as_ref())
+        .map(|c| fourf_hw::frames_for(c, true, 1, [4096, 4096]).frames)
+        .sum();
+    let inputs: usize = trace.ops.iter().filter_map(|o| o.conv.as_ref()).map(|c| c.inputs).sum();
+    assert_eq!(inputs, 3715);
+    assert_eq!(frames, 131);
+    // The batch shares the filters and never costs more per image.
+    let per = |b: usize| -> usize {
+        trace
+            .ops
+            .iter()
+            .filter_map(|o| o.conv.as_ref())
+            .map(|c| fourf_hw::frames_for(c, true, b, [4096, 4096]).frames)
+            .sum()
+    };
+    assert!(per(8) <= 8 * per(1));
+}
+
+#[test]
 fn deit_ti_table_matches_the_model_trace() {
     let (table, trace) = load("deit_ti.toml");
     let model = fourf_nn::models::preset("deit-ti")
