@@ -567,8 +567,26 @@ impl Plot for ScatterPlot {
             .axis_desc_style(("sans-serif", 16))
             .draw()
             .map_err(e)?;
+        // Points of a series that coincide on the plot (within 1 % of each axis)
+        // share one marker and one label listing them all, so labels never print
+        // over each other.
+        let merged = |pts: &[Labelled]| -> Vec<Labelled> {
+            let mut out: Vec<Labelled> = Vec::new();
+            for (label, x, y) in pts {
+                let near = |(_, x2, y2): &&mut Labelled| {
+                    (lg(*x) - lg(*x2)).abs() < 0.01 * (x1 - x0) && (y - y2).abs() < 0.01 * (y1 - y0)
+                };
+                match out.iter_mut().find(near) {
+                    Some(p) if !label.is_empty() => p.0 = format!("{}, {label}", p.0),
+                    Some(_) => {}
+                    None => out.push((label.clone(), *x, *y)),
+                }
+            }
+            out
+        };
         for (i, (name, pts)) in self.series.iter().enumerate() {
             let c = color(i);
+            let pts = merged(pts);
             chart
                 .draw_series(pts.iter().map(|(label, x, y)| {
                     EmptyElement::at((lg(*x), *y))
