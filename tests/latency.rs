@@ -236,3 +236,41 @@ fn fuzzed_traces_do_not_panic() {
     }
     assert!(n > 0);
 }
+
+/// The report states the network's size, says "optics speed-up" only when some
+/// op runs on the optics, and gives each break-even line one unit.
+#[test]
+fn latency_report_states_totals_and_speed_up_only_with_optical_ops() {
+    let text = |args: &[&str]| {
+        let out = fourf(args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // DeiT-Ti: 1.26 G MACs and 5.7 M parameters (Touvron et al.), nothing optical.
+    let deit = text(&["latency", "--model", "deit-ti", "--gpu", "v100"]);
+    assert!(
+        deit.contains("network: 2.5374 GFLOPs and 5.7174 M parameters per image"),
+        "{deit}"
+    );
+    assert!(
+        deit.contains("0 of them on the optics") && deit.contains("no op runs on the optics"),
+        "{deit}"
+    );
+    assert!(!deit.contains("speed-up"), "{deit}");
+    let json: Value = serde_json::from_slice(&fourf(&["latency", "--model", "deit-ti", "--json"]).stdout).unwrap();
+    assert_eq!(json["totals"]["params"], 5_717_416);
+    // VGG16-CIFAR: 14,774,436 parameters (its table's header), 13 optical convs.
+    let vgg = text(&[
+        "latency",
+        "--layers",
+        "experiments/layers/vgg16_cifar.toml",
+        "--gpu",
+        "v100",
+    ]);
+    assert!(
+        vgg.contains("14.7744 M parameters") && vgg.contains("13 of them on the optics"),
+        "{vgg}"
+    );
+    assert!(vgg.contains("optics speed-up"), "{vgg}");
+    assert!(!vgg.contains("frames/s (now"), "one unit per break-even line: {vgg}");
+}

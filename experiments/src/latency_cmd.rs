@@ -203,11 +203,26 @@ pub struct GpuRow {
     pub break_even_frame_rate_hz: Option<f64>,
 }
 
+/// The size of the network projected, per image.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct NetworkTotals {
+    /// FLOPs per image (every op, as a GPU counts them).
+    pub flops_per_image: u64,
+    /// Learnable parameters.
+    pub params: u64,
+    /// Ops.
+    pub ops: usize,
+    /// Ops the optics runs (those with a convolution spec).
+    pub optical_ops: usize,
+}
+
 /// What `fourf latency` computed.
 #[derive(Debug, Clone, Serialize)]
 pub struct LatencyReport {
     /// The network's name.
     pub network: String,
+    /// Its FLOPs, parameters and ops per image.
+    pub totals: NetworkTotals,
     /// Images per batch.
     pub batch: usize,
     /// GPU precision.
@@ -247,6 +262,14 @@ impl LatencyReport {
             m.passes_per_frame,
             m.exposures_per_pass
         );
+        let t = &self.totals;
+        s += &format!(
+            "network: {:.4} GFLOPs and {:.4} M parameters per image; {} ops, {} of them on the optics\n",
+            t.flops_per_image as f64 / 1e9,
+            t.params as f64 / 1e6,
+            t.ops,
+            t.optical_ops
+        );
         if let Some(g) = &self.coprocessor_gpu {
             s += &format!("electronic ops on the {g} (its roofline times and board power)\n");
         }
@@ -285,7 +308,7 @@ impl LatencyReport {
         for g in &self.gpus {
             let e = &g.estimate;
             s += &format!(
-                "\n{} ({}, {:?}): {:.4} ms per batch, {:.1} images/s, {:.3e} J per image; optics speed-up {}×; \
+                "\n{} ({}, {:?}): {:.4} ms per batch, {:.1} images/s, {:.3e} J per image; {}; \
                  break-even rate: input SLM {}, both SLMs {}, whole machine {}",
                 e.gpu,
                 e.precision,
@@ -293,10 +316,12 @@ impl LatencyReport {
                 e.time_s * 1e3,
                 e.images_per_s,
                 e.energy_per_image_j,
-                if g.optics_speedup >= 0.01 {
-                    format!("{:.3}", g.optics_speedup)
+                if t.optical_ops == 0 {
+                    "no op runs on the optics".to_string()
+                } else if g.optics_speedup >= 0.01 {
+                    format!("optics speed-up {:.3}×", g.optics_speedup)
                 } else {
-                    format!("{:.3e}", g.optics_speedup)
+                    format!("optics speed-up {:.3e}×", g.optics_speedup)
                 },
                 match g.break_even_input_rate_hz {
                     Some(r) => format!("{r:.4e} Hz (now {:.4e} Hz)", m.input_rate_hz),
@@ -308,7 +333,7 @@ impl LatencyReport {
                 },
                 match g.break_even_frame_rate_hz {
                     Some(r) => format!(
-                        "{r:.4e} frames/s (now {:.4e} passes/s)",
+                        "{r:.4e} passes/s (now {:.4e} passes/s)",
                         1.0 / self.optical.pass_period_s
                     ),
                     None => "none (the electronics alone take longer)".into(),
@@ -393,8 +418,15 @@ pub fn run_latency(args: &LatencyArgs) -> anyhow::Result<LatencyReport> {
             estimate,
         });
     }
+    let totals = NetworkTotals {
+        flops_per_image: trace.ops.iter().fold(0u64, |a, o| a.saturating_add(o.flops)),
+        params: trace.ops.iter().fold(0u64, |a, o| a.saturating_add(o.params as u64)),
+        ops: trace.ops.len(),
+        optical_ops: trace.ops.iter().filter(|o| o.conv.is_some()).count(),
+    };
     Ok(LatencyReport {
         network,
+        totals,
         batch: args.batch,
         precision: args.precision,
         machine: timing,

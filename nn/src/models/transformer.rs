@@ -409,7 +409,10 @@ impl Transformer {
         let patches = self.patch_embed.patches(image);
         let emb = fwd.linear("patch_embed.proj", &self.patch_embed.proj, patches.view());
         let mut x = self.tokens.forward(emb.view());
-        fwd.record_add("pos_embed", &[x.nrows(), x.ncols()], self.tokens.position.len());
+        // The class token's parameters are counted with the positions they join
+        // (as the layer tables do).
+        let cls = self.tokens.class_token.as_ref().map_or(0, |c| c.len());
+        fwd.record_add("pos_embed", &[x.nrows(), x.ncols()], self.tokens.position.len() + cls);
         for (i, b) in self.blocks.iter().enumerate() {
             let pre = format!("blocks.{i}");
             match &b.mixer {
