@@ -84,12 +84,45 @@ pub struct SimulationConfig {
     /// 1 the pixel shape (fill factor, crosstalk) and camera pixel integration are
     /// resolved.
     pub oversampling: usize,
+    /// How the filter panel's pixels act on the Fourier plane (default
+    /// `samples`).
+    pub filter_pixels: FilterPixels,
 }
 
 impl Default for SimulationConfig {
     fn default() -> Self {
-        Self { oversampling: 1 }
+        Self {
+            oversampling: 1,
+            filter_pixels: FilterPixels::Samples,
+        }
     }
+}
+
+/// The filter panel's pixels in the simulation (`simulation.filter_pixels`).
+///
+/// A filter pixel of pitch `p_f` and linear fill `√F` is an aperture, not a
+/// sample: the panel's transmission is its pixel values convolved with the
+/// aperture, so the impulse response — the kernel plane — is multiplied by the
+/// aperture's transform, `sinc(√F·p_f·x/(λ f1))` along each axis for a tap `x`
+/// metres from the kernel-plane origin (on the input's DFT grid `p_f = λ f1/(N·Δx)`
+/// and a tap `m` pixels off keeps `sinc(√F·m/N)`: a 100 %-fill panel keeps
+/// `sinc²(1/4) = 0.81` of the intensity at a quarter frame). A lateral shift `δ` of
+/// the panel multiplies each tap by `exp(2πi·δ·x/(λ f1))`: its phase turns, its
+/// magnitude stays.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FilterPixels {
+    /// Each pixel is a sample of the transfer function at its centre (no
+    /// envelope); a shifted or differently pitched panel is resampled by area
+    /// (which attenuates taps far from the origin). The ideal presets' choice.
+    #[default]
+    Samples,
+    /// Each pixel is an aperture of its fill factor: the sinc envelope on the
+    /// kernel plane, a shift as a phase ramp on the taps. Needs a filter panel on
+    /// the input's DFT grid (as many pixels as the input SLM, pitch `λ f1/(N·Δx)`,
+    /// the default); [`DetectionConfig::filter_envelope_compensation`] divides the
+    /// envelope out.
+    Apertures,
 }
 
 /// A thin lens.
@@ -200,6 +233,25 @@ impl MachineConfig {
         }
         required("input_slm.pixels_x", self.input_slm.pixels_x)?;
         required("input_slm.pixels_y", self.input_slm.pixels_y)?;
+        if self.simulation.filter_pixels == FilterPixels::Apertures {
+            let on_grid = self.filter_slm.pitch_m.is_none()
+                && self
+                    .filter_slm
+                    .pixels_x
+                    .is_none_or(|p| Some(p) == self.input_slm.pixels_x)
+                && self
+                    .filter_slm
+                    .pixels_y
+                    .is_none_or(|p| Some(p) == self.input_slm.pixels_y);
+            if !on_grid {
+                return Err(SimError::invalid(
+                    "simulation.filter_pixels",
+                    "\"apertures\"",
+                    "needs a filter panel on the input's DFT grid: leave filter_slm.pitch_m unset and \
+                     filter_slm.pixels_x/y unset or equal to the input SLM's; or use \"samples\"",
+                ));
+            }
+        }
         positive(
             "input_slm.pitch_m",
             required("input_slm.pitch_m", self.input_slm.pitch_m)?,
@@ -367,6 +419,27 @@ pub fn memory_bytes() -> Option<u64> {
 
 /// Per-axis resampling of the filter SLM onto the Fourier grid: for every Fourier
 /// sample, the filter pixels its cell overlaps and the overlapping fraction.
+/// What the filter panel's apertures do to each kernel-plane tap, per axis.
+#[derive(Debug, Clone)]
+struct PanelTaps {
+    /// `sinc(√F·p_f·x/(λ f1))` at each index's displacement `x`.
+    envelope: [Vec<f64>; 2],
+    /// `exp(2πi·δ·x/(λ f1))` for the panel's shift `δ`.
+    ramp: [Vec<C64>; 2],
+    /// The controller divides the kernel by the envelope before programming.
+    compensate: bool,
+}
+
+/// `sin(πx)/(πx)`.
+fn sinc(x: f64) -> f64 {
+    if x == 0.0 {
+        1.0
+    } else {
+        let a = std::f64::consts::PI * x;
+        a.sin() / a
+    }
+}
+
 #[derive(Debug, Clone)]
 struct AxisResampling {
     weights: Vec<Vec<(usize, f64)>>,
@@ -473,6 +546,10 @@ pub struct FourF {
     /// Per-axis factors `[y, x]` at the filter pixels' frequencies that undo the
     /// SLM and camera pixel apertures (or only their alignment).
     compensation: [Vec<C64>; 2],
+    /// `simulation.filter_pixels = "apertures"`: per axis `[y, x]` and kernel-plane
+    /// index, what the panel's apertures and shift multiply a tap by, and what the
+    /// controller's pre-compensation divides it by.
+    panel: Option<PanelTaps>,
     /// Pupil × aberrations × defocus in FFT order, transposed, times the frame
     /// scale `−(f1/f2)/(ny·nx)`.
     envelope_t: Vec<C64>,
@@ -498,9 +575,10 @@ fn filter_placement(
     let exact = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b;
     let same_pitch = exact(filter_pitch_m[0], fourier[0]) && exact(filter_pitch_m[1], fourier[1]);
     let filter_on_dft = same_pitch && filter_shape == pixel_shape;
+    // Apertures: a shift is a phase ramp on the taps, not a resampling.
+    let apertures = config.simulation.filter_pixels == FilterPixels::Apertures;
     let placement = if same_pitch
-        && m.filter_shift_x_m == 0.0
-        && m.filter_shift_y_m == 0.0
+        && ((m.filter_shift_x_m == 0.0 && m.filter_shift_y_m == 0.0) || apertures)
         && filter_shape.0 <= ny
         && filter_shape.1 <= nx
     {
@@ -587,6 +665,7 @@ impl FourF {
             filter_on_dft,
             placement,
             compensation,
+            panel: None,
             envelope_t: Vec::new(),
             input_slm,
             filter_slm,
@@ -595,6 +674,9 @@ impl FourF {
             config,
         };
         fourf.envelope_t = fourf.build_envelope();
+        if fourf.config.simulation.filter_pixels == FilterPixels::Apertures {
+            fourf.panel = Some(fourf.panel_taps());
+        }
         Ok(fourf)
     }
 
@@ -779,7 +861,13 @@ impl FourF {
             self.pixel_shape,
             "FourF::program: kernel plane must be frame-sized"
         );
-        // 1. The desired transfer function on the filter pixels (physical order).
+        // 1. The desired transfer function on the filter pixels (physical order);
+        // with envelope pre-compensation, of the kernel divided by the envelope.
+        let compensated = self.panel.as_ref().filter(|p| p.compensate).map(|p| {
+            let [cy, cx] = &p.envelope;
+            Array2::from_shape_fn(kernel.dim(), |(y, x)| kernel[[y, x]] / (cy[y] * cx[x]))
+        });
+        let kernel = compensated.as_ref().map_or(kernel, |k| k.view());
         let mut h = if self.filter_on_dft {
             self.pixel_dft(kernel, scratch)
         } else {
@@ -798,6 +886,11 @@ impl FourF {
             h
         } else {
             self.filter_slm.render(h.view(), 1).mapv(|v| v * zero_order)
+        };
+        // 2b. The panel's pixel apertures and shift act on the kernel plane.
+        let shown = match &self.panel {
+            Some(p) => self.through_apertures(shown, p),
+            None => shown,
         };
         // 3. Onto the Fourier grid, in the executor's layout.
         let mut t = vec![C64::new(0.0, 0.0); ny * nx];
@@ -838,6 +931,59 @@ impl FourF {
             readout: C64::new(-(f2 / f1) * gain * s2, 0.0),
             gain,
         }
+    }
+
+    /// Per axis, the envelope and shift ramp of the filter panel's apertures over
+    /// kernel-plane indices (see [`FilterPixels::Apertures`]).
+    fn panel_taps(&self) -> PanelTaps {
+        let c = &self.config;
+        let wl_f = c.wavelength_m() * c.lens1.focal_length_m;
+        let fill = c.filter_slm.fill_factor.sqrt();
+        let shifts = [c.misalignment.filter_shift_y_m, c.misalignment.filter_shift_x_m];
+        let n = [self.pixel_shape.0, self.pixel_shape.1];
+        let envelope = [0, 1].map(|ax| {
+            (0..n[ax])
+                .map(|m| sinc(fill * self.filter_pitch_m[ax] * signed_index(m, n[ax]) * self.pixel_pitch_m / wl_f))
+                .collect::<Vec<f64>>()
+        });
+        let ramp = [0, 1].map(|ax| {
+            (0..n[ax])
+                .map(|m| {
+                    let x = signed_index(m, n[ax]) * self.pixel_pitch_m;
+                    C64::from_polar(1.0, 2.0 * std::f64::consts::PI * shifts[ax] * x / wl_f)
+                })
+                .collect::<Vec<C64>>()
+        });
+        PanelTaps {
+            envelope,
+            ramp,
+            compensate: c.detection.filter_envelope_compensation,
+        }
+    }
+
+    /// The filter `shown` (physical order, on the input's DFT grid) as the light
+    /// sees it through the panel's apertures: back to the kernel plane, each tap
+    /// times the envelope and the shift's phase, and forward again.
+    fn through_apertures(&self, shown: Array2<C64>, p: &PanelTaps) -> Array2<C64> {
+        let (py, px) = self.pixel_shape;
+        let (hy, hx) = (py / 2, px / 2);
+        // Physical index j holds DFT index (j + n/2) % n (see `pixel_dft`).
+        let mut k = vec![C64::new(0.0, 0.0); py * px];
+        for ((j, i), &v) in shown.indexed_iter() {
+            k[((j + hy) % py) * px + (i + hx) % px] = v;
+        }
+        let mut scratch = self.pixel_fft.make_scratch(py * px >= 1 << 16);
+        self.pixel_fft.inverse(&mut k, &mut scratch);
+        let norm = 1.0 / (py * px) as f64;
+        let [ey, ex] = &p.envelope;
+        let [ry, rx] = &p.ramp;
+        for (y, row) in k.chunks_exact_mut(px).enumerate() {
+            for (x, v) in row.iter_mut().enumerate() {
+                *v *= ry[y] * rx[x] * (ey[y] * ex[x] * norm);
+            }
+        }
+        self.pixel_fft.forward(&mut k, &mut scratch);
+        Array2::from_shape_fn((py, px), |(j, i)| k[((j + hy) % py) * px + (i + hx) % px])
     }
 
     /// DFT of the pixel-level kernel plane, in physical (centred) order.
@@ -1073,5 +1219,145 @@ fn passive_gain(h: &[C64]) -> f64 {
         g
     } else {
         1.0
+    }
+}
+
+#[cfg(test)]
+mod panel_tests {
+    use super::*;
+
+    /// The impulse response the light convolves with for `kernel` on `m`: the
+    /// inverse DFT of the programmed transmission (s = 1), up to a common factor.
+    fn response(m: &FourF, kernel: &Array2<f64>) -> Array2<C64> {
+        let mask = m.program(kernel.view());
+        let (ny, nx) = m.shape;
+        let mut t = vec![C64::new(0.0, 0.0); ny * nx];
+        for kx in 0..nx {
+            for ky in 0..ny {
+                t[ky * nx + kx] = mask.transposed[kx * ny + ky];
+            }
+        }
+        let fft = Fft2::new(ny, nx);
+        fft.inverse(&mut t, &mut fft.make_scratch(false));
+        Array2::from_shape_vec((ny, nx), t).unwrap().mapv(|v| v * mask.readout)
+    }
+
+    fn machine(n: usize, fill: f64, pixels: FilterPixels, shift_px: [f64; 2], compensate: bool) -> FourF {
+        let mut c = MachineConfig::ideal(n);
+        c.filter_slm.fill_factor = fill;
+        c.simulation.filter_pixels = pixels;
+        c.detection.filter_envelope_compensation = compensate;
+        let p = FourF::new(c.clone()).unwrap().filter_pitch_m;
+        c.misalignment.filter_shift_y_m = shift_px[0] * p[0];
+        c.misalignment.filter_shift_x_m = shift_px[1] * p[1];
+        FourF::new(c).unwrap()
+    }
+
+    /// The independent model: the panel sampled `q` times finer than its pixels,
+    /// each pixel `j` a box of width `√F` pixels (in units of the DFT pitch) at
+    /// `u_j + δ`, its value the DFT of a single unit tap at `m0`; the response at
+    /// `m0` by numerical integration over every fine sample (1-D), relative to an
+    /// unshifted 100 %-fill panel's.
+    fn fine_panel(n: usize, m0: f64, fill: f64, shift: f64, q: usize) -> C64 {
+        let w = fill.sqrt();
+        let mut acc = C64::new(0.0, 0.0);
+        for j in 0..n {
+            let uj = (j as f64 - (n / 2) as f64) / n as f64;
+            let h = C64::from_polar(1.0, -2.0 * std::f64::consts::PI * uj * m0);
+            for t in 0..q {
+                // Midpoints of q sub-cells across the transmitting width.
+                let u = uj + shift / n as f64 + (t as f64 + 0.5 - q as f64 / 2.0) * w / (q as f64 * n as f64);
+                acc += h * C64::from_polar(1.0, 2.0 * std::f64::consts::PI * u * m0) * (w / q as f64);
+            }
+        }
+        acc / (n as f64 * w) // the zero-order (fill) efficiency is modelled apart
+    }
+
+    /// A tap far from the kernel-plane origin keeps the panel's aperture envelope
+    /// and turns by the shift's phase, as the finer-sampled panel gives (≤ 1e-3),
+    /// relative to the same machine with sample-like pixels; pre-compensation
+    /// brings it back to 1 (times the phase).
+    #[test]
+    fn apertures_match_a_panel_sampled_finer_than_its_pixels() {
+        let n = 64;
+        for (fill, shift) in [
+            (1.0, [0.0, 0.0]),
+            (0.81, [0.0, 0.0]),
+            (1.0, [0.5, 0.25]),
+            (0.64, [0.3, -0.5]),
+        ] {
+            let samples = machine(n, fill, FilterPixels::Samples, [0.0, 0.0], false);
+            let apert = machine(n, fill, FilterPixels::Apertures, shift, false);
+            let comp = machine(n, fill, FilterPixels::Apertures, shift, true);
+            for (my, mx) in [(0usize, 0usize), (5, 16), (16, 16), (31, 3), (60, 40)] {
+                let mut k = Array2::zeros((n, n));
+                k[[my, mx]] = 1.0;
+                let (a, s0, c) = (response(&apert, &k), response(&samples, &k), response(&comp, &k));
+                let ratio = a[[my, mx]] / s0[[my, mx]];
+                let (sy, sx) = (signed_index(my, n), signed_index(mx, n));
+                let want = fine_panel(n, sy, fill, shift[0], 256) * fine_panel(n, sx, fill, shift[1], 256);
+                assert!(
+                    (ratio - want).norm() < 1e-3,
+                    "fill {fill} shift {shift:?} tap ({my}, {mx}): {ratio} vs {want}"
+                );
+                // Only the phase of the shift is left with pre-compensation.
+                let cr = c[[my, mx]] / s0[[my, mx]];
+                assert!((cr.norm() - 1.0).abs() < 1e-9, "compensated {cr}");
+                // Every other tap of the response stays zero.
+                let leak = a
+                    .indexed_iter()
+                    .filter(|(i, _)| *i != (my, mx))
+                    .fold(0.0f64, |m, (_, v)| m.max(v.norm()));
+                assert!(leak < 1e-12, "leak {leak}");
+            }
+        }
+        // The issue's number: a 100 %-fill panel keeps sinc²(1/4) = 0.81 of the
+        // intensity a quarter frame out; the sample model keeps all of it.
+        let m = machine(512, 1.0, FilterPixels::Apertures, [0.0, 0.0], false);
+        let s = machine(512, 1.0, FilterPixels::Samples, [0.0, 0.0], false);
+        let mut k = Array2::zeros((512, 512));
+        k[[0, 128]] = 1.0;
+        let r = (response(&m, &k)[[0, 128]] / response(&s, &k)[[0, 128]]).norm_sqr();
+        assert!((r - 0.8106).abs() < 1e-4, "{r}");
+    }
+
+    /// At a whole-pixel shift the apertures' phase ramp and the sample model's
+    /// resampling agree (both shift the pattern by one pixel), which pins the
+    /// ramp's sign; at half a pixel the resampling loses a far tap's magnitude
+    /// (cos(π·200/512)² = 11 % of the intensity, the issue's number) while the
+    /// apertures keep it.
+    #[test]
+    fn shifts_turn_phases_and_agree_with_resampling_at_whole_pixels() {
+        let n = 512;
+        let mut k = Array2::zeros((n, n));
+        k[[0, 200]] = 1.0;
+        let ref0 = response(&machine(n, 1.0, FilterPixels::Samples, [0.0, 0.0], false), &k)[[0, 200]];
+        let samples =
+            |sh: f64| response(&machine(n, 1.0, FilterPixels::Samples, [0.0, sh], false), &k)[[0, 200]] / ref0;
+        let apert = |sh: f64| {
+            let a = response(&machine(n, 1.0, FilterPixels::Apertures, [0.0, sh], false), &k)[[0, 200]];
+            let a0 = response(&machine(n, 1.0, FilterPixels::Apertures, [0.0, 0.0], false), &k)[[0, 200]];
+            a / a0
+        };
+        // The same phase; magnitudes within the one column of the band that the
+        // resampled panel leaves uncovered at its edge (1/512).
+        let (s1, a1) = (samples(1.0), apert(1.0));
+        assert!((s1.arg() - a1.arg()).abs() < 1e-9, "{s1} vs {a1}");
+        assert!((s1.norm() - a1.norm()).abs() < 2.0 / 512.0, "{s1} vs {a1}");
+        let (sh, ah) = (samples(0.5), apert(0.5));
+        assert!(
+            (sh.norm_sqr() - (std::f64::consts::PI * 200.0 / 512.0).cos().powi(2)).abs() < 1e-3,
+            "{sh}"
+        );
+        assert!((ah.norm() - 1.0).abs() < 1e-9, "{ah}");
+    }
+
+    #[test]
+    fn apertures_need_a_panel_on_the_dft_grid() {
+        let mut c = MachineConfig::ideal(32);
+        c.simulation.filter_pixels = FilterPixels::Apertures;
+        c.filter_slm.pixels_x = Some(16);
+        let e = FourF::new(c).unwrap_err().to_string();
+        assert!(e.contains("simulation.filter_pixels") && e.contains("DFT grid"), "{e}");
     }
 }

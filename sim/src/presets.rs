@@ -350,7 +350,7 @@ fn real_machine(
             power_w: Some(power_w),
             ..laser
         },
-        simulation: SimulationConfig { oversampling: 1 },
+        simulation: SimulationConfig::default(),
         input_slm,
         lens1: LensConfig { focal_length_m: f1 },
         lens2: LensConfig { focal_length_m: f2 },

@@ -62,6 +62,13 @@ pub struct DetectionConfig {
     /// the exact convolution of the pixel values; without it only their alignment
     /// (linear phase) is corrected and the pixel blur stays (default true).
     pub pixel_compensation: bool,
+    /// With `simulation.filter_pixels = "apertures"`: the controller divides each
+    /// kernel tap by the filter panel's pixel envelope before programming, so the
+    /// light sees the kernel undimmed; the cost is dynamic range — the programmed
+    /// filter is larger by up to `1/sinc(√F/2)²` (1.62× at 100 % fill) for taps at
+    /// the frame's edge, and the passive scaling divides everything by it
+    /// (default false).
+    pub filter_envelope_compensation: bool,
 }
 
 impl Default for DetectionConfig {
@@ -71,6 +78,7 @@ impl Default for DetectionConfig {
             signed_inputs: SignedInputs::Split,
             reference_amplitude: 1.0,
             pixel_compensation: true,
+            filter_envelope_compensation: false,
         }
     }
 }
