@@ -274,3 +274,48 @@ fn latency_report_states_totals_and_speed_up_only_with_optical_ops() {
     assert!(vgg.contains("optics speed-up"), "{vgg}");
     assert!(!vgg.contains("frames/s (now"), "one unit per break-even line: {vgg}");
 }
+
+/// A machine file that leaves the key limiting its pass period to its default is
+/// warned about, naming the key; a preset (every value chosen) is not.
+#[test]
+fn defaults_that_decide_the_pass_period_are_warned_about() {
+    let run = |extra: &[&str]| {
+        let mut args = vec!["latency", "--model", "gfnet-fmnist", "--gpu", "v100"];
+        args.extend_from_slice(extra);
+        let out = fourf(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let file = run(&["--machine", "examples/misaligned.toml"]);
+    assert!(
+        file.contains("warning: the pass period") && file.contains("input_slm.refresh_hz is not set"),
+        "{file}"
+    );
+    let fast = run(&[
+        "--machine",
+        "examples/misaligned.toml",
+        "--set",
+        "input_slm.refresh_hz=1e4",
+        "--set",
+        "filter_slm.refresh_hz=1e4",
+    ]);
+    assert!(
+        fast.contains("camera.exposure_s and camera.readout_s are not set"),
+        "{fast}"
+    );
+    let preset = run(&["--machine", "lcos-pluto2"]);
+    assert!(!preset.contains("warning"), "{preset}");
+    let json: Value = serde_json::from_slice(
+        &fourf(&[
+            "latency",
+            "--model",
+            "gfnet-fmnist",
+            "--machine",
+            "examples/misaligned.toml",
+            "--json",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(json["warnings"].as_array().unwrap().len(), 1);
+}

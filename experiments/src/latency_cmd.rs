@@ -235,6 +235,9 @@ pub struct LatencyReport {
     pub optical: OpticalEstimate,
     /// Each GPU.
     pub gpus: Vec<GpuRow>,
+    /// Defaults that decide the projection (a machine file's unset timing keys
+    /// limiting the pass period or the filter changes).
+    pub warnings: Vec<String>,
 }
 
 fn ms(s: f64) -> String {
@@ -272,6 +275,9 @@ impl LatencyReport {
         );
         if let Some(g) = &self.coprocessor_gpu {
             s += &format!("electronic ops on the {g} (its roofline times and board power)\n");
+        }
+        for w in &self.warnings {
+            s += &format!("warning: {w}\n");
         }
         let w = o.ops.iter().map(|r| r.name.len()).max().unwrap_or(2).max(2);
         s += &format!(
@@ -418,6 +424,31 @@ pub fn run_latency(args: &LatencyArgs) -> anyhow::Result<LatencyReport> {
             estimate,
         });
     }
+    let defaulted = crate::machine_file::timing_defaults_used(&args.machine, &args.sets)?;
+    let mut warnings = Vec::new();
+    let limiter: &[&str] = match optical.limited_by.as_str() {
+        "input_slm" => &["input_slm.refresh_hz"],
+        "camera" => &["camera.exposure_s", "camera.readout_s"],
+        _ => &["timing.link_bits_per_s"],
+    };
+    let unset: Vec<&str> = limiter.iter().copied().filter(|k| defaulted.contains(k)).collect();
+    if optical.frames > 0 && !unset.is_empty() {
+        warnings.push(format!(
+            "the pass period ({:.4e} s) is limited by the {}, whose {} {} not set in {}: the default decides it",
+            optical.pass_period_s,
+            optical.limited_by.replace('_', " "),
+            unset.join(" and "),
+            if unset.len() > 1 { "are" } else { "is" },
+            args.machine
+        ));
+    }
+    if optical.filter_s > 0.5 * optical.optical_s && defaulted.contains(&"filter_slm.refresh_hz") {
+        warnings.push(format!(
+            "filter changes take {:.0} % of the optical time at the default filter_slm.refresh_hz, not set in {}",
+            100.0 * optical.filter_s / optical.optical_s,
+            args.machine
+        ));
+    }
     let totals = NetworkTotals {
         flops_per_image: trace.ops.iter().fold(0u64, |a, o| a.saturating_add(o.flops)),
         params: trace.ops.iter().fold(0u64, |a, o| a.saturating_add(o.params as u64)),
@@ -433,5 +464,6 @@ pub fn run_latency(args: &LatencyArgs) -> anyhow::Result<LatencyReport> {
         coprocessor_gpu: args.coprocessor_gpu.clone(),
         optical,
         gpus,
+        warnings,
     })
 }

@@ -98,6 +98,35 @@ pub fn load_machine(spec: &str, sets: &[String]) -> Result<MachineConfig, Machin
     Ok(config)
 }
 
+/// Keys the latency model leans on that a machine *file* `spec` leaves to their
+/// defaults (neither in the file nor in `sets`); none for a preset, whose values
+/// are all chosen and cited.
+pub fn timing_defaults_used(spec: &str, sets: &[String]) -> Result<Vec<&'static str>, MachineFileError> {
+    const KEYS: [&str; 5] = [
+        "input_slm.refresh_hz",
+        "filter_slm.refresh_hz",
+        "camera.exposure_s",
+        "camera.readout_s",
+        "timing.link_bits_per_s",
+    ];
+    let (tree, file) = base_tree(spec)?;
+    if file.is_none() {
+        return Ok(Vec::new());
+    }
+    let overrides = sets.iter().map(|s| parse_set(s)).collect::<Result<Vec<_>, _>>()?;
+    let in_file = |key: &str| {
+        let mut parts = key.split('.');
+        let (section, name) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        tree.get(section)
+            .and_then(Value::as_table)
+            .is_some_and(|t| t.contains_key(name))
+    };
+    Ok(KEYS
+        .into_iter()
+        .filter(|k| !in_file(k) && !overrides.iter().any(|o| o.path.join(".") == *k))
+        .collect())
+}
+
 /// The machine `spec` with `sets` applied, validated, as a complete machine file.
 pub fn machine_toml(spec: &str, sets: &[String]) -> anyhow::Result<String> {
     let config = load_machine(spec, sets)?;
