@@ -385,6 +385,9 @@ fn run_layer(
     op: Op,
 ) -> anyhow::Result<ConvReport> {
     let name = &machine.config().name;
+    if input.data.is_empty() || kernel.data.is_empty() {
+        return Err(empty_operand(args, input.data.is_empty()));
+    }
     let (n_kernels, kh, kw) = kernel.data.dim();
     let c_in = n_kernels.checked_div(c_out).unwrap_or(0);
     let kshape = vec![c_out, c_in, kh, kw];
@@ -404,9 +407,6 @@ fn run_layer(
             kshape[3],
             if c_in == 1 { " or a 2-D map" } else { "" }
         );
-    }
-    if input.data.is_empty() || kernel.data.is_empty() {
-        return Err(empty_operand(args, input.data.is_empty()));
     }
     let (_, h, w) = input.data.dim();
     let shape = ChannelShape {

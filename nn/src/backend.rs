@@ -247,6 +247,49 @@ pub fn conv2d_batch(
         });
     }
     let (cpg, opg) = layer.per_group(c_in)?;
+    // Shapes, checked alike on both backends: one non-empty map shape, one
+    // non-empty kernel shape, and `valid` maps no smaller than the kernels.
+    let plane_shape = |what: &str, planes: &mut dyn Iterator<Item = (String, &Array2<f64>)>| {
+        let mut first: Option<(usize, usize)> = None;
+        for (name, m) in planes {
+            let d = m.dim();
+            if d.0 == 0 || d.1 == 0 || first.is_some_and(|f| f != d) {
+                return Err(SimError::BadOperand {
+                    what: name,
+                    got: format!("{d:?}"),
+                    want: format!(
+                        "every {what} non-empty and of one shape{}",
+                        first.map_or(String::new(), |f| format!(" ({f:?})"))
+                    ),
+                });
+            }
+            first = Some(d);
+        }
+        Ok(first.unwrap_or((0, 0)))
+    };
+    let (h, w) = plane_shape(
+        "map",
+        &mut inputs.iter().enumerate().flat_map(|(b, r)| {
+            r.iter()
+                .enumerate()
+                .map(move |(i, m)| (format!("image {b} channel {i}"), m))
+        }),
+    )?;
+    let (kh, kw) = plane_shape(
+        "kernel",
+        &mut layer.weights.iter().enumerate().flat_map(|(o, r)| {
+            r.iter()
+                .enumerate()
+                .map(move |(j, k)| (format!("kernel w[{o}][{j}]"), k))
+        }),
+    )?;
+    if layer.mode == Mode::Valid && (h < kh || w < kw) {
+        return Err(SimError::BadOperand {
+            what: "maps".into(),
+            got: format!("{h}×{w} with {kh}×{kw} kernels"),
+            want: "`valid` needs maps at least as large as the kernels; use `same` or `full`".into(),
+        });
+    }
     let mut full: Vec<Vec<Array2<f64>>> = vec![Vec::with_capacity(layer.weights.len()); inputs.len()];
     let mut exact_full = Vec::new();
     let mut used: Option<OpticalUse> = None;
@@ -412,10 +455,12 @@ impl<'b> Forward<'b> {
         self.calls += 1;
         let run = conv2d_batch(self.backend, layer, &[x.to_vec()], split_seed(self.seed, call)).map_err(|source| {
             let op = name.to_string();
-            match (self.backend, &source) {
-                (Backend::Optical(_), s) if !matches!(s, SimError::BadOperand { .. }) => {
-                    ForwardError::Optical { op, source }
-                }
+            let operand = matches!(
+                source,
+                SimError::BadOperand { .. } | SimError::Empty { .. } | SimError::InputSmallerThanKernel { .. }
+            );
+            match self.backend {
+                Backend::Optical(_) if !operand => ForwardError::Optical { op, source },
                 _ => ForwardError::Operand { op, source },
             }
         })?;
@@ -716,5 +761,22 @@ mod conv2d_tests {
             e.contains("weights of output channel 0") && e.contains("C_in = 3"),
             "{e}"
         );
+        // Found in review: shapes the digital backend used to panic on are errors
+        // on both backends.
+        let optical = Backend::optical(FourF::new(MachineConfig::ideal(32)).unwrap());
+        let mut mixed = x.clone();
+        mixed[2] = Array2::zeros((4, 4));
+        for backend in [&Backend::Digital, &optical] {
+            let mut fwd = Forward::new(backend, 0);
+            let e = fwd.conv2d("c", &layer(1, 1), &mixed).unwrap_err().to_string();
+            assert!(e.contains("image 0 channel 2") && e.contains("one shape"), "{e}");
+            let small = maps(4, (2, 2), 0);
+            let valid = Conv2dOp {
+                mode: Mode::Valid,
+                ..layer(1, 1)
+            };
+            let e = fwd.conv2d("c", &valid, &small).unwrap_err().to_string();
+            assert!(e.starts_with("op `c`:") && e.contains("`valid` needs maps"), "{e}");
+        }
     }
 }

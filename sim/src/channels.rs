@@ -155,7 +155,9 @@ pub fn channel_layout(frame: (usize, usize), shape: &ChannelShape, guard: Option
         }
     }
     let span = shape.spans();
-    let pitch = [0, 1].map(|ax| spacing(&span[ax], &span[ax], guard));
+    // A fixed guard still leaves room for a whole kernel per slot in the kernel
+    // plane (kernels of neighbouring outputs must not overlap).
+    let pitch = [0, 1].map(|ax| spacing(&span[ax], &span[ax], guard).max(shape.kernel[ax]));
     if pitch[0] > frame.0 || pitch[1] > frame.1 {
         return None;
     }
@@ -169,34 +171,43 @@ pub fn channel_layout(frame: (usize, usize), shape: &ChannelShape, guard: Option
             if py == 0 || px == 0 {
                 continue;
             }
-            let (outputs, images) = if c_out <= py * px {
-                let ox = px.min(c_out);
-                let oy = c_out.div_ceil(ox);
-                let ix = (px / ox).min(batch);
-                let iy = (py / oy).min(batch.div_ceil(ix));
-                ([oy, ox], [iy, ix])
+            // The output block's width: every width whose rows fit, so that the
+            // images of a batch can tile what it leaves free.
+            let widths: Vec<([usize; 2], [usize; 2])> = if c_out <= py * px {
+                (1..=px.min(c_out))
+                    .filter_map(|ox| {
+                        let oy = c_out.div_ceil(ox);
+                        (oy <= py).then(|| {
+                            let ix = (px / ox).min(batch);
+                            let iy = (py / oy).min(batch.div_ceil(ix));
+                            ([oy, ox], [iy, ix])
+                        })
+                    })
+                    .collect()
             } else {
-                ([py, px], [1, 1])
+                vec![([py, px], [1, 1])]
             };
-            let layout = ChannelLayout {
-                channels: [nr, nc],
-                outputs,
-                images,
-                pitch,
-                groups: c_in.div_ceil(nr * nc),
-                output_chunks: c_out.div_ceil(outputs[0] * outputs[1]),
-                image_chunks: batch.div_ceil(images[0] * images[1]),
-            };
-            // Fewest frames, then filters, then the most channels summed by the
-            // light, then the smallest lattice that holds them.
-            let key = (
-                layout.frames(),
-                layout.filters(),
-                std::cmp::Reverse((nr * nc).min(c_in)),
-                nr * nc,
-            );
-            if best.as_ref().is_none_or(|(k, _)| key < *k) {
-                best = Some((key, layout));
+            for (outputs, images) in widths {
+                let layout = ChannelLayout {
+                    channels: [nr, nc],
+                    outputs,
+                    images,
+                    pitch,
+                    groups: c_in.div_ceil(nr * nc),
+                    output_chunks: c_out.div_ceil(outputs[0] * outputs[1]),
+                    image_chunks: batch.div_ceil(images[0] * images[1]),
+                };
+                // Fewest frames, then filters, then the most channels summed by the
+                // light, then the smallest lattice that holds them.
+                let key = (
+                    layout.frames(),
+                    layout.filters(),
+                    std::cmp::Reverse((nr * nc).min(c_in)),
+                    nr * nc,
+                );
+                if best.as_ref().is_none_or(|(k, _)| key < *k) {
+                    best = Some((key, layout));
+                }
             }
         }
     }
@@ -811,9 +822,11 @@ mod tests {
         assert_eq!(l.channels_per_frame(), 16, "{l:?}");
         assert_eq!(l.optical_fraction(&shape), 1.0);
         let b8 = channel_layout((128, 128), &ChannelShape { batch: 8, ..shape }, None).unwrap();
-        // Frames first: 6 frames on 2 filters (10 channels per frame, 3 images
-        // per frame) beat 8 frames on one filter.
-        assert_eq!((b8.frames(), b8.filters()), (6, 2), "{b8:?}");
+        // Frames first: 4 frames on 4 filters (4 channels, an output block 6 × 3
+        // and all 8 images per frame) beat 8 frames on one filter.
+        assert_eq!((b8.frames(), b8.filters()), (4, 4), "{b8:?}");
+        let plan = ChannelPlan::new((128, 128), ChannelShape { batch: 8, ..shape }, None, true).unwrap();
+        plan.verify().unwrap();
         // 1 × 1 blocks when the maps fill the frame: every sum electronic.
         let big = ChannelShape {
             input: [40, 40],
@@ -825,6 +838,43 @@ mod tests {
             ([1, 1], 256, 0.0),
             "{l:?}"
         );
+    }
+
+    /// Found in review: a narrower output block lets more images share a frame
+    /// (2 frames, not 3); and a fixed guard narrower than the kernel still gives
+    /// every kernel its own place in the kernel plane (no panic at the frame
+    /// edge, no kernel written over another).
+    #[test]
+    fn output_blocks_of_any_width_and_kernels_wider_than_a_fixed_slot() {
+        let shape = ChannelShape {
+            batch: 7,
+            inputs: 2,
+            outputs: 4,
+            input: [4, 4],
+            kernel: [3, 3],
+            mode: Mode::Same,
+        };
+        let l = channel_layout((30, 30), &shape, None).unwrap();
+        assert_eq!(l.frames(), 2, "{l:?}");
+        let wide = ChannelShape {
+            batch: 1,
+            inputs: 1,
+            outputs: 16,
+            input: [4, 4],
+            kernel: [9, 9],
+            mode: Mode::Same,
+        };
+        let plan = ChannelPlan::new((64, 64), wide, Some(0), true).unwrap();
+        assert!(plan.layout.pitch[0] >= 9, "{:?}", plan.layout);
+        let machine = FourF::new(MachineConfig::ideal(64)).unwrap();
+        let (x, w) = data(1, 1, 16, [4, 4], [9, 9]);
+        let out = plan
+            .execute(&machine, &views(&x), &views(&w), Op::Convolution, 0)
+            .unwrap();
+        let want = direct_channel_conv(&views(&x), &views(&w), Mode::Same, Op::Convolution);
+        for (a, b) in out.outputs[0].iter().zip(&want[0]) {
+            assert!((a - b).iter().all(|v| v.abs() < 1e-9));
+        }
     }
 
     /// The checker rejects a channel layout whose output lattice is one slot too

@@ -233,6 +233,14 @@ impl MachineConfig {
         }
         required("input_slm.pixels_x", self.input_slm.pixels_x)?;
         required("input_slm.pixels_y", self.input_slm.pixels_y)?;
+        if self.detection.filter_envelope_compensation && self.simulation.filter_pixels != FilterPixels::Apertures {
+            return Err(SimError::invalid(
+                "detection.filter_envelope_compensation",
+                true,
+                "compensates the filter panel's pixel envelope, which only simulation.filter_pixels = \"apertures\" \
+                 models; set that too, or leave this false",
+            ));
+        }
         if self.simulation.filter_pixels == FilterPixels::Apertures {
             let on_grid = self.filter_slm.pitch_m.is_none()
                 && self
@@ -417,8 +425,6 @@ pub fn memory_bytes() -> Option<u64> {
     kib.checked_mul(1024)
 }
 
-/// Per-axis resampling of the filter SLM onto the Fourier grid: for every Fourier
-/// sample, the filter pixels its cell overlaps and the overlapping fraction.
 /// What the filter panel's apertures do to each kernel-plane tap, per axis.
 #[derive(Debug, Clone)]
 struct PanelTaps {
@@ -440,6 +446,8 @@ fn sinc(x: f64) -> f64 {
     }
 }
 
+/// Per-axis resampling of the filter SLM onto the Fourier grid: for every Fourier
+/// sample, the filter pixels its cell overlaps and the overlapping fraction.
 #[derive(Debug, Clone)]
 struct AxisResampling {
     weights: Vec<Vec<(usize, f64)>>,

@@ -64,10 +64,10 @@ pub struct DetectionConfig {
     pub pixel_compensation: bool,
     /// With `simulation.filter_pixels = "apertures"`: the controller divides each
     /// kernel tap by the filter panel's pixel envelope before programming, so the
-    /// light sees the kernel undimmed; the cost is dynamic range — the programmed
-    /// filter is larger by up to `1/sinc(√F/2)²` (1.62× at 100 % fill) for taps at
-    /// the frame's edge, and the passive scaling divides everything by it
-    /// (default false).
+    /// light sees the kernel undimmed; the cost is dynamic range — a tap is
+    /// boosted by up to `1/sinc(√F/2)` per axis (π/2 ≈ 1.57 at 100 % fill at the
+    /// frame's edge, π²/4 ≈ 2.47 at its corner), and the passive scaling divides
+    /// the whole filter by the largest transfer that results (default false).
     pub filter_envelope_compensation: bool,
 }
 
