@@ -594,6 +594,17 @@ fn kernel_banks_run_a_cnn_layer_channel_tiled() {
         &out,
         &["4 maps", "5 × 6 × 3 × 3", "[6, H, W]"],
     );
+    // A non-finite tap is named by its output and input channel.
+    let mut bad_w = w.clone();
+    bad_w[[3 * c_in + 2, 1, 1]] = f64::NAN;
+    let nan = dir.join("nan_bank.npy");
+    let bytes: Vec<u8> = bad_w.iter().flat_map(|v| v.to_le_bytes()).collect();
+    raw_npy(&nan, "<f8", &format!("({c_out}, {c_in}, {k}, {k})"), &bytes);
+    conv_fails(
+        &["--input", &xp, "--kernel", s(&nan), "--mode", "same"],
+        &out,
+        &["nan_bank.npy", "kernel w[3][2]", "row 1, column 1"],
+    );
     let rank5 = dir.join("rank5.npy");
     raw_npy(&rank5, "<f8", "(1, 1, 1, 2, 2)", &[0; 32]);
     conv_fails(

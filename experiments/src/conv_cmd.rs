@@ -203,10 +203,17 @@ pub fn run_conv(args: &ConvArgs) -> anyhow::Result<ConvReport> {
     let (kernel, bank) = read_npy_kernels(&args.kernel)?;
     for (flag, path, maps) in [("--input", &args.input, &input), ("--kernel", &args.kernel, &kernel)] {
         if let Some((i, v)) = maps.data.indexed_iter().find(|(_, v)| !v.is_finite()) {
+            // A 4-D bank's kernels are named by their output and input channel.
+            let which = match bank.filter(|&c| flag == "--kernel" && c > 0) {
+                Some(c_out) => {
+                    let c_in = maps.data.len_of(Axis(0)) / c_out;
+                    format!("kernel w[{}][{}]", i.0 / c_in.max(1), i.0 % c_in.max(1))
+                }
+                None => format!("map {}", i.0),
+            };
             anyhow::bail!(
-                "{flag} {}: map {} holds a non-finite value ({v} at row {}, column {}); give finite samples",
+                "{flag} {}: {which} holds a non-finite value ({v} at row {}, column {}); give finite samples",
                 path.display(),
-                i.0,
                 i.1,
                 i.2
             );
