@@ -99,7 +99,7 @@ fn views(a: &[Vec<ndarray::Array2<f64>>]) -> Vec<Vec<ndarray::ArrayView2<'_, f64
 
 #[test]
 fn closed_form_frames_equal_the_planners_for_cnn_layers() {
-    use fourf_hw::{ConvMode, ConvSpec};
+    use fourf_hw::ConvSpec;
     use fourf_sim::{ChannelPlan, ChannelShape, ConvJob, FourF, MachineConfig, Mode, Op, Planner, PlannerConfig};
     use ndarray::Array2;
     // A CNN layer: C_in inputs, C_in·C_out distinct kernels; several frame sizes
@@ -119,11 +119,7 @@ fn closed_form_frames_equal_the_planners_for_cnn_layers() {
             kernels: c_in * c_out,
             input: [n, n],
             kernel: [k, k],
-            mode: match mode {
-                Mode::Valid => ConvMode::Valid,
-                Mode::Same => ConvMode::Same,
-                Mode::Full => ConvMode::Full,
-            },
+            mode: mode.into(),
             accumulate: c_in,
         };
         let model = frames_for(&spec, true, batch, [frame, frame]);

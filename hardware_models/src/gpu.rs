@@ -530,20 +530,28 @@ fn estimate_op(op: &TraceOp, gpu: &GpuSpec, model: &GpuModel, batch: usize, prec
         None => cuda_rate,
     };
     let compute_s = if flops == 0 { 0.0 } else { flops as f64 / rate };
-    let memory_s = bytes as f64 / (gpu.memory_bandwidth_bytes_per_s * model.memory_efficiency);
-    GpuOpEstimate {
-        name: op.name.clone(),
-        kind: op.kind,
-        flops,
-        bytes,
-        compute_s,
-        memory_s,
-        time_s: compute_s.max(memory_s) + model.launch_overhead_s,
-        bound: if compute_s >= memory_s {
-            Bound::Compute
-        } else {
-            Bound::Memory
-        },
+    GpuOpEstimate::roofline(op, flops, bytes, compute_s, gpu, model)
+}
+
+impl GpuOpEstimate {
+    /// The row of one kernel (named after `op`) moving `bytes` and taking
+    /// `compute_s` of arithmetic: `max(compute, memory) + launch`.
+    fn roofline(op: &TraceOp, flops: u64, bytes: u64, compute_s: f64, gpu: &GpuSpec, model: &GpuModel) -> Self {
+        let memory_s = bytes as f64 / (gpu.memory_bandwidth_bytes_per_s * model.memory_efficiency);
+        GpuOpEstimate {
+            name: op.name.clone(),
+            kind: op.kind,
+            flops,
+            bytes,
+            compute_s,
+            memory_s,
+            time_s: compute_s.max(memory_s) + model.launch_overhead_s,
+            bound: if compute_s >= memory_s {
+                Bound::Compute
+            } else {
+                Bound::Memory
+            },
+        }
     }
 }
 
@@ -576,20 +584,7 @@ fn fuse_attention(
             .saturating_mul(precision.bytes_per_element());
         let compute_s: f64 = ops[i..i + 3].iter().map(|o| o.compute_s).sum();
         let flops = ops[i..i + 3].iter().fold(0u64, |a, o| a.saturating_add(o.flops));
-        let memory_s = bytes as f64 / (gpu.memory_bandwidth_bytes_per_s * model.memory_efficiency);
-        ops[i] = GpuOpEstimate {
-            flops,
-            bytes,
-            compute_s,
-            memory_s,
-            time_s: compute_s.max(memory_s) + model.launch_overhead_s,
-            bound: if compute_s >= memory_s {
-                Bound::Compute
-            } else {
-                Bound::Memory
-            },
-            ..ops[i].clone()
-        };
+        ops[i] = GpuOpEstimate::roofline(&trace.ops[i], flops, bytes, compute_s, gpu, model);
         for o in &mut ops[i + 1..i + 3] {
             *o = GpuOpEstimate {
                 flops: 0,

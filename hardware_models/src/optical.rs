@@ -58,7 +58,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::trace::{ConvMode, ConvSpec, OpKind, Trace};
+use crate::trace::{ConvSpec, OpKind, Trace};
 
 /// The electronic co-processor beside the optics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -147,11 +147,7 @@ fn channel_tiled(spec: &ConvSpec, batch: usize, frame: [usize; 2]) -> Option<Fra
         outputs: spec.jobs / per_group / groups,
         input: spec.input,
         kernel: spec.kernel,
-        mode: match spec.mode {
-            ConvMode::Full => fourf_sim::Mode::Full,
-            ConvMode::Same => fourf_sim::Mode::Same,
-            ConvMode::Valid => fourf_sim::Mode::Valid,
-        },
+        mode: spec.mode.into(),
     };
     let l = fourf_sim::channel_layout((frame[0], frame[1]), &shape, None)?;
     Some(FrameUse {

@@ -93,6 +93,27 @@ pub enum ConvMode {
     Full,
 }
 
+/// The simulator's padding modes are the trace's, one for one.
+impl From<fourf_sim::Mode> for ConvMode {
+    fn from(mode: fourf_sim::Mode) -> Self {
+        match mode {
+            fourf_sim::Mode::Valid => ConvMode::Valid,
+            fourf_sim::Mode::Same => ConvMode::Same,
+            fourf_sim::Mode::Full => ConvMode::Full,
+        }
+    }
+}
+
+impl From<ConvMode> for fourf_sim::Mode {
+    fn from(mode: ConvMode) -> Self {
+        match mode {
+            ConvMode::Valid => fourf_sim::Mode::Valid,
+            ConvMode::Same => fourf_sim::Mode::Same,
+            ConvMode::Full => fourf_sim::Mode::Full,
+        }
+    }
+}
+
 impl ConvMode {
     /// The kept window `[start, end)` of the full output along one axis for an
     /// input of `n` and a kernel of `k` samples (as `fourf-sim`'s `Mode::window`;

@@ -13,7 +13,7 @@
 //! op. Each optical call draws its seed from the image seed and a call counter
 //! (SplitMix64), so a run is reproducible bit for bit at any thread count.
 
-use fourf_hw::{ConvMode, ConvSpec, Engine, OpKind, OpticalUse, Trace, TraceOp};
+use fourf_hw::{ConvSpec, Engine, OpKind, OpticalUse, Trace, TraceOp};
 use fourf_sim::channels::direct_channel_conv;
 use fourf_sim::{direct_conv, ChannelPlan, ChannelShape, ConvJob, FourF, Mode, Op, Planner, PlannerConfig, SimError};
 use ndarray::{s, Array2, ArrayView2};
@@ -134,7 +134,7 @@ impl ConvBatch<'_> {
             kernels: distinct(|p| p.1),
             input: [ih, iw],
             kernel: [kh, kw],
-            mode: conv_mode(self.mode),
+            mode: self.mode.into(),
             accumulate: 1,
         }
     }
@@ -366,15 +366,6 @@ pub fn conv2d_batch(
 
 pub use fourf_sim::rng::split_seed;
 
-/// The trace's name for a padding mode.
-fn conv_mode(mode: Mode) -> ConvMode {
-    match mode {
-        Mode::Valid => ConvMode::Valid,
-        Mode::Same => ConvMode::Same,
-        Mode::Full => ConvMode::Full,
-    }
-}
-
 /// `‖a − b‖ / ‖b‖` over every output of an op (`‖a − b‖` when `b` is all zero):
 /// the op's own relative error recorded in the trace.
 pub fn relative_error(a: &[Array2<f64>], b: &[Array2<f64>]) -> f64 {
@@ -474,7 +465,7 @@ impl<'b> Forward<'b> {
             kernels: per_group * c_out,
             input: [h, w],
             kernel: [kh, kw],
-            mode: conv_mode(layer.mode),
+            mode: layer.mode.into(),
             accumulate: per_group,
         };
         let out = run.outputs.into_iter().next().expect("one image");
