@@ -143,6 +143,28 @@ pub struct EvalReport {
     pub digital_wall_s: f64,
     /// Every op that ran optically, averaged over the images.
     pub optical_layers: Vec<LayerRow>,
+    /// Where the batched optical backend's time went (`--batch` > 1).
+    pub time: Option<TimeSplit>,
+}
+
+/// Where a batched optical run's time went: seconds summed over the threads that
+/// ran the optical ops, and the run's wall time.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimeSplit {
+    /// Running frames: programming filters, the input SLM, the optics, the camera.
+    pub frames_s: f64,
+    /// Planning (or finding plans in the machine's cache).
+    pub plan_s: f64,
+    /// The f64 direct reference of each op on the first images of every batch.
+    pub reference_s: f64,
+    /// Wall time of the whole batched run (the network's digital ops included).
+    pub wall_s: f64,
+    /// Worker threads.
+    pub threads: usize,
+    /// Filters found in the machine's cache instead of programmed.
+    pub filters_reused: u64,
+    /// Plans found in the machine's cache instead of made.
+    pub plans_reused: u64,
 }
 
 /// One optically run op of the network, averaged over the images.
@@ -161,6 +183,9 @@ pub struct LayerRow {
     /// Mean over images of the op's own relative error against the exact
     /// convolutions of its (already perturbed) inputs.
     pub mean_relative_error: f64,
+    /// Milliseconds per image the op took (thread time: planning, frames and
+    /// reference), batched runs only.
+    pub ms_per_image: Option<f64>,
 }
 
 fn layer_rows(runs: &[Inference]) -> Vec<LayerRow> {
@@ -177,6 +202,7 @@ fn layer_rows(runs: &[Inference]) -> Vec<LayerRow> {
             frames: 0.0,
             exposures: 0.0,
             mean_relative_error: 0.0,
+            ms_per_image: None,
         })
         .collect();
     for run in runs {
@@ -211,15 +237,25 @@ impl EvalReport {
                 .max()
                 .unwrap_or(0)
                 .max(2);
+            let timed = self.time.is_some();
             s += &format!(
-                "\n\n{:w$}  {:16}  {:>6}  {:>7}  {:>9}  {:>10}",
-                "op", "kind", "jobs", "frames", "exposures", "rel. error"
+                "\n\n{:w$}  {:16}  {:>6}  {:>7}  {:>9}  {:>10}{}",
+                "op",
+                "kind",
+                "jobs",
+                "frames",
+                "exposures",
+                "rel. error",
+                if timed { "  ms/image" } else { "" }
             );
             for r in &self.optical_layers {
                 s += &format!(
                     "\n{:w$}  {:16}  {:>6}  {:>7.1}  {:>9.1}  {:>10.3e}",
                     r.name, r.kind, r.jobs, r.frames, r.exposures, r.mean_relative_error
                 );
+                if let Some(ms) = r.ms_per_image {
+                    s += &format!("  {ms:>8.3}");
+                }
             }
             s += "\n";
         }
@@ -244,6 +280,23 @@ impl EvalReport {
             self.images as f64 / self.wall_s.max(1e-9),
             self.digital_wall_s,
         );
+        if let Some(t) = &self.time {
+            let per = |x: f64| 1e3 * x / self.images.max(1) as f64;
+            let ops = t.frames_s + t.plan_s + t.reference_s;
+            let rest = (t.wall_s * t.threads as f64 - ops).max(0.0);
+            s += &format!(
+                "\nwhere the time goes ({} threads, ms per image of thread time): frames {:.3}, planning {:.3}, \
+                 f64 reference {:.3}, rest of the network and idle threads {:.3}; \
+                 reused from the machine's caches: {} filters, {} plans",
+                t.threads,
+                per(t.frames_s),
+                per(t.plan_s),
+                per(t.reference_s),
+                per(rest),
+                t.filters_reused,
+                t.plans_reused,
+            );
+        }
         s
     }
 }
@@ -304,6 +357,8 @@ struct Batched {
     usage: Vec<OpUsage>,
     /// The trace of the first image run alone (for the op count and FLOPs).
     first_trace: Trace,
+    /// The machine's caches after the run.
+    caches: fourf_sim::CacheCounts,
 }
 
 /// Runs every image on the machine in batches of `args.batch` (the jobs of one op
@@ -344,6 +399,7 @@ fn run_batched(
         logits,
         usage: fourf_nn::surrogate::merge_usage(usage),
         first_trace,
+        caches: optical.machine.cache_counts(),
     })
 }
 
@@ -364,6 +420,7 @@ fn usage_rows(usage: &[OpUsage], trace: &Trace, n: usize) -> Vec<LayerRow> {
             frames: u.frames as f64 / n,
             exposures: u.exposures as f64 / n,
             mean_relative_error: u.mean_relative_error(),
+            ms_per_image: Some(1e3 * (u.plan_s + u.frames_s + u.reference_s) / n),
         })
         .collect()
 }
@@ -483,6 +540,15 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<EvalReport> {
             (None, Some(b)) => usage_rows(&b.usage, first, n),
             (None, None) => Vec::new(),
         },
+        time: batched.as_ref().map(|b| TimeSplit {
+            frames_s: b.usage.iter().map(|u| u.frames_s).sum(),
+            plan_s: b.usage.iter().map(|u| u.plan_s).sum(),
+            reference_s: b.usage.iter().map(|u| u.reference_s).sum(),
+            wall_s,
+            threads: rayon::current_num_threads(),
+            filters_reused: b.caches.filter_hits,
+            plans_reused: b.caches.plan_hits,
+        }),
     })
 }
 

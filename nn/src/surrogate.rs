@@ -471,6 +471,14 @@ pub struct OpUsage {
     /// Images whose error was measured: the first [`ERROR_IMAGES`] of each batch
     /// (the direct reference costs more than the frames of a large batch).
     pub error_images: usize,
+    /// Seconds spent planning the op's jobs (or finding the plan in the machine's
+    /// cache).
+    pub plan_s: f64,
+    /// Seconds spent running its frames: filters, input SLM, optics, camera.
+    pub frames_s: f64,
+    /// Seconds spent on the f64 direct reference of the measured images (and on
+    /// turning outputs into deltas).
+    pub reference_s: f64,
 }
 
 /// Images of each batch whose per-op error a machine run measures against the
@@ -499,6 +507,9 @@ pub fn merge_usage(parts: impl IntoIterator<Item = OpUsage>) -> Vec<OpUsage> {
                 o.filters += u.filters;
                 o.error_sum += u.error_sum;
                 o.error_images += u.error_images;
+                o.plan_s += u.plan_s;
+                o.frames_s += u.frames_s;
+                o.reference_s += u.reference_s;
             }
             None => out.push(u),
         }
@@ -647,13 +658,17 @@ impl<'a> OpticsNoise<'a> {
         }
         let seed = crate::backend::split_seed(self.op_seed, self.calls);
         self.calls += 1;
+        let clock = std::time::Instant::now();
+        let (mut plan_s, mut frames_s) = (0.0, 0.0);
         let planned = fourf_sim::Planner::new(machine.frame_shape(), fourf_sim::PlannerConfig::default())
-            .plan_keyed(&jobs, Some(&keys))
+            .plan_cached(&jobs, Some(&keys), machine)
             .map_err(|e| format!("the machine cannot plan op `{name}`: {e}"))
             .and_then(|plan| {
+                plan_s = clock.elapsed().as_secs_f64();
                 let run = plan
                     .execute(machine, &jobs, seed)
                     .map_err(|e| format!("the machine cannot run op `{name}`: {e}"))?;
+                frames_s = clock.elapsed().as_secs_f64() - plan_s;
                 Ok((plan, run))
             });
         let (plan, run) = match planned {
@@ -668,6 +683,7 @@ impl<'a> OpticsNoise<'a> {
             }
         };
         let mut outputs = run.outputs.into_iter();
+        let clock = std::time::Instant::now();
         let mut error_sum = 0.0;
         let error_images = images.len().min(ERROR_IMAGES);
         let deltas = images
@@ -698,6 +714,9 @@ impl<'a> OpticsNoise<'a> {
             filters: plan.stats().filters,
             error_sum,
             error_images,
+            plan_s,
+            frames_s,
+            reference_s: clock.elapsed().as_secs_f64(),
         });
         deltas
     }

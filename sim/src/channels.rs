@@ -33,6 +33,7 @@ use std::ops::Range;
 use ndarray::{s, Array2, ArrayView2};
 
 use crate::conv::{ConvJob, Mode, Op};
+use crate::devices::camera::ReadRegion;
 use crate::error::SimError;
 use crate::machine::FourF;
 use crate::planner::{check_placement, frame_seed, run_frames, spacing, Placement, Span};
@@ -507,7 +508,12 @@ impl ChannelPlan {
                 let (support, gains) = self.write_input(fi, inputs, plane);
                 let gains: Vec<f64> = gains.iter().map(|&g| if square_law { g * g } else { g }).collect();
                 let mut rng = StdRng::seed_from_u64(frame_seed(seed, fi));
-                let det = machine.detect_frame(plane.view(), &support, mask, scratch, &mut rng)?;
+                let windows: Vec<Rect> = (0..gains.len())
+                    .flat_map(|bb| (0..f.outputs.len()).map(move |oo| (bb, oo)))
+                    .map(|(bb, oo)| self.window(bb, oo))
+                    .collect();
+                let read = ReadRegion::periodic(self.frame, &windows);
+                let det = machine.detect_frame_reading(plane.view(), &support, mask, scratch, &mut rng, Some(&read))?;
                 let (ny, nx) = self.frame;
                 let mut blocks = Vec::with_capacity(f.images.len() * f.outputs.len());
                 for (bb, gain) in gains.iter().enumerate() {

@@ -97,6 +97,14 @@ impl<'a> ConvJob<'a> {
         }
     }
 
+    /// [`ConvJob::effective_kernel`] as a view (no copy).
+    pub fn effective_kernel_view(&self) -> ArrayView2<'a, f64> {
+        match self.op {
+            Op::Convolution => self.kernel,
+            Op::Correlation => self.kernel.slice_move(s![..;-1, ..;-1]),
+        }
+    }
+
     /// Shape of the result.
     pub fn output_shape(&self) -> (usize, usize) {
         self.mode.output_shape(self.input.dim(), self.kernel.dim())

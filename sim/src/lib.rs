@@ -15,6 +15,7 @@
 //! - [`readout`]: one frame through the devices: signed-input passes, the input
 //!   SLM, the optics, the camera and the detection scheme.
 //! - [`devices`]: SLM, camera, laser and detection models.
+//! - [`cache`]: filters and plans a machine keeps between calls.
 //! - [`planner`]: packs jobs into frames with guard bands and unpacks outputs.
 //! - [`presets`]: named machines.
 //!
@@ -40,6 +41,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cache;
 pub mod channels;
 pub mod conv;
 pub mod devices;
@@ -60,5 +62,5 @@ pub use channels::{channel_layout, ChannelLayout, ChannelPlan, ChannelShape};
 pub use conv::{direct_conv, ConvJob, Mode, Op};
 pub use error::SimError;
 pub use field::Field;
-pub use machine::{FourF, FrameScratch, MachineConfig, Mask};
+pub use machine::{CacheCounts, FourF, FrameScratch, MachineConfig, Mask};
 pub use planner::{Execution, Plan, Planner, PlannerConfig};

@@ -11,11 +11,14 @@
 //! point-reflected convolution (magnification `−f2/f1`); [`FrameScratch::conv_value`]
 //! undoes the reflection when a result is read, the field itself stays physical.
 
+use std::sync::Arc;
+
 use ndarray::{Array2, ArrayView2};
 use num_complex::Complex64 as C64;
 use rustfft::FftDirection;
 use serde::{Deserialize, Serialize};
 
+use crate::cache::{MaskCache, PlanCache};
 use crate::devices::camera::{Camera, CameraConfig};
 use crate::devices::detection::DetectionConfig;
 use crate::devices::laser::LaserConfig;
@@ -498,6 +501,11 @@ pub struct Mask {
 }
 
 impl Mask {
+    /// Bytes the filter holds.
+    pub(crate) fn bytes(&self) -> usize {
+        self.transposed.len() * std::mem::size_of::<C64>()
+    }
+
     /// `max|H|`, the factor divided out of the kernel's transfer function so that
     /// the programmed filter is passive.
     pub fn gain(&self) -> f64 {
@@ -526,6 +534,19 @@ enum Placement {
     Direct { oy: usize, ox: usize },
     /// Area-weighted resampling (shifted, differently pitched or oversized filter).
     Resampled(Box<[AxisResampling; 2]>),
+}
+
+/// What a machine's caches hold ([`FourF::cache_counts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheCounts {
+    /// Programmed filters kept.
+    pub filters: usize,
+    /// Filters found in the cache instead of programmed.
+    pub filter_hits: u64,
+    /// Plans kept.
+    pub plans: usize,
+    /// Plans found in the cache instead of made.
+    pub plan_hits: u64,
 }
 
 /// A planned 4f machine.
@@ -566,6 +587,10 @@ pub struct FourF {
     camera: Camera,
     /// Expected photons per camera pixel from a flat full-scale field, if known.
     photons_full_scale: Option<f64>,
+    /// Programmed filters kept for reuse ([`crate::cache`]).
+    masks: MaskCache,
+    /// Plans kept for reuse ([`crate::cache`]).
+    plans: PlanCache,
 }
 
 /// Where the filter panel's pixels sit on the Fourier grid of a `shape` frame, and
@@ -680,6 +705,8 @@ impl FourF {
             camera,
             photons_full_scale,
             config,
+            masks: MaskCache::default(),
+            plans: PlanCache::default(),
         };
         fourf.envelope_t = fourf.build_envelope();
         if fourf.config.simulation.filter_pixels == FilterPixels::Apertures {
@@ -856,6 +883,34 @@ impl FourF {
     /// If `kernel` is not frame-sized.
     pub fn program(&self, kernel: ArrayView2<f64>) -> Mask {
         self.program_in(kernel, &mut self.make_scratch(true))
+    }
+
+    /// [`FourF::program`], through the machine's filter cache: a kernel plane seen
+    /// before is programmed once and its filter reused (see [`crate::cache`]; the
+    /// filter is the same either way). `scratch`: working memory, if the caller has
+    /// some.
+    pub fn program_cached(&self, kernel: ArrayView2<f64>, scratch: Option<&mut FrameScratch>) -> Arc<Mask> {
+        self.masks.get_or_program(kernel, || match scratch {
+            Some(s) => self.program_in(kernel, s),
+            None => self.program(kernel),
+        })
+    }
+
+    /// What the machine's caches hold: filters and plans kept, and how often each
+    /// was reused.
+    pub fn cache_counts(&self) -> CacheCounts {
+        let (filters, filter_hits) = self.masks.counts();
+        let (plans, plan_hits) = self.plans.counts();
+        CacheCounts {
+            filters,
+            filter_hits,
+            plans,
+            plan_hits,
+        }
+    }
+
+    pub(crate) fn plan_cache(&self) -> &PlanCache {
+        &self.plans
     }
 
     /// [`FourF::program`] with caller-owned working memory.

@@ -39,7 +39,9 @@ use std::collections::HashMap;
 use ndarray::{s, Array2, ArrayView2};
 use rayon::prelude::*;
 
+use crate::cache::{content_hash, same_bits, PlanKey};
 use crate::conv::{ConvJob, Mode};
+use crate::devices::camera::ReadRegion;
 use crate::error::SimError;
 use crate::machine::{FourF, FrameScratch, Mask};
 use crate::readout::{max_abs, Rect};
@@ -51,7 +53,7 @@ use rand::SeedableRng;
 const SMALL_FRAME: usize = 256 * 256;
 
 /// How the planner packs.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PlannerConfig {
     /// Zeros between neighbouring tiles; `None` (default): the minimum that keeps
     /// the kept outputs exact (see the module docs).
@@ -189,6 +191,11 @@ impl Tile {
     pub fn kept(&self) -> [usize; 2] {
         [self.span[0].b - self.span[0].a, self.span[1].b - self.span[1].a]
     }
+    /// The kept window `[y, x, h, w]` in the output plane (before the wrap).
+    pub fn window(&self) -> Rect {
+        let [h, w] = self.kept();
+        [self.pos[0] + self.span[0].a, self.pos[1] + self.span[1].a, h, w]
+    }
 }
 
 /// One frame: its layout and tiles.
@@ -206,8 +213,10 @@ pub struct Plan {
     frame: (usize, usize),
     /// The frames, grouped by shared kernel.
     pub frames: Vec<FramePlan>,
-    /// Effective kernels shared by input-tiled frames.
-    pub kernels: Vec<Array2<f64>>,
+    /// For every kernel shared by input-tiled frames, a job whose effective
+    /// kernel it is. A plan holds no data, only where it goes: a plan made for one
+    /// batch serves any other of the same structure ([`Planner::plan_cached`]).
+    pub kernels: Vec<usize>,
     /// Output shape of every job.
     pub output_shapes: Vec<(usize, usize)>,
     job_shapes: Vec<((usize, usize), (usize, usize))>,
@@ -266,10 +275,46 @@ impl Planner {
     /// # Panics
     /// If `input_keys` does not hold one key per job.
     pub fn plan_keyed(&self, jobs: &[ConvJob], input_keys: Option<&[usize]>) -> Result<Plan, SimError> {
+        let key = self.key(jobs, input_keys)?;
+        self.build(jobs, &key.inputs, &key.kernels)
+    }
+
+    /// [`Planner::plan_keyed`] through `machine`'s plan cache: a plan is made once
+    /// for every structure of jobs (shapes, modes, ops, which jobs share an input
+    /// and a kernel) and reused, e.g. by every batch of an evaluation. The plan is
+    /// the one [`Planner::plan_keyed`] makes; it holds no data.
+    ///
+    /// # Panics
+    /// As [`Planner::plan_keyed`].
+    pub fn plan_cached(
+        &self,
+        jobs: &[ConvJob],
+        input_keys: Option<&[usize]>,
+        machine: &FourF,
+    ) -> Result<std::sync::Arc<Plan>, SimError> {
+        let key = self.key(jobs, input_keys)?;
+        let cache = machine.plan_cache();
+        if let Some(plan) = cache.get(&key) {
+            return Ok(plan);
+        }
+        let plan = std::sync::Arc::new(self.build(jobs, &key.inputs, &key.kernels)?);
+        cache.insert(key, plan.clone());
+        Ok(plan)
+    }
+
+    /// Checks `jobs` and says what a plan of them depends on.
+    fn key(&self, jobs: &[ConvJob], input_keys: Option<&[usize]>) -> Result<PlanKey, SimError> {
         let (ny, nx) = self.frame;
+        // Jobs of a batch share arrays (one map with many kernels, one weight in
+        // every image): each array is checked and hashed once.
+        let mut checked = std::collections::HashSet::new();
         for (i, j) in jobs.iter().enumerate() {
-            check_array(i, "input", &j.input)?;
-            check_array(i, "kernel", &j.kernel)?;
+            if checked.insert(identity(&j.input)) {
+                check_array(i, "input", &j.input)?;
+            }
+            if checked.insert(identity(&j.kernel)) {
+                check_array(i, "kernel", &j.kernel)?;
+            }
             let (k, n) = (j.kernel.dim(), j.input.dim());
             if k.0 > ny || k.1 > nx {
                 return Err(SimError::KernelTooLarge {
@@ -286,18 +331,34 @@ impl Planner {
                 });
             }
         }
-        let eff: Vec<Array2<f64>> = jobs.iter().map(|j| j.effective_kernel()).collect();
-        let input_key = match input_keys {
+        let inputs = match input_keys {
             Some(keys) => {
                 assert_eq!(keys.len(), jobs.len(), "Planner::plan_keyed: one input key per job");
-                keys.to_vec()
+                // Renumbered by first appearance: the plan depends only on which
+                // jobs share a key.
+                let groups = group_by_id(keys.iter().copied().enumerate());
+                ids_of(groups, jobs.len())
             }
             None => content_ids(jobs.iter().map(|j| j.input)),
         };
-        let kernel_id = content_ids(eff.iter().map(|k| k.view()));
+        Ok(PlanKey {
+            frame: self.frame,
+            config: self.config.clone(),
+            jobs: jobs
+                .iter()
+                .map(|j| (j.input.dim(), j.kernel.dim(), j.mode, j.op))
+                .collect(),
+            inputs,
+            kernels: content_ids(jobs.iter().map(|j| j.effective_kernel_view())),
+        })
+    }
+
+    /// Packs `jobs`, whose inputs and effective kernels are numbered by content
+    /// (or key) in `input_key` and `kernel_id`.
+    fn build(&self, jobs: &[ConvJob], input_key: &[usize], kernel_id: &[usize]) -> Result<Plan, SimError> {
         // Complete cross products first; the other jobs by shared kernel or input.
         let cross = if self.config.cross_tiling {
-            self.cross_sets(jobs, &kernel_id, &input_key)
+            self.cross_sets(jobs, kernel_id, input_key)
         } else {
             Vec::new()
         };
@@ -344,7 +405,7 @@ impl Planner {
         let (kernel_groups, diagonal) = self.diagonal_sets(jobs, kernel_groups);
         for group in kernel_groups {
             let kernel = plan.kernels.len();
-            plan.kernels.push(eff[group[0]].clone());
+            plan.kernels.push(group[0]);
             let tiles: Vec<Tile> = group.iter().flat_map(|&i| self.input_pieces(i, &jobs[i])).collect();
             for tiles in self.pack(tiles)? {
                 plan.frames.push(FramePlan {
@@ -873,9 +934,33 @@ fn grouped_kernels_per_frame(g: usize, m: usize, rows: usize, cols: usize) -> Op
 
 /// For each item, the index of its content class (equal shape and bits).
 fn content_ids<'a>(items: impl Iterator<Item = ArrayView2<'a, f64>>) -> Vec<usize> {
-    let items: Vec<_> = items.collect();
-    let mut ids = vec![0; items.len()];
-    for (g, members) in group_by_content(items.into_iter().enumerate()).into_iter().enumerate() {
+    // Views of the same memory are equal without looking: hash each array once.
+    let mut distinct: Vec<ArrayView2<'a, f64>> = Vec::new();
+    let mut seen: HashMap<Identity, usize> = HashMap::new();
+    let which: Vec<usize> = items
+        .map(|a| {
+            *seen.entry(identity(&a)).or_insert_with(|| {
+                distinct.push(a);
+                distinct.len() - 1
+            })
+        })
+        .collect();
+    let ids = ids_of(group_by_content(distinct.into_iter().enumerate()), seen.len());
+    which.into_iter().map(|d| ids[d]).collect()
+}
+
+/// Where an array's samples are: its first sample's address, shape and strides.
+type Identity = (usize, (usize, usize), [isize; 2]);
+
+fn identity(a: &ArrayView2<f64>) -> Identity {
+    let st = a.strides();
+    (a.as_ptr() as usize, a.dim(), [st[0], st[1]])
+}
+
+/// Each of `n` indices' group number, from groups of indices.
+fn ids_of(groups: Vec<Vec<usize>>, n: usize) -> Vec<usize> {
+    let mut ids = vec![0; n];
+    for (g, members) in groups.into_iter().enumerate() {
         for i in members {
             ids[i] = g;
         }
@@ -952,16 +1037,8 @@ fn group_by_content<'a>(items: impl Iterator<Item = (usize, ArrayView2<'a, f64>)
     let mut groups: Vec<Vec<usize>> = Vec::new();
     let mut first: Vec<ArrayView2<'a, f64>> = Vec::new();
     for (i, a) in items {
-        // One multiply per sample (FxHash's step), mixed once at the end.
-        let mut h = (a.nrows() as u64) << 32 ^ a.ncols() as u64;
-        for v in a.iter() {
-            h = (h.rotate_left(5) ^ v.to_bits()).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-        let h = crate::rng::mix64(h);
-        let same = |g: &usize| {
-            let b = &first[*g];
-            b.dim() == a.dim() && b.iter().zip(a.iter()).all(|(x, y)| x.to_bits() == y.to_bits())
-        };
+        let h = content_hash(a);
+        let same = |g: &usize| same_bits(first[*g], a);
         let candidates = index.entry(h).or_default();
         let g = match candidates.iter().find(|g| same(g)) {
             Some(&g) => g,
@@ -1066,15 +1143,12 @@ impl Plan {
     pub fn placement(&self, index: usize) -> Placement {
         let frame = &self.frames[index];
         let rect = |p: [usize; 2], (h, w): (usize, usize)| [p[0], p[1], h, w];
-        let window = |t: &Tile| {
-            let [h, w] = t.kept();
-            [t.pos[0] + t.span[0].a, t.pos[1] + t.span[1].a, h, w]
-        };
+        let window = Tile::window;
         let tiles = frame.tiles.iter();
         match &frame.layout {
             Layout::InputTiling { kernel } => Placement {
                 inputs: tiles.clone().map(|t| rect(t.pos, (t.size()[0], t.size()[1]))).collect(),
-                kernels: vec![rect([0, 0], self.kernels[*kernel].dim())],
+                kernels: vec![rect([0, 0], self.job_shapes[self.kernels[*kernel]].1)],
                 wanted: tiles.enumerate().map(|(i, t)| ((i, 0), window(t))).collect(),
             },
             Layout::KernelTiling { input_job } => Placement {
@@ -1153,6 +1227,12 @@ impl Plan {
             start = end;
         }
         groups
+    }
+
+    /// The camera pixels frame `index` keeps: its tiles' kept windows, wrapped.
+    fn read_region(&self, index: usize) -> ReadRegion {
+        let windows: Vec<Rect> = self.frames[index].tiles.iter().map(Tile::window).collect();
+        ReadRegion::periodic(self.frame, &windows)
     }
 
     /// Whether frames `a` and `b` are grid frames with the same kernels (one filter).
@@ -1239,7 +1319,7 @@ impl Plan {
                 .assign(k)
         };
         match &frame.layout {
-            Layout::InputTiling { kernel: k } => put([0, 0], &self.kernels[*k]),
+            Layout::InputTiling { kernel: k } => put([0, 0], &jobs[self.kernels[*k]].effective_kernel()),
             Layout::KernelTiling { .. } => {
                 for t in &frame.tiles {
                     put(t.pos, &jobs[t.job].effective_kernel());
@@ -1294,7 +1374,8 @@ impl Plan {
             |(scratch, plane), f, mask| {
                 let (support, gains) = self.write_input(f, jobs, plane);
                 let mut rng = StdRng::seed_from_u64(frame_seed(seed, f));
-                let det = machine.detect_frame(plane.view(), &support, mask, scratch, &mut rng)?;
+                let read = self.read_region(f);
+                let det = machine.detect_frame_reading(plane.view(), &support, mask, scratch, &mut rng, Some(&read))?;
                 let tiles = self.frames[f]
                     .tiles
                     .iter()
@@ -1342,22 +1423,28 @@ pub(crate) fn run_frames<T: Send>(
     let one = |state: &mut FrameState, f: usize, shared: Option<&Mask>| match shared {
         Some(mask) => run(state, f, mask),
         None => {
-            let own = machine.program_in(frame_kernel(f).view(), &mut state.0);
+            let own = machine.program_cached(frame_kernel(f).view(), Some(&mut state.0));
             run(state, f, &own)
         }
     };
     if gy * gx <= SMALL_FRAME {
+        // Working memory per worker, not per frame: many groups (a frame each, as
+        // attention scores have) run their frames in turn; a few big groups split
+        // their frames over the threads.
+        let state = || (machine.make_scratch(false), Array2::<f64>::zeros(frame));
+        let many = groups.len() >= 2 * rayon::current_num_threads();
         let per_group: Vec<Vec<T>> = groups
             .par_iter()
-            .map(|&(start, end, shared)| {
-                let mask = shared.then(|| machine.program(frame_kernel(start).view()));
-                (start..end)
-                    .into_par_iter()
-                    .map_init(
-                        || (machine.make_scratch(false), Array2::<f64>::zeros(frame)),
-                        |state, f| one(state, f, mask.as_ref()),
-                    )
-                    .collect::<Result<Vec<_>, _>>()
+            .map_init(state, |st, &(start, end, shared)| {
+                let mask = shared.then(|| machine.program_cached(frame_kernel(start).view(), Some(&mut st.0)));
+                if many {
+                    (start..end).map(|f| one(st, f, mask.as_deref())).collect()
+                } else {
+                    (start..end)
+                        .into_par_iter()
+                        .map_init(state, |st, f| one(st, f, mask.as_deref()))
+                        .collect::<Result<Vec<_>, _>>()
+                }
             })
             .collect::<Result<_, _>>()?;
         Ok(per_group.into_iter().flatten().collect())
@@ -1365,9 +1452,9 @@ pub(crate) fn run_frames<T: Send>(
         let mut state = (machine.make_scratch(true), Array2::<f64>::zeros(frame));
         let mut all = Vec::new();
         for &(start, end, shared) in groups {
-            let mask = shared.then(|| machine.program_in(frame_kernel(start).view(), &mut state.0));
+            let mask = shared.then(|| machine.program_cached(frame_kernel(start).view(), Some(&mut state.0)));
             for f in start..end {
-                all.push(one(&mut state, f, mask.as_ref())?);
+                all.push(one(&mut state, f, mask.as_deref())?);
             }
         }
         Ok(all)

@@ -16,6 +16,7 @@ use rand::{Rng, RngExt};
 use rand_distr::StandardNormal;
 use rayon::prelude::*;
 
+use crate::devices::camera::ReadRegion;
 use crate::devices::detection::{Scheme, SignedInputs};
 use crate::devices::slm::Modulation;
 use crate::error::SimError;
@@ -66,6 +67,26 @@ impl FourF {
         scratch: &mut FrameScratch,
         rng: &mut R,
     ) -> Result<Detected, SimError> {
+        self.detect_frame_reading(x, support, mask, scratch, rng, None)
+    }
+
+    /// [`FourF::detect_frame`], reading only the camera pixels of `read` (every
+    /// pixel if `None`; see [`Camera::expose_electrons`](crate::devices::camera::Camera::expose_electrons)):
+    /// the values elsewhere are 0 on a machine with a photon budget. The planner
+    /// reads its tiles' kept windows, so the camera's draws for the rest of the
+    /// frame are skipped; what it keeps has the same distribution.
+    ///
+    /// # Panics
+    /// As [`FourF::detect_frame`], and if `read` is for another frame shape.
+    pub fn detect_frame_reading<R: Rng + ?Sized>(
+        &self,
+        x: ArrayView2<f64>,
+        support: &[Rect],
+        mask: &Mask,
+        scratch: &mut FrameScratch,
+        rng: &mut R,
+        read: Option<&ReadRegion>,
+    ) -> Result<Detected, SimError> {
         assert_eq!(
             x.dim(),
             self.frame_shape(),
@@ -81,17 +102,30 @@ impl FourF {
                 exposures: per_pass,
             });
         }
+        // Square-law results scale with the square of the input.
+        let k = match det.scheme {
+            Scheme::Intensity => scale * scale,
+            Scheme::Coherent | Scheme::BalancedHomodyne => scale,
+        };
+        if self.one_pass(x) {
+            // One pass of weight 1: shown and read in place (the same numbers as
+            // the general path, without its copies).
+            self.load(x, Some(scale), scratch);
+            self.run_loaded(mask, scratch);
+            let mut values = self.detect(mask, scratch, rng, read);
+            values.mapv_inplace(|b| k * b);
+            return Ok(Detected {
+                values,
+                passes: 1,
+                exposures: per_pass,
+            });
+        }
         let passes = self.passes(x, scale, support)?;
         let mut values = Array2::<f64>::zeros(x.dim());
         for pass in &passes {
-            self.load(pass.values.view(), scratch);
+            self.load(pass.values.view(), None, scratch);
             self.run_loaded(mask, scratch);
-            let v = self.detect(mask, scratch, rng);
-            // Square-law results scale with the square of the input.
-            let k = match det.scheme {
-                Scheme::Intensity => scale * scale,
-                Scheme::Coherent | Scheme::BalancedHomodyne => scale,
-            };
+            let v = self.detect(mask, scratch, rng, read);
             values.zip_mut_with(&v, |a, b| *a += pass.weight * k * b);
         }
         Ok(Detected {
@@ -115,11 +149,19 @@ impl FourF {
                 Err(_) => Some(x.mapv(|v| (v / scale).max(0.0))),
             };
             if let Some(v) = first {
-                self.load(v.view(), &mut scratch);
+                self.load(v.view(), None, &mut scratch);
             }
         }
         let data = Array2::from_shape_vec(self.grid_shape(), scratch.input_mut().to_vec()).expect("grid-sized");
         Field::new(data, self.input_pitch_m(), self.config().wavelength_m())
+    }
+
+    /// Whether `x` is shown in one pass of weight 1 (what [`FourF::passes`] gives
+    /// a signed-capable SLM or non-negative values, unless bit planes split it).
+    fn one_pass(&self, x: ArrayView2<f64>) -> bool {
+        let modulation = self.config().input_slm.modulation;
+        let signed_ok = matches!(modulation, Modulation::Complex | Modulation::TwoSlm);
+        modulation != Modulation::Binary && (signed_ok || !x.iter().any(|&v| v < 0.0))
     }
 
     /// The passes that show `x / scale` on the input SLM.
@@ -196,20 +238,19 @@ impl FourF {
         Ok(planes)
     }
 
-    /// Shows the pixel values on the input SLM: writes the simulation-grid field
-    /// into the scratch's input buffer.
-    fn load(&self, values: ArrayView2<f64>, scratch: &mut FrameScratch) {
+    /// Shows the pixel values (divided by `scale`, if given) on the input SLM:
+    /// writes the simulation-grid field into the scratch's input buffer.
+    fn load(&self, values: ArrayView2<f64>, scale: Option<f64>, scratch: &mut FrameScratch) {
         let slm = self.input_slm();
         let c = &self.config().input_slm;
         let s = self.oversampling();
         let buf = scratch.input_mut();
         let ideal = s == 1 && c.modulation == Modulation::Complex && c.crosstalk_px == 0.0;
+        let shown = |v: f64| C64::new(scale.map_or(v, |k| v / k), 0.0);
         if ideal {
-            buf.iter_mut()
-                .zip(values.iter())
-                .for_each(|(d, &v)| *d = C64::new(v, 0.0));
+            buf.iter_mut().zip(values.iter()).for_each(|(d, &v)| *d = shown(v));
         } else {
-            let targets = values.mapv(|v| C64::new(v, 0.0));
+            let targets = values.mapv(shown);
             let out = ndarray::ArrayViewMut2::from_shape(self.grid_shape(), buf).expect("grid-sized buffer");
             slm.render_into(targets.view(), s, out);
         }
@@ -217,7 +258,13 @@ impl FourF {
 
     /// Detects the output field left in `scratch` by one pass: the convolution
     /// value (of the normalised input) at every pixel index.
-    fn detect<R: Rng + ?Sized>(&self, mask: &Mask, scratch: &FrameScratch, rng: &mut R) -> Array2<f64> {
+    fn detect<R: Rng + ?Sized>(
+        &self,
+        mask: &Mask,
+        scratch: &FrameScratch,
+        rng: &mut R,
+        read: Option<&ReadRegion>,
+    ) -> Array2<f64> {
         let (py, px) = self.frame_shape();
         let s = self.oversampling();
         let norm = 1.0 / (s * s) as f64;
@@ -274,7 +321,10 @@ impl FourF {
             .zip(m2.axis_iter_mut(ndarray::Axis(0)).into_par_iter())
             .enumerate()
             .for_each(|(ny, (mut zr, mut mr))| {
-                for nx in 0..px {
+                // Only the pixels the camera reads (all without a region).
+                let all = [(0, px)];
+                let ranges = read.map_or(&all[..], |r| r.row(ny));
+                for nx in ranges.iter().flat_map(|&(a, b)| a..b) {
                     let (mut acc, mut pow) = (C64::new(0.0, 0.0), 0.0);
                     for jy in 0..s {
                         for jx in 0..s {
@@ -310,7 +360,7 @@ impl FourF {
                     .and(&z)
                     .and(&m2)
                     .par_for_each(|p, zv, mv| *p = (k * (b * b + sign * 2.0 * (r * zv).re + mv)).max(0.0));
-                let e = self.electrons(photons.view(), rng);
+                let e = self.electrons(photons.view(), rng, read);
                 ndarray::Zip::from(&mut diff)
                     .and(&e)
                     .par_for_each(|d, e| *d += sign * e);
@@ -324,7 +374,7 @@ impl FourF {
             ndarray::Zip::from(&mut photons)
                 .and(&m2)
                 .par_for_each(|p, mv| *p = (k * mv).max(0.0));
-            let mut e = self.electrons(photons.view(), rng);
+            let mut e = self.electrons(photons.view(), rng, read);
             let k = from_electrons * r_out.norm_sqr();
             e.mapv_inplace(|v| v * k);
             e
@@ -334,11 +384,15 @@ impl FourF {
     /// One camera exposure of `photons` per pixel: the calibrated photo-electrons
     /// (bias and mean dark signal removed). Without a photon budget the camera is
     /// not simulated and `photons` (then in field-intensity units) come back exact.
-    fn electrons<R: Rng + ?Sized>(&self, photons: ArrayView2<f64>, rng: &mut R) -> Array2<f64> {
+    fn electrons<R: Rng + ?Sized>(
+        &self,
+        photons: ArrayView2<f64>,
+        rng: &mut R,
+        read: Option<&ReadRegion>,
+    ) -> Array2<f64> {
         if self.photons_full_scale().is_none() {
             return photons.to_owned();
         }
-        let adu = self.camera().expose(photons, true, rng);
-        self.camera().signal_electrons(adu.view())
+        self.camera().expose_electrons(photons, true, rng, read)
     }
 }

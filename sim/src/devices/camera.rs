@@ -35,7 +35,7 @@
 use ndarray::{Array2, ArrayView2, Zip};
 use rand::rngs::{StdRng, Xoshiro256PlusPlus};
 use rand::{Rng, RngExt, SeedableRng};
-use rand_distr::{Distribution, Poisson, StandardNormal};
+use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 
 use crate::error::SimError;
@@ -218,30 +218,77 @@ fn adc_top(bits: u32) -> f64 {
     ((1u64 << bits) - 1) as f64
 }
 
-/// Above this mean a Poisson draw is replaced by the normal approximation
-/// `N(μ, μ)`: 2^52, where f64 no longer holds every integer count and the
-/// relative skewness `μ^−½ < 1.5e-8` is invisible. (rand_distr's Poisson, the
-/// Ahrens–Dieter rejection method, is O(1) for any mean below its limit 1.8e19.)
-const POISSON_NORMAL_ABOVE: f64 = 4_503_599_627_370_496.0;
-
-/// A Poisson draw with mean `mu ≥ 0`.
-fn poisson<R: Rng + ?Sized>(mu: f64, rng: &mut R) -> f64 {
-    if mu <= 0.0 {
-        0.0
-    } else if mu < POISSON_NORMAL_ABOVE {
-        Poisson::new(mu)
-            .expect("0 < mu < 2^52 is a valid Poisson mean")
-            .sample(rng)
-    } else {
-        let z: f64 = StandardNormal.sample(rng);
-        (mu + mu.sqrt() * z).round()
-    }
-}
+use super::poisson::poisson;
 
 /// SplitMix64's first output from state `x`, to spread row indices over the seed
 /// space.
 fn splitmix64(x: u64) -> u64 {
     crate::rng::split_seed(x, 0)
+}
+
+/// Which pixels an exposure reads ([`Camera::expose_electrons`]): per sensor row,
+/// sorted disjoint column ranges `[a, b)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadRegion {
+    shape: (usize, usize),
+    rows: Vec<Vec<(usize, usize)>>,
+}
+
+impl ReadRegion {
+    /// The union of rectangles `[y, x, h, w]` on a sensor of `shape`, periodic:
+    /// a rectangle past the last row or column goes on at the first (the frame's
+    /// wrap). Rectangles larger than the sensor cover it.
+    pub fn periodic(shape: (usize, usize), rects: &[[usize; 4]]) -> Self {
+        let (ny, nx) = shape;
+        let mut rows: Vec<Vec<(usize, usize)>> = vec![Vec::new(); ny];
+        for &[y, x, h, w] in rects {
+            let (h, w) = (h.min(ny), w.min(nx));
+            if h == 0 || w == 0 {
+                continue;
+            }
+            let x = x % nx;
+            let spans: &[(usize, usize)] = if x + w <= nx {
+                &[(x, x + w)]
+            } else {
+                &[(x, nx), (0, x + w - nx)]
+            };
+            for r in 0..h {
+                rows[(y + r) % ny].extend_from_slice(spans);
+            }
+        }
+        for row in &mut rows {
+            row.sort_unstable();
+            let mut merged: Vec<(usize, usize)> = Vec::with_capacity(row.len());
+            for &(a, b) in row.iter() {
+                match merged.last_mut() {
+                    Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                    _ => merged.push((a, b)),
+                }
+            }
+            *row = merged;
+        }
+        Self { shape, rows }
+    }
+
+    /// The column ranges `[a, b)` read in row `i` (sorted, disjoint).
+    ///
+    /// # Panics
+    /// If `i` is not a row of the sensor.
+    pub fn row(&self, i: usize) -> &[(usize, usize)] {
+        &self.rows[i]
+    }
+
+    /// Pixels read.
+    pub fn pixels(&self) -> usize {
+        self.rows.iter().flatten().map(|(a, b)| b - a).sum()
+    }
+
+    /// Whether pixel `(i, j)` is read.
+    pub fn contains(&self, i: usize, j: usize) -> bool {
+        self.rows
+            .get(i)
+            .is_some_and(|r| r.iter().any(|&(a, b)| (a..b).contains(&j)))
+    }
 }
 
 /// A camera of a given sensor shape with its fixed-pattern maps drawn. Build with
@@ -328,6 +375,40 @@ impl Camera {
     /// If `photons` differs in shape from the sensor, or holds a negative or
     /// non-finite value.
     pub fn expose<R: Rng + ?Sized>(&self, photons: ArrayView2<f64>, shot_noise: bool, rng: &mut R) -> Array2<f64> {
+        self.read_pixels(photons, shot_noise, rng, None, false)
+    }
+
+    /// [`Camera::expose`] then [`Camera::signal_electrons`], on the pixels of
+    /// `region` only (every pixel if `None`); pixels outside it are not read and
+    /// come back 0. A read pixel's value has the distribution of the full read-out
+    /// (its noise depends on no other pixel), so a caller that keeps only `region`
+    /// loses nothing, and skips the draws of the rest.
+    ///
+    /// Takes exactly one `u64` from `rng`.
+    ///
+    /// # Panics
+    /// As [`Camera::expose`], and if `region` was made for another sensor shape.
+    pub fn expose_electrons<R: Rng + ?Sized>(
+        &self,
+        photons: ArrayView2<f64>,
+        shot_noise: bool,
+        rng: &mut R,
+        region: Option<&ReadRegion>,
+    ) -> Array2<f64> {
+        if let Some(r) = region {
+            assert_eq!(r.shape, self.shape, "camera: read region of another sensor shape");
+        }
+        self.read_pixels(photons, shot_noise, rng, region, true)
+    }
+
+    fn read_pixels<R: Rng + ?Sized>(
+        &self,
+        photons: ArrayView2<f64>,
+        shot_noise: bool,
+        rng: &mut R,
+        region: Option<&ReadRegion>,
+        calibrate: bool,
+    ) -> Array2<f64> {
         assert_eq!(
             photons.dim(),
             self.shape,
@@ -342,39 +423,55 @@ impl Camera {
         let read_noise = c.read_noise_e;
         let inv_gain = 1.0 / c.gain_e_per_adu;
         let adc_max = c.adc_bits.map(adc_top);
+        let (gain, bias) = (c.gain_e_per_adu, c.bias_adu);
+        let cols = self.shape.1;
         let mut out = Array2::<f64>::zeros(self.shape);
         Zip::indexed(out.rows_mut())
             .and(photons.rows())
             .par_for_each(|i, mut out_row, photon_row| {
+                let ranges: &[(usize, usize)] = match region {
+                    Some(r) => &r.rows[i],
+                    None => &[(0, cols)],
+                };
+                if ranges.is_empty() {
+                    return;
+                }
                 let mut row_rng = Xoshiro256PlusPlus::seed_from_u64(base ^ splitmix64(i as u64));
                 let prnu_row = self.prnu.as_ref().map(|m| m.row(i));
                 let dsnu_row = self.dsnu.as_ref().map(|m| m.row(i));
-                for (j, (o, &p)) in out_row.iter_mut().zip(photon_row.iter()).enumerate() {
-                    assert!(
-                        p.is_finite() && p >= 0.0,
-                        "camera: photons[[{i}, {j}]] = {p}, expected a finite mean ≥ 0"
-                    );
-                    let mut mu = qe * p;
-                    if let Some(r) = &prnu_row {
-                        mu *= r[j];
+                for &(a, b) in ranges {
+                    for j in a..b {
+                        let p = photon_row[j];
+                        assert!(
+                            p.is_finite() && p >= 0.0,
+                            "camera: photons[[{i}, {j}]] = {p}, expected a finite mean ≥ 0"
+                        );
+                        let mut mu = qe * p;
+                        if let Some(r) = &prnu_row {
+                            mu *= r[j];
+                        }
+                        mu += dark;
+                        let mut e = if shot_noise { poisson(mu, &mut row_rng) } else { mu };
+                        if let Some(d) = &dsnu_row {
+                            e += d[j];
+                        }
+                        if let Some(fw) = c.full_well_e {
+                            e = e.min(fw);
+                        }
+                        if read_noise > 0.0 {
+                            let z: f64 = row_rng.sample(StandardNormal);
+                            e += read_noise * z;
+                        }
+                        let mut adu = e * inv_gain + c.bias_adu;
+                        if let Some(top) = adc_max {
+                            adu = adu.round().clamp(0.0, top);
+                        }
+                        out_row[j] = if calibrate {
+                            (adu - bias) * gain - self.dark_mean_e(i, j)
+                        } else {
+                            adu
+                        };
                     }
-                    mu += dark;
-                    let mut e = if shot_noise { poisson(mu, &mut row_rng) } else { mu };
-                    if let Some(d) = &dsnu_row {
-                        e += d[j];
-                    }
-                    if let Some(fw) = c.full_well_e {
-                        e = e.min(fw);
-                    }
-                    if read_noise > 0.0 {
-                        let z: f64 = row_rng.sample(StandardNormal);
-                        e += read_noise * z;
-                    }
-                    let mut adu = e * inv_gain + c.bias_adu;
-                    if let Some(top) = adc_max {
-                        adu = adu.round().clamp(0.0, top);
-                    }
-                    *o = adu;
                 }
             });
         out

@@ -8,6 +8,7 @@
 //!   exposure counts.
 //! - [`camera`]: the detector — photo-electrons, shot noise, dark current, read
 //!   noise, full well, conversion gain, bias, ADC, fixed-pattern non-uniformity.
+//! - [`poisson`]: exact, fast Poisson draws (the camera's shot noise).
 //! - [`timing`]: the host link, pipelining, device powers and the electronic
 //!   co-processor (for the latency and energy models; the simulation ignores it).
 //!
@@ -17,5 +18,6 @@
 pub mod camera;
 pub mod detection;
 pub mod laser;
+pub mod poisson;
 pub mod slm;
 pub mod timing;

@@ -581,7 +581,9 @@ impl Slm {
         let step = range / n as f64;
         if range == TAU {
             // The levels tile the circle evenly: plain rounding, level n ≡ level 0.
-            return (round_nonneg(phi / step) % n) as f64;
+            // phi < 2π, so the level is at most n, and n is level 0.
+            let k = round_nonneg(phi / step);
+            return if k >= n { (k - n) as f64 } else { k as f64 };
         }
         let last = n - 1;
         let mut best = (f64::INFINITY, 0usize);
@@ -637,7 +639,7 @@ impl Slm {
             Modulation::Amplitude | Modulation::Binary => [self.amplitude_drive(amplitude_target(t)), 0.0],
             Modulation::Phase => [self.phase_drive(wrapped_arg(t)), 0.0],
             Modulation::TwoSlm => [
-                self.amplitude_drive(t.norm().min(1.0)),
+                self.amplitude_drive(t.norm_sqr().sqrt().min(1.0)),
                 self.phase_drive(wrapped_arg(t)),
             ],
         }
@@ -739,7 +741,9 @@ impl Slm {
         let zero = C64::new(0.0, 0.0);
 
         if self.config.crosstalk_px == 0.0 {
-            // One response per pixel, written to its aperture.
+            // One response per pixel, written to its aperture; the dark pixels that
+            // fill most of a tiled frame share one.
+            let dark = self.response(zero);
             out.axis_chunks_iter_mut(Axis(0), s)
                 .into_par_iter()
                 .enumerate()
@@ -752,8 +756,13 @@ impl Slm {
                     dead_bottom.fill(zero);
                     let (mut first, mut others) = open_rows.view_mut().split_at(Axis(0), 1);
                     let mut first = first.row_mut(0);
-                    for px in 0..cols {
-                        let v = self.response(pixels[[py, px]]);
+                    for (px, &t) in pixels.row(py).iter().enumerate() {
+                        // Bits, not value: −0 has another argument than +0.
+                        let v = if t.re.to_bits() == 0 && t.im.to_bits() == 0 {
+                            dark
+                        } else {
+                            self.response(t)
+                        };
                         for rx in 0..s {
                             first[px * s + rx] = if open(rx) { v } else { zero };
                         }
