@@ -281,18 +281,23 @@ impl LatencyReport {
         }
         let w = o.ops.iter().map(|r| r.name.len()).max().unwrap_or(2).max(2);
         s += &format!(
-            "\n{:w$}  {:16}  {:>8}  {:>11}  {:>11}",
-            "op", "kind", "frames", "optical ms", "electr. ms"
+            "\n{:w$}  {:16}  {:>8}  {:>16}  {:>11}  {:>11}",
+            "op", "kind", "frames", "tiling, slot px", "optical ms", "electr. ms"
         );
         for g in &self.gpus {
             s += &format!("  {:>11}", format!("{} ms", g.estimate.gpu));
         }
         for (i, r) in o.ops.iter().enumerate() {
+            let tiling = match (r.tiling, r.slot_px) {
+                (Some(t), Some([y, x])) => format!("{} {y}×{x}", t.name()),
+                _ => "-".into(),
+            };
             s += &format!(
-                "\n{:w$}  {:16}  {:>8}  {:>11}  {:>11}",
+                "\n{:w$}  {:16}  {:>8}  {:>16}  {:>11}  {:>11}",
                 r.name,
                 r.kind.name(),
                 if r.frames > 0 { r.frames.to_string() } else { "-".into() },
+                tiling,
                 ms(r.optical_s),
                 ms(r.electronic_s)
             );

@@ -114,6 +114,11 @@ pub struct OpticalTiming {
 /// Frames an op needs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FrameUse {
+    /// How the op's jobs are laid out in a frame.
+    pub tiling: Tiling,
+    /// Slot pitch `[y, x]` in pixels: a tile plus its guard band, as the tiling
+    /// places it (the frame for overlap-save blocks).
+    pub slot: [usize; 2],
     /// Frames (input SLM layouts).
     pub frames: usize,
     /// Fourier-plane filters programmed.
@@ -124,6 +129,39 @@ pub struct FrameUse {
     /// `accumulate` when every convolution is read out on its own, the number of
     /// input-channel groups when channel tiling sums channels optically.
     pub partials: usize,
+}
+
+/// The packing a frame of an op uses (see the module docs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tiling {
+    /// Input tiles sharing one kernel.
+    #[default]
+    Input,
+    /// Kernel tiles sharing one input.
+    Kernel,
+    /// Inputs × kernels, every pair wanted.
+    Cross,
+    /// Several kernels per frame, each with its own inputs.
+    Diagonal,
+    /// Input channels summed optically at each output channel.
+    Channel,
+    /// An input larger than a frame, in overlap-save blocks.
+    Blocks,
+}
+
+impl Tiling {
+    /// The name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tiling::Input => "input",
+            Tiling::Kernel => "kernel",
+            Tiling::Cross => "cross",
+            Tiling::Diagonal => "diagonal",
+            Tiling::Channel => "channel",
+            Tiling::Blocks => "blocks",
+        }
+    }
 }
 
 /// Channel tiling of a CNN layer (`accumulate > 1`, weight kernels): the layer's
@@ -151,6 +189,8 @@ fn channel_tiled(spec: &ConvSpec, batch: usize, frame: [usize; 2]) -> Option<Fra
     };
     let l = fourf_sim::channel_layout((frame[0], frame[1]), &shape, None)?;
     Some(FrameUse {
+        tiling: Tiling::Channel,
+        slot: l.pitch,
         frames: groups.saturating_mul(l.frames()),
         filters: groups.saturating_mul(l.filters()),
         tiles_per_frame: l.channels_per_frame() * l.outputs_per_frame() * l.images_per_frame(),
@@ -167,10 +207,16 @@ fn pitch(l: usize, a: usize, b: usize) -> usize {
 /// `l = n + k − 1` samples and keep `[a, b)` of them, so one pitch serves every
 /// layout.
 fn grid(spec: &ConvSpec, frame: [usize; 2]) -> [usize; 2] {
+    let slot = slot_pitch(spec);
+    std::array::from_fn(|ax| frame[ax] / slot[ax])
+}
+
+/// The slot pitch `[y, x]` of a tile and its guard band.
+fn slot_pitch(spec: &ConvSpec) -> [usize; 2] {
     std::array::from_fn(|ax| {
         let (n, k) = (spec.input[ax], spec.kernel[ax]);
         let (a, b) = spec.mode.window(n, k);
-        frame[ax] / pitch(n + k - 1, a, b).max(1)
+        pitch(n + k - 1, a, b).max(1)
     })
 }
 
@@ -251,6 +297,8 @@ pub fn frames_for(spec: &ConvSpec, kernels_are_weights: bool, batch: usize, fram
             let sets = groups / n;
             let per = cols * (rows / nk);
             return FrameUse {
+                tiling: Tiling::Cross,
+                slot: slot_pitch(spec),
                 frames: sets * n.div_ceil(nk) * m.div_ceil(per),
                 filters: sets * n.div_ceil(nk),
                 tiles_per_frame: per * nk,
@@ -268,6 +316,8 @@ pub fn frames_for(spec: &ConvSpec, kernels_are_weights: bool, batch: usize, fram
             };
             let frames = inputs * kernels_per_input.div_ceil(fit);
             return FrameUse {
+                tiling: Tiling::Kernel,
+                slot: slot_pitch(spec),
                 frames,
                 filters: frames,
                 tiles_per_frame: fit,
@@ -282,6 +332,8 @@ pub fn frames_for(spec: &ConvSpec, kernels_are_weights: bool, batch: usize, fram
         let [rows, cols] = grid(spec, frame);
         if let Some((nk, q)) = grouped_kernels_per_frame(groups, jobs_per_group, rows, cols).filter(|&(nk, _)| nk > 1) {
             return FrameUse {
+                tiling: Tiling::Diagonal,
+                slot: slot_pitch(spec),
                 frames: groups.div_ceil(nk).saturating_mul(jobs_per_group.div_ceil(q)),
                 filters: groups.div_ceil(nk),
                 tiles_per_frame: nk * q,
@@ -289,6 +341,8 @@ pub fn frames_for(spec: &ConvSpec, kernels_are_weights: bool, batch: usize, fram
             };
         }
         return FrameUse {
+            tiling: Tiling::Input,
+            slot: slot_pitch(spec),
             frames: groups * jobs_per_group.div_ceil(fit),
             filters: groups,
             tiles_per_frame: fit,
@@ -305,6 +359,8 @@ pub fn frames_for(spec: &ConvSpec, kernels_are_weights: bool, batch: usize, fram
         })
         .fold(1, usize::saturating_mul);
     FrameUse {
+        tiling: Tiling::Blocks,
+        slot: frame,
         frames: groups.saturating_mul(jobs_per_group).saturating_mul(blocks),
         filters: groups,
         tiles_per_frame: 0,
@@ -350,6 +406,13 @@ pub struct OpticalOpRow {
     pub kind: OpKind,
     /// Where it runs.
     pub placement: Placement,
+    /// How its frames are tiled (optical ops).
+    #[serde(default)]
+    pub tiling: Option<Tiling>,
+    /// Slot pitch `[y, x]` in pixels, a tile and its guard band as the tiling
+    /// places it (optical ops): what sets how many tiles a frame holds.
+    #[serde(default)]
+    pub slot_px: Option<[usize; 2]>,
     /// Frames for the batch.
     pub frames: usize,
     /// Filters programmed for the batch.
@@ -462,6 +525,8 @@ impl OpticalTiming {
                         name: op.name.clone(),
                         kind: op.kind,
                         placement: Placement::Optical,
+                        tiling: Some(used.tiling),
+                        slot_px: Some(used.slot),
                         frames: used.frames,
                         filters: used.filters,
                         passes,
@@ -482,6 +547,8 @@ impl OpticalTiming {
                         name: op.name.clone(),
                         kind: op.kind,
                         placement: Placement::Electronic,
+                        tiling: None,
+                        slot_px: None,
                         frames: 0,
                         filters: 0,
                         passes: 0.0,
@@ -605,6 +672,38 @@ mod tests {
         }
     }
 
+    /// The slot pitch a report shows is the tiling's: the kept window and its guard
+    /// (none for `valid`, `⌈(k−1)/2⌉` for `same`, `k − 1` for `full`), or the
+    /// channel layout's pitch for a CNN layer, whatever padding the network asked
+    /// its layer to keep.
+    #[test]
+    fn the_slot_follows_the_tiling() {
+        let frame = [256, 256];
+        for (mode, slot) in [(ConvMode::Valid, 28), (ConvMode::Same, 29), (ConvMode::Full, 30)] {
+            let u = frames_for(&spec(8, 8, 1, 28, 3, mode), true, 1, frame);
+            assert_eq!((u.tiling, u.slot), (Tiling::Input, [slot, slot]), "{mode:?}");
+        }
+        // A CNN layer: 16 → 32 channels of 24², 3×3 same.
+        let layer = ConvSpec {
+            accumulate: 16,
+            ..spec(16 * 32, 16, 16 * 32, 24, 3, ConvMode::Same)
+        };
+        let u = frames_for(&layer, true, 2, frame);
+        let shape = fourf_sim::ChannelShape {
+            batch: 2,
+            inputs: 16,
+            outputs: 32,
+            input: [24, 24],
+            kernel: [3, 3],
+            mode: fourf_sim::Mode::Same,
+        };
+        let l = fourf_sim::channel_layout((256, 256), &shape, None).unwrap();
+        assert_eq!((u.tiling, u.slot), (Tiling::Channel, l.pitch));
+        // Bigger than the frame: one block per frame.
+        let big = frames_for(&spec(1, 1, 1, 300, 5, ConvMode::Same), true, 1, frame);
+        assert_eq!((big.tiling, big.slot), (Tiling::Blocks, frame));
+    }
+
     fn timing() -> OpticalTiming {
         OpticalTiming {
             name: "test".into(),
@@ -674,6 +773,8 @@ mod tests {
         assert_eq!(
             frames_for(&head, true, 1, frame),
             FrameUse {
+                tiling: Tiling::Kernel,
+                slot: [8, 8],
                 frames: 1,
                 filters: 1,
                 tiles_per_frame: 256,

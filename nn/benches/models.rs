@@ -80,23 +80,25 @@ fn optical(c: &mut Criterion) {
     g.finish();
 }
 
-/// A batch of 64 images on the batched paths `fourf eval --batch 64` runs: the
-/// exact digital prediction (`batched64/<model>/digital`) and the machine with the
+/// Batches of 64 images, one per thread at once, on the batched paths `fourf eval
+/// --batch 64` runs: the exact digital prediction (`batched64/<model>/digital`) and the machine with the
 /// batch's jobs planned together (`batched64/<model>/<machine>`), images per
 /// second (the target: the optical path within 10× of the digital one on
 /// `ideal-128`, within 30× on the noisy LCoS machine).
 fn batched(c: &mut Criterion) {
     use fourf_nn::surrogate::NoiseSource;
     use fourf_nn::train::{predict, predict_with_usage, StepNoise};
+    // As `fourf eval --batch 64` runs: a batch of 64 per thread at once.
+    let n = 64 * rayon::current_num_threads();
     let mut rng = StdRng::seed_from_u64(1);
-    let batch = ndarray::Array4::from_shape_simple_fn((64, 1, 28, 28), || rng.random::<f32>() * 2.0 - 1.0);
+    let batch = ndarray::Array4::from_shape_simple_fn((n, 1, 28, 28), || rng.random::<f32>() * 2.0 - 1.0);
     let machines = [
         ("ideal-128", FourF::new(machine("ideal-128").unwrap()).unwrap()),
         ("lcos-pluto2-128", noisy_lcos()),
     ];
     let mut g = c.benchmark_group("batched64");
     g.sample_size(10);
-    g.throughput(Throughput::Elements(64));
+    g.throughput(Throughput::Elements(n as u64));
     for name in ["gfnet-fmnist", "spectformer-fmnist", "convsharevit-fmnist"] {
         let model = preset(name).unwrap().init(&mut StdRng::seed_from_u64(0)).unwrap();
         g.bench_function(format!("{name}/digital"), |b| {
