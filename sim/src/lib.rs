@@ -8,6 +8,8 @@
 //! - [`field`]: [`Field`], sampled complex field with pitch and wavelength.
 //! - [`fft`]: 2-D FFT plans with caller-owned scratch, transposes, shifts.
 //! - [`lens`]: the lens as an optical Fourier transform.
+//! - [`lens_dft`]: FNet's mixing on a lens, a 2f transform read at its Fourier
+//!   plane.
 //! - [`propagation`]: band-limited angular-spectrum propagation.
 //! - [`pupil`]: circular stop and Zernike aberrations.
 //! - [`machine`]: [`MachineConfig`] and the planned machine [`FourF`].
@@ -50,6 +52,7 @@ pub mod fft;
 pub mod field;
 pub mod files;
 pub mod lens;
+pub mod lens_dft;
 pub mod machine;
 pub mod planner;
 pub mod presets;

@@ -44,9 +44,9 @@ pub(crate) fn max_abs(x: ArrayView2<f64>) -> f64 {
 }
 
 /// One optical pass: the pixel values shown and the weight of its result.
-struct Pass {
-    values: Array2<f64>,
-    weight: f64,
+pub(crate) struct Pass {
+    pub(crate) values: Array2<f64>,
+    pub(crate) weight: f64,
 }
 
 impl FourF {
@@ -165,7 +165,7 @@ impl FourF {
     }
 
     /// The passes that show `x / scale` on the input SLM.
-    fn passes(&self, x: ArrayView2<f64>, scale: f64, support: &[Rect]) -> Result<Vec<Pass>, SimError> {
+    pub(crate) fn passes(&self, x: ArrayView2<f64>, scale: f64, support: &[Rect]) -> Result<Vec<Pass>, SimError> {
         let det = &self.config().detection;
         let modulation = self.config().input_slm.modulation;
         let xs = x.mapv(|v| v / scale);
