@@ -5,8 +5,8 @@
 //! the planner's per-tile gain that keeps a dim map's signal-to-noise ratio.
 
 use fourf_experiments::load_machine;
-use fourf_hw::frames_for;
 use fourf_hw::optical::kernels_are_weights;
+use fourf_hw::{frames_for, lens_frames};
 use fourf_nn::backend::Backend;
 use fourf_nn::data::{default_test_dir, load_fashion_mnist, Split, FASHION_MNIST_MEAN, FASHION_MNIST_STD};
 use fourf_nn::models::{shipped, Model, ModelConfig};
@@ -84,7 +84,12 @@ fn a_machine_that_cannot_run_an_op_is_an_error_naming_it() {
 fn batches_equal_digital_and_the_latency_models_frames_on_the_ideal_machine() {
     let machine = FourF::new(MachineConfig::ideal(128)).unwrap();
     let images = test_images(64);
-    for name in ["gfnet-fmnist", "spectformer-fmnist", "convsharevit-fmnist"] {
+    for name in [
+        "gfnet-fmnist",
+        "spectformer-fmnist",
+        "convsharevit-fmnist",
+        "fnet-fmnist",
+    ] {
         let model = if name == "convsharevit-fmnist" {
             untrained(name)
         } else {
@@ -108,8 +113,11 @@ fn batches_equal_digital_and_the_latency_models_frames_on_the_ideal_machine() {
             let mut frames = 0;
             for u in &usage {
                 let op = trace.ops.iter().find(|o| o.name == u.name).expect("op in the trace");
-                let spec = op.conv.as_ref().expect("an optical op has a conv spec");
-                let closed = frames_for(spec, kernels_are_weights(op.kind), batch, [128, 128]);
+                let closed = match (&op.conv, &op.lens) {
+                    (Some(spec), _) => frames_for(spec, kernels_are_weights(op.kind), batch, [128, 128]),
+                    (None, Some(lens)) => lens_frames(lens, batch, [128, 128]).expect("the map fits"),
+                    (None, None) => panic!("{name} `{}`: an optical op without a conv or lens spec", u.name),
+                };
                 // n images in batches of `batch`; each image's maps are its own
                 // inputs, so attention keys stay per image as in the closed form.
                 assert_eq!(
@@ -128,8 +136,10 @@ fn batches_equal_digital_and_the_latency_models_frames_on_the_ideal_machine() {
             }
             per_image.push(frames as f64 / n as f64);
         }
+        // FNet's lens transforms take one frame per map at any batch.
+        let shared = name != "fnet-fmnist";
         assert!(
-            per_image.windows(2).all(|w| w[1] <= w[0]) && per_image[2] < per_image[0],
+            per_image.windows(2).all(|w| w[1] <= w[0]) && (per_image[2] < per_image[0]) == shared,
             "{name}: frames per image at batch 1, 8, 64: {per_image:?}"
         );
     }

@@ -1,6 +1,7 @@
 //! The optics-aware training surrogate against the full simulation: on the same
 //! inputs, each op's relative error under the surrogate lies within ±20 % of the
-//! error the simulated machine gives, on two noisy machines.
+//! error the simulated machine gives, on two noisy machines (FNet's lens mixing
+//! included).
 
 use fourf_experiments::load_machine;
 use fourf_nn::backend::{Backend, ConvBatch, Forward, OpticalBackend};
@@ -128,6 +129,29 @@ fn check(machine: FourF, label: &str) {
             case.name
         );
     }
+    // FNet's lens mixing of a signed [49, 64] map (the 2f read-out).
+    let mut rng = StdRng::seed_from_u64(8);
+    let map = normal_maps(1, (49, 64), 1.0, &mut rng)
+        .pop()
+        .unwrap()
+        .mapv(|v| v as f32);
+    let map64 = map.mapv(f64::from);
+    let exact = fourf_nn::spectral::fourier_mix(map64.view());
+    let seeds = 4;
+    let (mut sim, mut sur) = (0.0, 0.0);
+    for seed in 0..seeds {
+        let mut fwd = Forward::new(&backend, seed);
+        fwd.fourier_mix("mix", map.view()).unwrap();
+        sim += fwd.trace().ops[0].relative_error.unwrap() / seeds as f64;
+        let out = surrogate.lens_apply(&map64, &mut StdRng::seed_from_u64(100 + seed));
+        sur += relative_error(&[out], std::slice::from_ref(&exact)) / seeds as f64;
+    }
+    let ratio = sur / sim;
+    eprintln!("{label}: FNet lens mixing: simulation {sim:.4}, surrogate {sur:.4}, ratio {ratio:.3}");
+    assert!(
+        (0.8..=1.2).contains(&ratio) && sim > 1e-4,
+        "{label}: FNet lens mixing: simulation {sim}, surrogate {sur}"
+    );
 }
 
 #[test]

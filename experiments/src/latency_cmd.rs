@@ -458,7 +458,7 @@ pub fn run_latency(args: &LatencyArgs) -> anyhow::Result<LatencyReport> {
         flops_per_image: trace.ops.iter().fold(0u64, |a, o| a.saturating_add(o.flops)),
         params: trace.ops.iter().fold(0u64, |a, o| a.saturating_add(o.params as u64)),
         ops: trace.ops.len(),
-        optical_ops: trace.ops.iter().filter(|o| o.conv.is_some()).count(),
+        optical_ops: trace.ops.iter().filter(|o| o.maps_to_optics()).count(),
     };
     Ok(LatencyReport {
         network,

@@ -22,7 +22,7 @@
 //! | `linear` | `tokens` (1), `in_features`, `out_features`, `bias` (true) | one [`OpKind::Linear`] |
 //! | `attention` | `tokens`, `dim`, `heads`, `qkv_bias` (true) | `qkv`, `scores`, `softmax`, `mix`, `proj` |
 //! | `global_filter` | `grid = [a, b]`, `channels`, `emulation` (`circular`), `optical` (true) | one [`OpKind::GlobalFilter`] |
-//! | `fourier_mix` | `tokens`, `dim` | one [`OpKind::FourierMix`] |
+//! | `fourier_mix` | `tokens`, `dim`, `optical` (true) | one [`OpKind::FourierMix`] |
 //! | `shared_conv` | `maps`, `size = [h, w]`, `kernel`, `kernels` (1), `padding` (`same`), `bias` (true), `optical` (true) | one [`OpKind::SharedConv`] |
 //! | `layer_norm` | `shape`, `params` (2 × last axis) | one [`OpKind::LayerNorm`] |
 //! | `batch_norm` | `shape = [C, …]`, `params` (2·C) | one [`OpKind::LayerNorm`] (inference: per-channel scale and shift) |
@@ -73,7 +73,9 @@
 //!   `a × b` kernel; `"zero_padded"` a `same` convolution of the `a × b` map (see
 //!   `fourf-nn`'s `SpectralEmulation`). `{jobs C, inputs C, kernels C, accumulate 1}`.
 //! - **`fourier_mix`**: FNet's parameter-free `Re(DFT₂)` of a `[tokens, dim]` map,
-//!   electronic, FLOPs `5·N·log₂N` with `N = tokens·dim` (as `fourf-nn`).
+//!   FLOPs `5·N·log₂N` with `N = tokens·dim` (as `fourf-nn`). On the optics a lens
+//!   transform read at the Fourier plane, one frame per image ([`LensSpec`]
+//!   `{maps 1, map [tokens, dim]}`; a map larger than the frame stays electronic).
 //! - **`shared_conv`**: ConvShareViT: every one of `maps` `h × w` token maps
 //!   convolved with each of `kernels` shared `K × K` kernels: [`ConvSpec`]
 //!   `{jobs maps·kernels, inputs maps, kernels, input [h, w], kernel [K, K],
@@ -191,7 +193,7 @@ use serde::Deserialize;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
-use crate::trace::{ConvMode, ConvSpec, Gemm, OpKind, Trace, TraceOp};
+use crate::trace::{ConvMode, ConvSpec, Gemm, LensSpec, OpKind, Trace, TraceOp};
 
 /// FLOPs per element of LayerNorm (`fourf-nn` uses these constants too).
 pub const LAYER_NORM_FLOPS: u64 = 8;
@@ -389,6 +391,8 @@ pub enum LayerKind {
         tokens: usize,
         /// Token width.
         dim: usize,
+        /// Whether the optics may run it.
+        optical: bool,
     },
     /// ConvShareViT shared convolution.
     SharedConv {
@@ -495,10 +499,12 @@ pub struct LayerTableSummary {
     pub params: usize,
     /// f32 traffic per image.
     pub bytes: u64,
-    /// Ops the optics may run (`conv` set).
+    /// Ops the optics may run (`conv` or `lens` set).
     pub optical_ops: usize,
     /// Single-channel 2-D convolutions of those ops (Σ `ConvSpec::jobs`).
     pub optical_jobs: usize,
+    /// Lens transforms of those ops (Σ `LensSpec::maps`).
+    pub lens_maps: usize,
     /// FLOPs of those ops.
     pub optical_flops: u64,
 }
@@ -507,7 +513,7 @@ impl fmt::Display for LayerTableSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}: {} layers, {} ops, {:.4} GFLOPs, {:.4} M params, {} optical ops ({} single-channel convolutions, \
+            "{}: {} layers, {} ops, {:.4} GFLOPs, {:.4} M params, {} optical ops ({} single-channel convolutions{}, \
              {:.1} % of FLOPs)",
             self.name,
             self.layers,
@@ -516,6 +522,11 @@ impl fmt::Display for LayerTableSummary {
             self.params as f64 / 1e6,
             self.optical_ops,
             self.optical_jobs,
+            if self.lens_maps > 0 {
+                format!(", {} lens transforms", self.lens_maps)
+            } else {
+                String::new()
+            },
             if self.flops == 0 {
                 0.0
             } else {
@@ -602,7 +613,7 @@ impl LayerTable {
     pub fn summary(&self) -> LayerTableSummary {
         let trace = self.to_trace();
         let t = trace.totals();
-        let optical: Vec<&TraceOp> = trace.ops.iter().filter(|o| o.conv.is_some()).collect();
+        let optical: Vec<&TraceOp> = trace.ops.iter().filter(|o| o.maps_to_optics()).collect();
         LayerTableSummary {
             name: self.name.clone(),
             layers: self.layers.iter().map(leaf_count).sum(),
@@ -612,6 +623,7 @@ impl LayerTable {
             bytes: t.bytes,
             optical_ops: optical.len(),
             optical_jobs: optical.iter().filter_map(|o| o.conv.as_ref()).map(|c| c.jobs).sum(),
+            lens_maps: optical.iter().filter_map(|o| o.lens.as_ref()).map(|l| l.maps).sum(),
             optical_flops: optical.iter().map(|o| o.flops).sum(),
         }
     }
@@ -820,13 +832,20 @@ fn emit_once(kind: &LayerKind, name: &str, trace: &mut Trace) {
             op.conv = optical.then(|| global_filter_conv_spec(a, b, c, emulation));
             trace.push(op);
         }
-        &LayerKind::FourierMix { tokens, dim } => trace.push(TraceOp::electronic(
-            name,
-            OpKind::FourierMix,
-            &[tokens, dim],
-            &[tokens, dim],
-            fourier_mix_flops(tokens * dim),
-        )),
+        &LayerKind::FourierMix { tokens, dim, optical } => {
+            let mut op = TraceOp::electronic(
+                name,
+                OpKind::FourierMix,
+                &[tokens, dim],
+                &[tokens, dim],
+                fourier_mix_flops(tokens * dim),
+            );
+            op.lens = optical.then_some(LensSpec {
+                maps: 1,
+                map: [tokens, dim],
+            });
+            trace.push(op);
+        }
         &LayerKind::SharedConv {
             maps,
             size,
@@ -1167,6 +1186,8 @@ struct GlobalFilterKeys {
 struct FourierMixKeys {
     tokens: Count,
     dim: Count,
+    #[serde(default)]
+    optical: Flag,
 }
 
 #[derive(Deserialize)]
@@ -1415,6 +1436,7 @@ impl<'a, 'i> Fields<'a, 'i> {
                 LayerKind::FourierMix {
                     tokens: k.tokens.0,
                     dim: k.dim.0,
+                    optical: k.optical.0,
                 }
             }
             "shared_conv" => {

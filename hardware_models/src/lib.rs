@@ -23,5 +23,5 @@ pub mod trace;
 
 pub use gpu::{estimate, gpu_preset, GpuError, GpuEstimate, GpuMeasurements, GpuModel, GpuSpec, Precision, GPU_NAMES};
 pub use layers::{LayerTable, LayerTableError, LayerTableSummary};
-pub use optical::{frames_for, FrameUse, OpticalEstimate, OpticalTiming, RateKnob, Tiling};
-pub use trace::{ConvMode, ConvSpec, Engine, Gemm, OpKind, OpticalUse, Trace, TraceOp, TraceTotals};
+pub use optical::{frames_for, lens_frames, FrameUse, OpticalEstimate, OpticalTiming, RateKnob, Tiling};
+pub use trace::{ConvMode, ConvSpec, Engine, Gemm, LensSpec, OpKind, OpticalUse, Trace, TraceOp, TraceTotals};

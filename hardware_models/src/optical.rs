@@ -39,6 +39,9 @@
 //! - An input larger than a frame is cut into overlap-save blocks of at most
 //!   `N − k + 1` outputs per axis, one block per frame (an upper bound: the planner
 //!   may pack small remainder blocks together).
+//! - **Lens transforms** (an op with a [`LensSpec`], FNet's mixing): one map per
+//!   frame read by a camera in the Fourier plane ([`lens_frames`]), no filter; a
+//!   map larger than the frame runs on the co-processor.
 //!
 //! ## Time
 //! One optical pass of a frame takes
@@ -58,7 +61,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::trace::{ConvSpec, OpKind, Trace};
+use crate::trace::{ConvSpec, LensSpec, OpKind, Trace};
 
 /// The electronic co-processor beside the optics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -148,6 +151,8 @@ pub enum Tiling {
     Channel,
     /// An input larger than a frame, in overlap-save blocks.
     Blocks,
+    /// One map per frame, its Fourier transform read at the Fourier plane.
+    Lens,
 }
 
 impl Tiling {
@@ -160,6 +165,7 @@ impl Tiling {
             Tiling::Diagonal => "diagonal",
             Tiling::Channel => "channel",
             Tiling::Blocks => "blocks",
+            Tiling::Lens => "lens",
         }
     }
 }
@@ -368,6 +374,20 @@ pub fn frames_for(spec: &ConvSpec, kernels_are_weights: bool, batch: usize, fram
     }
 }
 
+/// Frames of an op of lens transforms for a batch of `batch` images on a machine
+/// of `frame` pixels: one per map, no filter. `None` when a map does not fit the
+/// frame (the op then runs on the co-processor).
+pub fn lens_frames(spec: &LensSpec, batch: usize, frame: [usize; 2]) -> Option<FrameUse> {
+    spec.fits(frame).then(|| FrameUse {
+        tiling: Tiling::Lens,
+        slot: spec.map,
+        frames: spec.maps.saturating_mul(batch.max(1)),
+        filters: 0,
+        tiles_per_frame: 1,
+        partials: 1,
+    })
+}
+
 /// Whether the latency model treats the kernels of `kind` as weights shared by a
 /// batch (everything but attention scores, whose kernels are the keys).
 pub fn kernels_are_weights(kind: OpKind) -> bool {
@@ -510,15 +530,27 @@ impl OpticalTiming {
         let optics_w = self.laser_power_w + self.input_slm_power_w + self.filter_slm_power_w + self.camera_power_w;
         let mut rows = Vec::with_capacity(trace.ops.len());
         for (i, op) in trace.ops.iter().enumerate() {
-            let row = match &op.conv {
-                Some(spec) => {
-                    let used = frames_for(spec, kernels_are_weights(op.kind), batch, self.frame);
+            // Frames and results for the batch of an op the optics runs.
+            let optical = match (&op.conv, &op.lens) {
+                (Some(spec), _) => {
+                    let [oh, ow] = spec.output();
+                    let results = spec.jobs as f64 * oh as f64 * ow as f64 * b / spec.accumulate.max(1) as f64;
+                    Some((
+                        frames_for(spec, kernels_are_weights(op.kind), batch, self.frame),
+                        results,
+                    ))
+                }
+                (None, Some(lens)) => {
+                    lens_frames(lens, batch, self.frame).map(|used| (used, lens.outputs() as f64 * b))
+                }
+                (None, None) => None,
+            };
+            let row = match optical {
+                Some((used, results)) => {
                     let passes = used.frames as f64 * self.passes_per_frame;
                     let optical_s = passes * period + used.filters as f64 * filter_switch;
                     // Reading `partials` partial results per result out of the
                     // camera frames and adding them.
-                    let [oh, ow] = spec.output();
-                    let results = spec.jobs as f64 * oh as f64 * ow as f64 * b / spec.accumulate.max(1) as f64;
                     let read = results * used.partials as f64;
                     let electronic_s = self.electronic_time(read - results, 4.0 * read);
                     OpticalOpRow {

@@ -251,6 +251,30 @@ impl std::ops::AddAssign for OpticalUse {
     }
 }
 
+/// Lens Fourier transforms read at the Fourier plane (a 2f read-out): FNet's
+/// token mixing `Re(DFT₂)` of a `[tokens, hidden]` map is one map per image.
+/// Maps on one input SLM would superpose in the Fourier plane, so each takes a
+/// frame of its own; no filter is programmed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LensSpec {
+    /// Maps per image.
+    pub maps: usize,
+    /// Map shape `[n, d]` in SLM pixels.
+    pub map: [usize; 2],
+}
+
+impl LensSpec {
+    /// Values read per image.
+    pub fn outputs(&self) -> usize {
+        self.maps.saturating_mul(self.map[0]).saturating_mul(self.map[1])
+    }
+
+    /// Whether a map fits a frame of `frame` pixels.
+    pub fn fits(&self, frame: [usize; 2]) -> bool {
+        self.map[0] <= frame[0] && self.map[1] <= frame[1]
+    }
+}
+
 /// One operation of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TraceOp {
@@ -273,6 +297,10 @@ pub struct TraceOp {
     /// The convolutions the op consists of, if it maps onto the optics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conv: Option<ConvSpec>,
+    /// The lens Fourier transforms the op consists of, if it maps onto a 2f
+    /// read-out (FNet's mixing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lens: Option<LensSpec>,
     /// The matrix products the op is on a GPU, if it is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gemm: Option<Gemm>,
@@ -300,10 +328,16 @@ impl TraceOp {
             flops,
             bytes: 4u64.saturating_mul(product(input).saturating_add(product(output)) as u64),
             conv: None,
+            lens: None,
             gemm: None,
             optical: None,
             relative_error: None,
         }
+    }
+
+    /// Whether the op has an optical version (convolutions or lens transforms).
+    pub fn maps_to_optics(&self) -> bool {
+        self.conv.is_some() || self.lens.is_some()
     }
 
     /// With the matrix-product shape of the op.

@@ -484,6 +484,59 @@ impl<'b> Forward<'b> {
         Ok(out)
     }
 
+    /// FNet's token mixing `Re(DFT₂(x))` of `x` `[tokens, hidden]` as op `name`
+    /// ([`OpKind::FourierMix`]): exact on the digital backend; on the optical
+    /// backend one frame of the machine's 2f read-out (`FourF::lens_dft`, a camera
+    /// in the Fourier plane), traced with its frame, passes and error. Either way
+    /// the trace carries the lens transform the optics would run.
+    pub fn fourier_mix(&mut self, name: &str, x: ArrayView2<f32>) -> Result<Array2<f32>, ForwardError> {
+        let (n, d) = x.dim();
+        let mut op = TraceOp::electronic(
+            name,
+            OpKind::FourierMix,
+            &[n, d],
+            &[n, d],
+            fourf_hw::layers::fourier_mix_flops(n * d),
+        );
+        op.lens = Some(fourf_hw::LensSpec { maps: 1, map: [n, d] });
+        let call = self.calls;
+        self.calls += 1;
+        let fits = |o: &OpticalBackend| {
+            let (py, px) = o.machine.frame_shape();
+            op.lens.is_some_and(|l| l.fits([py, px]))
+        };
+        let y = match self.backend {
+            // A map larger than the input SLM runs electronically (as the latency
+            // model places it).
+            Backend::Optical(o) if fits(o) => {
+                use rand::SeedableRng;
+                let map = x.mapv(f64::from);
+                let mut rng = rand::rngs::StdRng::seed_from_u64(split_seed(self.seed, call));
+                let run = o
+                    .machine
+                    .lens_dft(map.view(), &mut rng)
+                    .map_err(|source| ForwardError::Optical {
+                        op: name.to_string(),
+                        source,
+                    })?;
+                let exact = crate::spectral::fourier_mix(map.view());
+                op.engine = Engine::Optical;
+                op.optical = Some(OpticalUse {
+                    frames: 1,
+                    passes: run.passes,
+                    exposures: run.exposures,
+                    filters: 0,
+                    ..OpticalUse::default()
+                });
+                op.relative_error = Some(relative_error(std::slice::from_ref(&run.values), &[exact]));
+                run.values.mapv(|v| v as f32)
+            }
+            _ => crate::spectral::fourier_mix(x),
+        };
+        self.trace.push(op);
+        Ok(y)
+    }
+
     /// Runs a batch of convolutions on the backend (exact direct convolution, or
     /// the planner and machine) and records it as op `name` of `kind` with
     /// `params` learnable parameters. Outputs are in `batch.pairs` order.

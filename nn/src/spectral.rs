@@ -569,10 +569,19 @@ pub fn emulation_job(
 /// # Panics
 /// If `x` is empty.
 pub fn fourier_mix<T: Real>(x: ArrayView2<T>) -> Array2<T> {
+    assert!(x.nrows() > 0 && x.ncols() > 0, "fourier_mix: empty input {:?}", x.dim());
+    dft2(x.mapv(|v| v.as_f64()).view()).mapv(|v| T::of(v.re))
+}
+
+/// The unnormalised 2-D DFT of `x` over both axes (`numpy.fft.fft2`), in `f64`.
+///
+/// # Panics
+/// If `x` is empty.
+pub fn dft2(x: ArrayView2<f64>) -> Array2<C64> {
     let (n, d) = x.dim();
-    assert!(n > 0 && d > 0, "fourier_mix: empty input {:?}", x.dim());
+    assert!(n > 0 && d > 0, "dft2: empty input {:?}", x.dim());
     let mut plans = Plans::new(n, d);
-    let mut grid: Vec<C64> = x.iter().map(|&v| C64::new(v.as_f64(), 0.0)).collect();
+    let mut grid: Vec<C64> = x.iter().map(|&v| C64::new(v, 0.0)).collect();
     plans.run(Pass::RowForward, &mut grid);
     let mut t = vec![C64::new(0.0, 0.0); n * d];
     for (i, row) in grid.chunks_exact(d).enumerate() {
@@ -581,7 +590,7 @@ pub fn fourier_mix<T: Real>(x: ArrayView2<T>) -> Array2<T> {
         }
     }
     plans.run(Pass::ColForward, &mut t);
-    Array2::from_shape_fn((n, d), |(i, j)| T::of(t[j * n + i].re))
+    Array2::from_shape_fn((n, d), |(i, j)| t[j * n + i])
 }
 
 /// [`fourier_mix`] of every sequence of `tokens` rows of `x` `[B·tokens, d]`.

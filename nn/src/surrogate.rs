@@ -310,30 +310,7 @@ impl Surrogate {
                 *cache.0.entry(key).or_insert_with(|| self.gain(&effective(k)))
             })
             .collect();
-        let signed = self.modulation == Modulation::Amplitude || self.modulation == Modulation::Binary;
-        // The passes of input `x` in a frame of scale `scale`: (weight, map shown).
-        let passes = |x: &Array2<f64>, scale: f64, any_negative: bool| -> Vec<Pass> {
-            let xs = x.mapv(|v| v / scale);
-            if !signed {
-                return vec![(1.0, xs.mapv(|v| v.signum() * self.quantise(v.abs())))];
-            }
-            if !any_negative {
-                return vec![(1.0, xs.mapv(|v| self.quantise(v)))];
-            }
-            match self.signed {
-                SignedInputs::Split => vec![
-                    (1.0, xs.mapv(|v| self.quantise(v.max(0.0)))),
-                    (-1.0, xs.mapv(|v| self.quantise((-v).max(0.0)))),
-                ],
-                SignedInputs::Offset => {
-                    let half = self.quantise(0.5);
-                    vec![
-                        (2.0, xs.mapv(|v| self.quantise(0.5 * (v + 1.0)))),
-                        (-2.0, xs.mapv(|_| half)),
-                    ]
-                }
-            }
-        };
+        let passes = |x: &Array2<f64>, scale: f64, any_negative: bool| self.passes(x, scale, any_negative);
         let mut negative = vec![false; kernels.len()];
         for &(i, k) in pairs {
             negative[k] |= inputs[i].iter().any(|&v| v < 0.0);
@@ -374,6 +351,110 @@ impl Surrogate {
                 out
             })
             .collect()
+    }
+
+    /// The passes of input `x` in a frame of scale `scale`: (weight, map shown),
+    /// quantised as the panel shows them.
+    fn passes(&self, x: &Array2<f64>, scale: f64, any_negative: bool) -> Vec<Pass> {
+        let signed = self.modulation == Modulation::Amplitude || self.modulation == Modulation::Binary;
+        let xs = x.mapv(|v| v / scale);
+        if !signed {
+            return vec![(1.0, xs.mapv(|v| v.signum() * self.quantise(v.abs())))];
+        }
+        if !any_negative {
+            return vec![(1.0, xs.mapv(|v| self.quantise(v)))];
+        }
+        match self.signed {
+            SignedInputs::Split => vec![
+                (1.0, xs.mapv(|v| self.quantise(v.max(0.0)))),
+                (-1.0, xs.mapv(|v| self.quantise((-v).max(0.0)))),
+            ],
+            SignedInputs::Offset => {
+                let half = self.quantise(0.5);
+                vec![
+                    (2.0, xs.mapv(|v| self.quantise(0.5 * (v + 1.0)))),
+                    (-2.0, xs.mapv(|_| half)),
+                ]
+            }
+        }
+    }
+
+    /// FNet's mixing `Re(DFT₂(x))` of one `[n, d]` map as the machine's 2f
+    /// read-out detects it (`fourf_sim::lens_dft`): the panel's passes and levels,
+    /// then per camera pixel the laser's intensity noise and, for balanced
+    /// homodyne, the two exposures `E_fs(ρ² ± 2ρz + |y|²)` with `y` the pixel's
+    /// field in full-scale units (`DFT/√(n·d)` of the shown pass) and `z` its real
+    /// part, each with shot, dark, read and ADC noise and clipped to the camera's
+    /// range. The input pixels' aperture scales each pixel's field by `E_k`, the
+    /// magnitude of its transform (oversampling above 1), which the read-out
+    /// divides out (`detection.pixel_compensation`) or leaves. Not modelled: the
+    /// Fourier-plane stop and aberrations.
+    pub fn lens_apply<R: Rng + ?Sized>(&self, x: &Array2<f64>, rng: &mut R) -> Array2<f64> {
+        let (n, d) = x.dim();
+        let mut out = Array2::<f64>::zeros((n, d));
+        let scale = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        if scale == 0.0 {
+            return out;
+        }
+        let root = ((n * d) as f64).sqrt();
+        // |B(k)|/s per axis: the pixel aperture's transform at the camera pixel.
+        let (s, (o, w)) = (self.oversampling, self.aperture);
+        let envelope = |len: usize| -> Vec<f64> {
+            (0..len)
+                .map(|j| {
+                    let k = if j < len.div_ceil(2) {
+                        j as f64
+                    } else {
+                        j as f64 - len as f64
+                    };
+                    let b: C64 = (o..o + w)
+                        .map(|i| C64::from_polar(1.0, -2.0 * std::f64::consts::PI * k * i as f64 / (len * s) as f64))
+                        .sum();
+                    b.norm() / s as f64
+                })
+                .collect()
+        };
+        let (ey, ex) = (envelope(n), envelope(d));
+        let e0 = ey[0] * ex[0];
+        let gain = Array2::from_shape_fn((n, d), |(i, j)| {
+            let e = ey[i] * ex[j];
+            (e, if self.full_compensation { e } else { e0 })
+        });
+        let negative = x.iter().any(|&v| v < 0.0);
+        for (weight, map) in self.passes(x, scale, negative) {
+            let spectrum = crate::spectral::dft2(map.view());
+            let mut z = || -> f64 { Distribution::<f64>::sample(&StandardNormal, rng) };
+            let detected: Array2<f64> = match &self.detection {
+                Detection::Coherent => {
+                    let r = (1.0 + self.rin * z()).max(0.0).sqrt();
+                    ndarray::Zip::from(&spectrum)
+                        .and(&gain)
+                        .map_collect(|v, &(e, g)| v.re * r * e / g)
+                }
+                Detection::Homodyne {
+                    rho,
+                    e_fs,
+                    extra_var,
+                    floor,
+                    ceiling,
+                } => {
+                    let (zp, zm) = (self.rin * z(), self.rin * z());
+                    let k = root / (4.0 * rho * e_fs);
+                    ndarray::Zip::from(&spectrum).and(&gain).map_collect(|v, &(env, g)| {
+                        let (w, m2) = (env * v.re / root, env * env * v.norm_sqr() / (root * root));
+                        let mut e = [0.0; 2];
+                        for (s, (ei, r)) in [1.0f64, -1.0].iter().zip(e.iter_mut().zip([zp, zm])) {
+                            let mean = e_fs * (rho * rho + m2 + s * 2.0 * rho * w) * (1.0 + r);
+                            let sd = (self.planes_weight * (mean.max(0.0) + extra_var)).sqrt();
+                            *ei = (mean + sd * z()).clamp(*floor, *ceiling);
+                        }
+                        k * (e[0] - e[1]) / g
+                    })
+                }
+            };
+            out.scaled_add(weight * scale, &detected);
+        }
+        out
     }
 
     /// One pass's detected output for the noiseless pass result `y` (in units of
@@ -719,6 +800,85 @@ impl<'a> OpticsNoise<'a> {
             reference_s: clock.elapsed().as_secs_f64(),
         });
         deltas
+    }
+
+    /// `strength · (detected − exact)` of FNet's lens mixing for the map of each
+    /// image of the micro-batch (`maps[i]` that of image `i`, `exact[i]` its exact
+    /// `Re(DFT₂)`): the surrogate ([`Surrogate::lens_apply`]) draws from each
+    /// image's generator; the machine runs one 2f frame per map
+    /// (`fourf_sim::FourF::lens_dft`), seeded by the op's call and the image, in
+    /// parallel; maps larger than its input SLM stay exact (electronic). A machine
+    /// that cannot run them: as [`OpticsNoise::delta`].
+    ///
+    /// # Panics
+    /// If `maps` and `exact` differ in length.
+    pub fn lens_delta_batch(&mut self, name: &str, maps: &[Array2<f64>], exact: &[Array2<f64>]) -> Vec<Array2<f64>> {
+        use rand::SeedableRng;
+        use rayon::prelude::*;
+        assert_eq!(maps.len(), exact.len(), "lens_delta_batch: one exact output per map");
+        let (py, px) = match self.source {
+            NoiseSource::Surrogate(s) => s.frame,
+            NoiseSource::Machine(m) => m.frame_shape(),
+        };
+        if maps.iter().any(|m| m.nrows() > py || m.ncols() > px) {
+            // Larger than the input SLM: electronic, as the latency model places it.
+            return exact.iter().map(|e| Array2::zeros(e.dim())).collect();
+        }
+        let machine = match self.source {
+            NoiseSource::Surrogate(s) => {
+                let outs: Vec<Array2<f64>> = maps
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| s.lens_apply(m, &mut self.rngs[i]))
+                    .collect();
+                return self.scaled_delta(outs, exact);
+            }
+            NoiseSource::Machine(m) => m,
+        };
+        let seed = crate::backend::split_seed(self.op_seed, self.calls);
+        self.calls += 1;
+        let clock = std::time::Instant::now();
+        let run: Result<Vec<fourf_sim::lens_dft::LensDft>, _> = maps
+            .par_iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(crate::backend::split_seed(seed, i as u64));
+                machine.lens_dft(m.view(), &mut rng)
+            })
+            .collect();
+        let frames_s = clock.elapsed().as_secs_f64();
+        let run = match run {
+            Ok(r) => r,
+            Err(e) => {
+                self.failure
+                    .get_or_insert(format!("the machine cannot run op `{name}`: {e}"));
+                return exact.iter().map(|e| Array2::zeros(e.dim())).collect();
+            }
+        };
+        let clock = std::time::Instant::now();
+        let error_images = maps.len().min(ERROR_IMAGES);
+        let error_sum: f64 = (0..error_images)
+            .map(|i| {
+                let reference = crate::spectral::fourier_mix(maps[i].view());
+                relative_error(std::slice::from_ref(&run[i].values), &[reference])
+            })
+            .sum();
+        let reference_s = clock.elapsed().as_secs_f64();
+        self.usage.push(OpUsage {
+            name: name.to_string(),
+            images: maps.len(),
+            jobs: maps.len(),
+            frames: maps.len(),
+            passes: run.iter().map(|r| r.passes).sum(),
+            exposures: run.iter().map(|r| r.exposures).sum(),
+            filters: 0,
+            error_sum,
+            error_images,
+            plan_s: 0.0,
+            frames_s,
+            reference_s,
+        });
+        self.scaled_delta(run.into_iter().map(|r| r.values).collect(), exact)
     }
 
     fn scaled_delta(&self, out: Vec<Array2<f64>>, exact: &[Array2<f64>]) -> Vec<Array2<f64>> {

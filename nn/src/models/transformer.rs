@@ -34,8 +34,7 @@ use crate::layers::{
 };
 use crate::params::{join, Parameters};
 use crate::spectral::{
-    emulation_job, fourier_mix, fourier_mix_batch, GlobalFilter, GlobalFilterCache, GlobalFilterConfig,
-    SpectralEmulation,
+    emulation_job, fourier_mix_batch, GlobalFilter, GlobalFilterCache, GlobalFilterConfig, SpectralEmulation,
 };
 use crate::surrogate::OpticsNoise;
 
@@ -384,6 +383,30 @@ impl Forward<'_> {
     }
 }
 
+/// Adds to `m`, FNet's exact mixing of the tokens `x` `[B·tokens, d]`, the
+/// perturbation of op `name` as the machine's 2f read-out (or its surrogate) runs
+/// it, one map per image.
+fn perturb_fourier_mix<T: Real>(
+    name: &str,
+    x: ArrayView2<T>,
+    m: &mut Array2<T>,
+    tokens: usize,
+    noise: &mut crate::surrogate::OpticsNoise,
+) {
+    let images = x.nrows() / tokens;
+    let rows = |a: ArrayView2<T>, i: usize| {
+        a.slice(ndarray::s![i * tokens..(i + 1) * tokens, ..])
+            .mapv(|v| v.as_f64())
+    };
+    let maps: Vec<Array2<f64>> = (0..images).map(|i| rows(x, i)).collect();
+    let exact: Vec<Array2<f64>> = (0..images).map(|i| rows(m.view(), i)).collect();
+    let deltas = noise.lens_delta_batch(name, &maps, &exact);
+    for (i, d) in deltas.iter().enumerate() {
+        let mut block = m.slice_mut(ndarray::s![i * tokens..(i + 1) * tokens, ..]);
+        block.zip_mut_with(d, |v, &e| *v += T::of(e));
+    }
+}
+
 impl Transformer {
     /// The kind.
     pub fn kind(&self) -> TransformerKind {
@@ -432,14 +455,7 @@ impl Transformer {
                     fwd.add_assign(&join(&pre, "residual"), &mut x, h.view());
                 }
                 Mixer::Fourier => {
-                    let m = fourier_mix(x.view());
-                    fwd.record(TraceOp::electronic(
-                        join(&pre, "mix"),
-                        OpKind::FourierMix,
-                        &[x.nrows(), x.ncols()],
-                        &[x.nrows(), x.ncols()],
-                        fourf_hw::layers::fourier_mix_flops(x.len()),
-                    ));
+                    let m = fwd.fourier_mix(&join(&pre, "mix"), x.view())?;
                     fwd.add_assign(&join(&pre, "residual1"), &mut x, m.view());
                     x = fwd.layer_norm(&join(&pre, "norm1"), &b.norm1, x.view());
                     let h = fwd.mlp(&join(&pre, "mlp"), &b.mlp, x.view());
@@ -593,7 +609,11 @@ impl<T: Real> Transformer<T> {
                     }
                 }
                 Mixer::Fourier => {
-                    x += &fourier_mix_batch(x.view(), t);
+                    let mut m = fourier_mix_batch(x.view(), t);
+                    if let Some(n) = noise.as_deref_mut() {
+                        perturb_fourier_mix(&format!("blocks.{i}.mix"), x.view(), &mut m, t, n);
+                    }
+                    x += &m;
                     let (x1, norm1) = b.norm1.forward_train(x.view());
                     let (h, mlp) = b.mlp.forward_train(x1.view());
                     let (x2, norm2) = b.norm2.forward_train((&x1 + &h).view());
