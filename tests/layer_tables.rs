@@ -1,6 +1,7 @@
 //! The example layer tables of `experiments/layers/`: they load, and their traces
 //! carry the published counts (FatNet's convolution count for ResNet-18, the
-//! parameter counts, VGG-16's MACs) and match the trace of the real DeiT-Ti.
+//! parameter counts, VGG-16's MACs) and match the trace of the real DeiT-Ti (and
+//! FNet-Base's block that of fourf-nn's FNet).
 
 use std::path::PathBuf;
 
@@ -19,6 +20,22 @@ fn load(name: &str) -> (LayerTable, Trace) {
     let trace = table.to_trace();
     println!("{}", table.summary());
     (table, trace)
+}
+
+/// The digital trace of fourf-nn's preset `name` on a blank image of `shape`.
+fn model_trace(name: &str, shape: (usize, usize, usize)) -> Trace {
+    let model = fourf_nn::models::preset(name)
+        .unwrap()
+        .init(&mut StdRng::seed_from_u64(0))
+        .unwrap();
+    model
+        .infer(
+            &fourf_nn::backend::Backend::Digital,
+            ndarray::Array3::<f32>::zeros(shape).view(),
+            0,
+        )
+        .unwrap()
+        .trace
 }
 
 /// FLOPs of the conv2d and linear ops (2 × their multiply–adds).
@@ -127,18 +144,7 @@ fn vgg16_imagenet_has_15_5g_macs_and_channel_tiles_into_few_frames() {
 #[test]
 fn deit_ti_table_matches_the_model_trace() {
     let (table, trace) = load("deit_ti.toml");
-    let model = fourf_nn::models::preset("deit-ti")
-        .unwrap()
-        .init(&mut StdRng::seed_from_u64(0))
-        .unwrap();
-    let real = model
-        .infer(
-            &fourf_nn::backend::Backend::Digital,
-            ndarray::Array3::<f32>::zeros((3, 224, 224)).view(),
-            0,
-        )
-        .unwrap()
-        .trace;
+    let real = model_trace("deit-ti", (3, 224, 224));
     // Op by op: names, kinds, shapes, FLOPs, gemms, bytes and parameters
     // (`pos_embed` carries the class token's 192 in both).
     assert_eq!(trace.ops.len(), real.ops.len());
@@ -198,4 +204,39 @@ fn table_errors_name_file_layer_and_key() {
         assert!(e.starts_with(&path.display().to_string()), "{e}");
         assert!(e.contains(expected), "{e}");
     }
+}
+
+#[test]
+fn fnet_base_table_follows_fnets_block_and_mixes_on_the_lens() {
+    let (table, trace) = load("fnet_base.toml");
+    // 12 blocks of fc1 (768·3072 + 3072), fc2 (3072·768 + 768) and two norms (2·768 each).
+    assert_eq!(
+        table.summary().params,
+        12 * (768 * 3072 + 3072 + 3072 * 768 + 768 + 4 * 768)
+    );
+    // The block is fourf-nn's FNet block, op for op (the small preset's trace).
+    let real = model_trace("fnet-fmnist", (1, 28, 28));
+    let block = |t: &Trace| -> Vec<(String, OpKind)> {
+        t.ops
+            .iter()
+            .filter(|o| o.name.starts_with("blocks.0."))
+            .map(|o| (o.name.clone(), o.kind))
+            .collect()
+    };
+    assert_eq!(block(&trace), block(&real));
+    // Every mixing is one 512 × 768 lens transform: one frame per image on the
+    // DMD machine's 1600 × 2560 frame, electronic on a 512² one.
+    let mixes: Vec<_> = trace.ops.iter().filter_map(|o| o.lens).collect();
+    assert_eq!(mixes.len(), 12);
+    for lens in mixes {
+        assert_eq!(lens.map, [512, 768]);
+        let used = fourf_hw::lens_frames(&lens, 64, [1600, 2560]).unwrap();
+        assert_eq!((used.frames, used.filters), (64, 0));
+        assert!(fourf_hw::lens_frames(&lens, 1, [512, 512]).is_none());
+    }
+    assert!(real
+        .ops
+        .iter()
+        .filter(|o| o.lens.is_some())
+        .all(|o| o.lens.unwrap().map == [49, 64]));
 }

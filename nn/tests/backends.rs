@@ -66,7 +66,10 @@ fn ideal_optics_match_digital_for_every_model() {
                 .all(|op| op.engine == Engine::Electronic && op.optical.is_none()));
             let optical_ops: Vec<_> = o.trace.ops.iter().filter(|op| op.engine == Engine::Optical).collect();
             assert!(optical_ops.iter().all(|op| op.optical.is_some_and(|u| u.frames >= 1)));
-            let expect_optical = matches!(name, "gfnet-fmnist" | "spectformer-fmnist" | "convsharevit-fmnist");
+            let lenses = |t: &fourf_hw::Trace| t.ops.iter().map(|o| o.lens).collect::<Vec<_>>();
+            assert_eq!(lenses(&d.trace), lenses(&o.trace), "{name}: lens specs differ");
+            // Every model has optical ops (FNet: its mixing on the lens); the ViT none.
+            let expect_optical = name != "vit-fmnist";
             assert_eq!(!optical_ops.is_empty(), expect_optical, "{name}");
         }
     }
