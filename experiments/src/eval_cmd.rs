@@ -541,9 +541,10 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<EvalReport> {
             (None, None) => Vec::new(),
         },
         time: batched.as_ref().map(|b| TimeSplit {
-            frames_s: b.usage.iter().map(|u| u.frames_s).sum(),
-            plan_s: b.usage.iter().map(|u| u.plan_s).sum(),
-            reference_s: b.usage.iter().map(|u| u.reference_s).sum(),
+            // `fold` from +0: an empty sum of f64 is −0, which prints as "-0.000".
+            frames_s: b.usage.iter().fold(0.0, |a, u| a + u.frames_s),
+            plan_s: b.usage.iter().fold(0.0, |a, u| a + u.plan_s),
+            reference_s: b.usage.iter().fold(0.0, |a, u| a + u.reference_s),
             wall_s,
             threads: rayon::current_num_threads(),
             filters_reused: b.caches.filter_hits,

@@ -41,7 +41,8 @@
 //!   may pack small remainder blocks together).
 //! - **Lens transforms** (an op with a [`LensSpec`], FNet's mixing): one map per
 //!   frame read by a camera in the Fourier plane ([`lens_frames`]), no filter; a
-//!   map larger than the frame runs on the co-processor.
+//!   map larger than the frame, or a machine with intensity detection (which
+//!   cannot read a real part), runs it on the co-processor.
 //!
 //! ## Time
 //! One optical pass of a frame takes
@@ -112,6 +113,15 @@ pub struct OpticalTiming {
     pub camera_power_w: f64,
     /// The electronics beside the optics.
     pub coprocessor: Coprocessor,
+    /// Whether a camera in the Fourier plane can read a field's real part
+    /// (coherent or balanced-homodyne detection, not intensity): ops of lens
+    /// transforms (FNet's mixing) run on the optics only then.
+    #[serde(default = "yes")]
+    pub reads_fourier_plane: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Frames an op needs.
@@ -508,7 +518,9 @@ impl OpticalTiming {
     }
 
     /// Projects `trace` (one image) for a batch of `batch` images: ops with a
-    /// convolution spec on the optics, the rest on the co-processor.
+    /// convolution spec, and lens transforms that fit the frame on a machine that
+    /// [reads the Fourier plane](OpticalTiming::reads_fourier_plane), on the optics;
+    /// the rest on the co-processor.
     pub fn estimate(&self, trace: &Trace, batch: usize) -> OpticalEstimate {
         self.estimate_with(trace, batch, None)
     }
@@ -540,10 +552,10 @@ impl OpticalTiming {
                         results,
                     ))
                 }
-                (None, Some(lens)) => {
+                (None, Some(lens)) if self.reads_fourier_plane => {
                     lens_frames(lens, batch, self.frame).map(|used| (used, lens.outputs() as f64 * b))
                 }
-                (None, None) => None,
+                (None, _) => None,
             };
             let row = match optical {
                 Some((used, results)) => {
@@ -759,6 +771,7 @@ mod tests {
                 launch_s: 1e-6,
                 power_w: 50.0,
             },
+            reads_fourier_plane: true,
         }
     }
 
@@ -905,5 +918,32 @@ mod tests {
         assert!((e.electronic_s - (1e-3 + 1e-6)).abs() < 1e-12);
         assert_eq!(e.optical_s, 0.0);
         assert!((e.energy_per_image_j - e.electronic_s * 50.0).abs() < 1e-12);
+    }
+
+    /// A lens transform takes one frame per map and image and no filter; it runs
+    /// on the co-processor when the map does not fit or the camera cannot read a
+    /// real part.
+    #[test]
+    fn lens_transforms_take_a_frame_per_map_where_the_machine_can_read_them() {
+        let mut op = TraceOp::electronic("mix", OpKind::FourierMix, &[49, 64], &[49, 64], 1000);
+        op.lens = Some(LensSpec { maps: 1, map: [49, 64] });
+        let trace = Trace { ops: vec![op] };
+        let m = timing();
+        let e = m.estimate(&trace, 8);
+        let row = &e.ops[0];
+        assert_eq!(
+            (row.placement, row.tiling, row.frames, row.filters),
+            (Placement::Optical, Some(Tiling::Lens), 8, 0)
+        );
+        assert!((row.optical_s - 8.0 * m.pass_period().0).abs() < 1e-15);
+        let intensity = OpticalTiming {
+            reads_fourier_plane: false,
+            ..m.clone()
+        };
+        let small = OpticalTiming { frame: [48, 64], ..m };
+        for t in [intensity, small] {
+            let row = &t.estimate(&trace, 8).ops[0];
+            assert_eq!((row.placement, row.frames), (Placement::Electronic, 0));
+        }
     }
 }

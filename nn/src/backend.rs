@@ -487,8 +487,10 @@ impl<'b> Forward<'b> {
     /// FNet's token mixing `Re(DFT₂(x))` of `x` `[tokens, hidden]` as op `name`
     /// ([`OpKind::FourierMix`]): exact on the digital backend; on the optical
     /// backend one frame of the machine's 2f read-out (`FourF::lens_dft`, a camera
-    /// in the Fourier plane), traced with its frame, passes and error. Either way
-    /// the trace carries the lens transform the optics would run.
+    /// in the Fourier plane), traced with its frame, passes and error, unless the
+    /// map is larger than the input SLM or the detection is intensity (then
+    /// electronic, as the latency model places it). Either way the trace carries
+    /// the lens transform the optics would run.
     pub fn fourier_mix(&mut self, name: &str, x: ArrayView2<f32>) -> Result<Array2<f32>, ForwardError> {
         let (n, d) = x.dim();
         let mut op = TraceOp::electronic(
@@ -503,10 +505,12 @@ impl<'b> Forward<'b> {
         self.calls += 1;
         let fits = |o: &OpticalBackend| {
             let (py, px) = o.machine.frame_shape();
-            op.lens.is_some_and(|l| l.fits([py, px]))
+            let reads = o.machine.config().detection.scheme != fourf_sim::devices::detection::Scheme::Intensity;
+            reads && op.lens.is_some_and(|l| l.fits([py, px]))
         };
         let y = match self.backend {
-            // A map larger than the input SLM runs electronically (as the latency
+            // A map larger than the input SLM, or a camera that cannot read a real
+            // part (intensity detection), runs it electronically (as the latency
             // model places it).
             Backend::Optical(o) if fits(o) => {
                 use rand::SeedableRng;

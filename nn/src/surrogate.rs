@@ -807,8 +807,9 @@ impl<'a> OpticsNoise<'a> {
     /// `Re(DFT₂)`): the surrogate ([`Surrogate::lens_apply`]) draws from each
     /// image's generator; the machine runs one 2f frame per map
     /// (`fourf_sim::FourF::lens_dft`), seeded by the op's call and the image, in
-    /// parallel; maps larger than its input SLM stay exact (electronic). A machine
-    /// that cannot run them: as [`OpticsNoise::delta`].
+    /// parallel; maps larger than its input SLM, or on a machine with intensity
+    /// detection, stay exact (electronic). A machine that cannot run them: as
+    /// [`OpticsNoise::delta`].
     ///
     /// # Panics
     /// If `maps` and `exact` differ in length.
@@ -816,12 +817,16 @@ impl<'a> OpticsNoise<'a> {
         use rand::SeedableRng;
         use rayon::prelude::*;
         assert_eq!(maps.len(), exact.len(), "lens_delta_batch: one exact output per map");
-        let (py, px) = match self.source {
-            NoiseSource::Surrogate(s) => s.frame,
-            NoiseSource::Machine(m) => m.frame_shape(),
+        let ((py, px), reads) = match self.source {
+            NoiseSource::Surrogate(s) => (s.frame, true),
+            NoiseSource::Machine(m) => (
+                m.frame_shape(),
+                m.config().detection.scheme != fourf_sim::devices::detection::Scheme::Intensity,
+            ),
         };
-        if maps.iter().any(|m| m.nrows() > py || m.ncols() > px) {
-            // Larger than the input SLM: electronic, as the latency model places it.
+        if !reads || maps.iter().any(|m| m.nrows() > py || m.ncols() > px) {
+            // Larger than the input SLM, or intensity detection: electronic, as the
+            // latency model places it.
             return exact.iter().map(|e| Array2::zeros(e.dim())).collect();
         }
         let machine = match self.source {

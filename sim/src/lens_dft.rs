@@ -21,8 +21,9 @@
 //!
 //! **Units and photons.** Fields are in units of a full-scale SLM pixel's
 //! amplitude, `y_k = F_k/(s²√(n·d))` for the grid's FFT `F` (unitary: `Σ|y|²` is
-//! the power of the shown map in full-scale pixels). A camera pixel receives
-//! `φ_fs·|y_k|²` photons, `φ_fs` the photons of a full-scale pixel
+//! the power of the shown map in full-scale pixels). A camera pixel of fill
+//! factor 1 receives the light of its cell, `φ_fs·|y_k|²` photons with the field
+//! at its centre standing for the cell's, `φ_fs` the photons of a full-scale pixel
 //! ([`FourF::photons_full_scale`]): the same laser, the power spread over the
 //! Fourier plane. The zero-frequency pixel of a map with a large mean collects
 //! `|Σx|²/(n·d)` full-scale pixels and is the first to saturate.
@@ -38,9 +39,12 @@
 //! amplitude or binary panel take the passes of a 4f frame (split, offset, bit
 //! planes), each one frame of light.
 //!
-//! Not modelled: the camera pixels' integration over their area (each reads the
-//! field at its centre: pixels small against their pitch, or a pinhole mask), a
-//! shift or defocus of the Fourier-plane camera, and aberrations of a relay.
+//! Not modelled: how the field varies across a camera pixel (each reads its
+//! centre's field over its whole cell), the input pixels' aperture at
+//! `simulation.oversampling = 1` (as in a 4f frame, fill factors act from 2 up),
+//! a shift or defocus of the Fourier-plane camera, aberrations of a relay, and a
+//! warning when the brightest pixel (the zero frequency of a non-negative pass,
+//! `Σx/√(n·d)`) clips: it then reads 0.
 
 use ndarray::{Array2, ArrayView2};
 use num_complex::Complex64 as C64;
@@ -54,7 +58,7 @@ use crate::error::SimError;
 use crate::fft::{signed_index, Fft2};
 use crate::field::Field;
 use crate::machine::FourF;
-use crate::propagation::{band_limit, transfer};
+use crate::propagation::transfer;
 use crate::pupil::circle_coverage;
 use crate::readout::max_abs;
 
@@ -99,7 +103,9 @@ impl FourF {
             return Err(SimError::BadOperand {
                 what: "the lens transform's map".into(),
                 got: format!("{} × {} samples", shape.0, shape.1),
-                want: format!("at most the input SLM's {py} × {px} pixels (one map per frame)"),
+                want: format!(
+                    "at most the input SLM's {py} × {px} pixels (input_slm.pixels_y × input_slm.pixels_x; one map per frame)"
+                ),
             });
         }
         if self.config().detection.scheme == Scheme::Intensity {
@@ -125,8 +131,9 @@ impl FourF {
         let ab_radius = c.pupil.aberration_radius_m.or(c.pupil.radius_m).unwrap_or(half_window);
         let zern = c.pupil.zernike_waves;
         let z_in = c.misalignment.input_defocus_m;
-        let dx = self.pixel_pitch_m();
-        let lim_in = band_limit([n as f64 * dx, d as f64 * dx], wl, z_in);
+        // The camera samples the angular spectrum itself: nothing wraps, so no
+        // band limit beyond the propagating waves.
+        let lim_in = [f64::INFINITY; 2];
         // One pixel's aperture: `w` of `s` samples from offset `o`, per axis.
         let (w, o) = {
             let w = (s as f64 * self.input_slm().effective_fill_factor(s).sqrt()).round() as usize;
@@ -207,8 +214,8 @@ impl FourF {
             let passes = self.passes(x, scale, &[[0, 0, n, d]])?;
             self.lens_field(passes[0].values.view(), &resp.t)
         };
-        // y = U·√(nd)·iλf1/(Δx²·…): back to V/m, `U_k = y_k·√(n·d)·s²·(Δx/s)²/(λf1)`
-        // with the −i already in y.
+        // Back to V/m: `U_k = y_k·√(n·d)·Δx²/(λf1)` (y carries the lens's −i and
+        // the 1/s² of the grid's FFT, which `(Δx/s)²` would undo).
         let c = self.config();
         let dx = self.pixel_pitch_m();
         let k = ((n * d) as f64).sqrt() * dx * dx / (c.wavelength_m() * c.lens1.focal_length_m);
@@ -359,14 +366,16 @@ mod tests {
     /// `N/n` bins: an independent path to the same field.
     #[test]
     fn the_fourier_camera_sees_the_lens_transform_of_a_wide_frame() {
+        // Four samples per pixel, two of them open at offset 1: the aperture and its
+        // offset both act.
         let mut cfg = MachineConfig::ideal(16);
-        cfg.simulation.oversampling = 2;
-        cfg.input_slm.fill_factor = 0.64;
+        cfg.simulation.oversampling = 4;
+        cfg.input_slm.fill_factor = 0.25;
         let m = FourF::new(cfg).unwrap();
         let (n, d, big) = (6, 8, 48);
         let x = map(n, d, 5).mapv(|v| v.abs());
         let got = m.lens_dft_field(x.view()).unwrap();
-        let s = 2;
+        let s = 4;
         // The map rendered by the panel, placed with pixel (0, 0) on the axis.
         let mut shown = Array2::<C64>::zeros((n * s, d * s));
         let scale = max_abs(x.view());
@@ -470,6 +479,8 @@ mod tests {
         let want = direct_re_dft(&x);
         let mut cfg = MachineConfig::ideal(8);
         cfg.detection.scheme = Scheme::BalancedHomodyne;
+        cfg.detection.reference_amplitude = 0.5;
+        cfg.camera.quantum_efficiency = 0.6;
         cfg.camera.full_scale_e = Some(1e4);
         let m = FourF::new(cfg).unwrap();
         let phi = m.photons_full_scale().unwrap();

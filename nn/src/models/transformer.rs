@@ -11,10 +11,10 @@
 //!
 //! A final LayerNorm precedes pooling in every kind. On the optical backend the
 //! global filters run on the 4f machine, one convolution per channel (see
-//! [`crate::spectral::SpectralEmulation`] for circular versus zero-padded tiles);
-//! attention, MLPs and FNet's Fourier mixing stay electronic (FNet's mixing is a
-//! lens transform of a `[tokens, hidden]` map read out at the Fourier plane, which
-//! the convolution planner does not model; the trace marks it electronic).
+//! [`crate::spectral::SpectralEmulation`] for circular versus zero-padded tiles),
+//! and FNet's Fourier mixing on its 2f read-out, one frame per `[tokens, hidden]`
+//! map (`fourf_sim::lens_dft`, [`Forward::fourier_mix`]); attention and MLPs stay
+//! electronic.
 
 use fourf_hw::layers::FilterEmulation;
 use fourf_hw::{ConvSpec, OpKind, TraceOp};
