@@ -4,9 +4,10 @@
 //! - [`Backend::Optical`]: every 2-D convolution, correlation and spectral filter
 //!   a model submits through [`Forward::convs`] becomes `ConvJob`s that the
 //!   `fourf-sim` planner packs into frames and the simulated 4f machine executes,
-//!   with all of its device and noise models; everything else stays electronic.
-//!   CNN layers ([`Forward::conv2d`], [`conv2d_batch`]) are channel-tiled, so
-//!   the light sums the input channels that share a frame.
+//!   with all of its device and noise models; FNet's mixing
+//!   ([`Forward::fourier_mix`]) runs on the machine's 2f read-out; everything
+//!   else stays electronic. CNN layers ([`Forward::conv2d`], [`conv2d_batch`])
+//!   are channel-tiled, so the light sums the input channels that share a frame.
 //!
 //! A [`Forward`] is the context of one forward pass (one image): it holds the
 //! backend, a seed for the machine's random processes and the [`Trace`] of every
