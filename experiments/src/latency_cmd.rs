@@ -164,7 +164,7 @@ pub fn optical_timing(m: &MachineConfig) -> OpticalTiming {
             launch_s: t.coprocessor_launch_s,
             power_w: t.coprocessor_power_w,
         },
-        reads_fourier_plane: m.detection.scheme != Scheme::Intensity,
+        reads_fourier_plane: m.detection.reads_real_part(),
     }
 }
 

@@ -504,16 +504,11 @@ impl<'b> Forward<'b> {
         op.lens = Some(fourf_hw::LensSpec { maps: 1, map: [n, d] });
         let call = self.calls;
         self.calls += 1;
-        let fits = |o: &OpticalBackend| {
-            let (py, px) = o.machine.frame_shape();
-            let reads = o.machine.config().detection.scheme != fourf_sim::devices::detection::Scheme::Intensity;
-            reads && op.lens.is_some_and(|l| l.fits([py, px]))
-        };
         let y = match self.backend {
             // A map larger than the input SLM, or a camera that cannot read a real
             // part (intensity detection), runs it electronically (as the latency
             // model places it).
-            Backend::Optical(o) if fits(o) => {
+            Backend::Optical(o) if o.machine.lens_dft_runs((n, d)) => {
                 use rand::SeedableRng;
                 let map = x.mapv(f64::from);
                 let mut rng = rand::rngs::StdRng::seed_from_u64(split_seed(self.seed, call));

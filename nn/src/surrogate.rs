@@ -60,14 +60,43 @@ pub enum SurrogateError {
 #[derive(Debug, Clone)]
 enum Detection {
     Coherent,
-    Homodyne {
-        rho: f64,
-        e_fs: f64,
-        /// Dark, read and ADC variance per exposure, electrons².
-        extra_var: f64,
-        floor: f64,
-        ceiling: f64,
-    },
+    Homodyne(Homodyne),
+}
+
+/// The two exposures of balanced homodyne detection.
+#[derive(Debug, Clone)]
+struct Homodyne {
+    rho: f64,
+    e_fs: f64,
+    /// Dark, read and ADC variance per exposure, electrons².
+    extra_var: f64,
+    floor: f64,
+    ceiling: f64,
+}
+
+impl Homodyne {
+    /// `e₊ − e₋` of one output sample whose field over full scale has real part `w`
+    /// and squared magnitude `m2`: each exposure holds `E_fs(ρ² + m2 ± 2ρw)(1 + r±)`
+    /// photo-electrons (`rin` the two exposures' intensity noise), gets Gaussian
+    /// noise of the shot (times `planes_weight`), dark, read and ADC variances from
+    /// `z`, and is clipped to the camera's range.
+    fn difference(&self, w: f64, m2: f64, rin: [f64; 2], planes_weight: f64, z: &mut impl FnMut() -> f64) -> f64 {
+        let Homodyne {
+            rho,
+            e_fs,
+            extra_var,
+            floor,
+            ceiling,
+        } = *self;
+        let base = rho * rho + m2;
+        let mut e = [0.0; 2];
+        for (s, (ei, r)) in [1.0f64, -1.0].iter().zip(e.iter_mut().zip(rin)) {
+            let mean = e_fs * (base + s * 2.0 * rho * w) * (1.0 + r);
+            let sd = (planes_weight * (mean.max(0.0) + extra_var)).sqrt();
+            *ei = (mean + sd * z()).clamp(floor, ceiling);
+        }
+        e[0] - e[1]
+    }
 }
 
 /// The surrogate of one machine (see the module docs).
@@ -132,13 +161,13 @@ impl Surrogate {
                     let camera = machine.camera();
                     let g = camera.adc_step_e();
                     let adc = if cam.adc_bits.is_some() { g * g / 12.0 } else { 0.0 };
-                    Detection::Homodyne {
+                    Detection::Homodyne(Homodyne {
                         rho: cfg.detection.reference_amplitude,
                         e_fs: phi * cam.quantum_efficiency,
                         extra_var: cam.dark_current_e_per_s * cam.exposure_s + cam.read_noise_e.powi(2) + adc,
                         floor: -cam.bias_adu * g,
                         ceiling: camera.ceiling_e(),
-                    }
+                    })
                 }
             },
         };
@@ -400,18 +429,9 @@ impl Surrogate {
         // |B(k)|/s per axis: the pixel aperture's transform at the camera pixel.
         let (s, (o, w)) = (self.oversampling, self.aperture);
         let envelope = |len: usize| -> Vec<f64> {
-            (0..len)
-                .map(|j| {
-                    let k = if j < len.div_ceil(2) {
-                        j as f64
-                    } else {
-                        j as f64 - len as f64
-                    };
-                    let b: C64 = (o..o + w)
-                        .map(|i| C64::from_polar(1.0, -2.0 * std::f64::consts::PI * k * i as f64 / (len * s) as f64))
-                        .sum();
-                    b.norm() / s as f64
-                })
+            fourf_sim::lens_dft::pixel_aperture(len, s, o, w)
+                .iter()
+                .map(|b| b.norm() / s as f64)
                 .collect()
         };
         let (ey, ex) = (envelope(n), envelope(d));
@@ -431,24 +451,12 @@ impl Surrogate {
                         .and(&gain)
                         .map_collect(|v, &(e, g)| v.re * r * e / g)
                 }
-                Detection::Homodyne {
-                    rho,
-                    e_fs,
-                    extra_var,
-                    floor,
-                    ceiling,
-                } => {
-                    let (zp, zm) = (self.rin * z(), self.rin * z());
-                    let k = root / (4.0 * rho * e_fs);
+                Detection::Homodyne(h) => {
+                    let rin = [self.rin * z(), self.rin * z()];
+                    let k = root / (4.0 * h.rho * h.e_fs);
                     ndarray::Zip::from(&spectrum).and(&gain).map_collect(|v, &(env, g)| {
                         let (w, m2) = (env * v.re / root, env * env * v.norm_sqr() / (root * root));
-                        let mut e = [0.0; 2];
-                        for (s, (ei, r)) in [1.0f64, -1.0].iter().zip(e.iter_mut().zip([zp, zm])) {
-                            let mean = e_fs * (rho * rho + m2 + s * 2.0 * rho * w) * (1.0 + r);
-                            let sd = (self.planes_weight * (mean.max(0.0) + extra_var)).sqrt();
-                            *ei = (mean + sd * z()).clamp(*floor, *ceiling);
-                        }
-                        k * (e[0] - e[1]) / g
+                        k * h.difference(w, m2, rin, self.planes_weight, &mut z) / g
                     })
                 }
             };
@@ -466,28 +474,13 @@ impl Surrogate {
                 let r = (1.0 + self.rin * z()).max(0.0).sqrt();
                 y.mapv(|v| self.fill * v * r)
             }
-            Detection::Homodyne {
-                rho,
-                e_fs,
-                extra_var,
-                floor,
-                ceiling,
-            } => {
-                let (zp, zm) = (self.rin * z(), self.rin * z());
-                let k = gain / (4.0 * rho * e_fs);
-                let mut out = y.clone();
-                for v in out.iter_mut() {
-                    let w = self.fill * *v / gain;
-                    let base = rho * rho + w * w;
-                    let mut e = [0.0; 2];
-                    for (s, (ei, r)) in [1.0f64, -1.0].iter().zip(e.iter_mut().zip([zp, zm])) {
-                        let mean = e_fs * (base + s * 2.0 * rho * w) * (1.0 + r);
-                        let sd = (self.planes_weight * (mean.max(0.0) + extra_var)).sqrt();
-                        *ei = (mean + sd * z()).clamp(*floor, *ceiling);
-                    }
-                    *v = k * (e[0] - e[1]);
-                }
-                out
+            Detection::Homodyne(h) => {
+                let rin = [self.rin * z(), self.rin * z()];
+                let k = gain / (4.0 * h.rho * h.e_fs);
+                y.mapv(|v| {
+                    let w = self.fill * v / gain;
+                    k * h.difference(w, w * w, rin, self.planes_weight, &mut z)
+                })
             }
         }
     }
@@ -817,14 +810,12 @@ impl<'a> OpticsNoise<'a> {
         use rand::SeedableRng;
         use rayon::prelude::*;
         assert_eq!(maps.len(), exact.len(), "lens_delta_batch: one exact output per map");
-        let ((py, px), reads) = match self.source {
-            NoiseSource::Surrogate(s) => (s.frame, true),
-            NoiseSource::Machine(m) => (
-                m.frame_shape(),
-                m.config().detection.scheme != fourf_sim::devices::detection::Scheme::Intensity,
-            ),
+        // The surrogate exists only for machines that read a real part.
+        let runs = |shape: (usize, usize)| match self.source {
+            NoiseSource::Surrogate(s) => shape.0 <= s.frame.0 && shape.1 <= s.frame.1,
+            NoiseSource::Machine(m) => m.lens_dft_runs(shape),
         };
-        if !reads || maps.iter().any(|m| m.nrows() > py || m.ncols() > px) {
+        if !maps.iter().all(|m| runs(m.dim())) {
             // Larger than the input SLM, or intensity detection: electronic, as the
             // latency model places it.
             return exact.iter().map(|e| Array2::zeros(e.dim())).collect();

@@ -58,8 +58,6 @@ use crate::error::SimError;
 use crate::fft::{signed_index, Fft2};
 use crate::field::Field;
 use crate::machine::FourF;
-use crate::propagation::transfer;
-use crate::pupil::circle_coverage;
 use crate::readout::max_abs;
 
 /// What the camera in the Fourier plane read for one map.
@@ -72,6 +70,21 @@ pub struct LensDft {
     pub passes: usize,
     /// Camera exposures.
     pub exposures: usize,
+}
+
+/// The transform `B(k) = Σ_{i=o}^{o+w−1} exp(−2πi·k·i/(len·s))` of one input pixel's
+/// aperture (`w` of its `s` samples open from offset `o`) at each camera pixel
+/// `k` of a `len`-pixel axis, in DFT order (`k` the signed index): the envelope
+/// the read-out divides out.
+pub fn pixel_aperture(len: usize, s: usize, o: usize, w: usize) -> Vec<C64> {
+    (0..len)
+        .map(|j| {
+            let k = signed_index(j, len);
+            (o..o + w)
+                .map(|i| C64::from_polar(1.0, -2.0 * std::f64::consts::PI * k * i as f64 / (len * s) as f64))
+                .sum()
+        })
+        .collect()
 }
 
 /// Per camera pixel (DFT order) the Fourier-plane transmission `t_k` and the
@@ -87,6 +100,14 @@ impl FourF {
     pub fn lens_dft_pitch_m(&self, shape: (usize, usize)) -> [f64; 2] {
         let q = self.config().wavelength_m() * self.config().lens1.focal_length_m / self.pixel_pitch_m();
         [q / shape.0 as f64, q / shape.1 as f64]
+    }
+
+    /// Whether the read-out runs an `n × d` map: it fits the input SLM and the
+    /// detection reads a real part. Where it does not, networks keep FNet's mixing
+    /// electronic (as the latency model places it).
+    pub fn lens_dft_runs(&self, shape: (usize, usize)) -> bool {
+        let (py, px) = self.frame_shape();
+        self.config().detection.reads_real_part() && shape.0 <= py && shape.1 <= px
     }
 
     /// Checks that an `n × d` map can be shown and read.
@@ -108,7 +129,7 @@ impl FourF {
                 ),
             });
         }
-        if self.config().detection.scheme == Scheme::Intensity {
+        if !self.config().detection.reads_real_part() {
             return Err(SimError::invalid(
                 "detection.scheme",
                 "\"intensity\"",
@@ -120,48 +141,24 @@ impl FourF {
 
     fn lens_response(&self, shape: (usize, usize)) -> Response {
         let (n, d) = shape;
-        let c = self.config();
         let s = self.oversampling();
-        let (wl, f1) = (c.wavelength_m(), c.lens1.focal_length_m);
-        let [duy, dux] = self.lens_dft_pitch_m(shape);
+        let pitch = self.lens_dft_pitch_m(shape);
         // The same aberration normalisation as the 4f machine's Fourier plane.
-        let (gy, gx) = self.grid_shape();
-        let [fy, fx] = self.fourier_pitch_m();
-        let half_window = 0.5 * (gy as f64 * fy).min(gx as f64 * fx);
-        let ab_radius = c.pupil.aberration_radius_m.or(c.pupil.radius_m).unwrap_or(half_window);
-        let zern = c.pupil.zernike_waves;
-        let z_in = c.misalignment.input_defocus_m;
+        let ab_radius = self.aberration_radius_m();
         // The camera samples the angular spectrum itself: nothing wraps, so no
         // band limit beyond the propagating waves.
         let lim_in = [f64::INFINITY; 2];
         // One pixel's aperture: `w` of `s` samples from offset `o`, per axis.
-        let (w, o) = {
-            let w = (s as f64 * self.input_slm().effective_fill_factor(s).sqrt()).round() as usize;
-            (w, (s - w) / 2)
-        };
-        let aperture = |k: f64, m: usize| -> C64 {
-            (o..o + w)
-                .map(|i| C64::from_polar(1.0, -2.0 * std::f64::consts::PI * k * i as f64 / (m * s) as f64))
-                .sum()
-        };
-        let by: Vec<C64> = (0..n).map(|j| aperture(signed_index(j, n), n)).collect();
-        let bx: Vec<C64> = (0..d).map(|j| aperture(signed_index(j, d), d)).collect();
+        let w = (s as f64 * self.input_slm().effective_fill_factor(s).sqrt()).round() as usize;
+        let (by, bx) = (
+            pixel_aperture(n, s, (s - w) / 2, w),
+            pixel_aperture(d, s, (s - w) / 2, w),
+        );
         let minus_i = C64::new(0.0, -1.0);
         let r = Array2::from_shape_fn(shape, |(jy, jx)| minus_i * by[jy] * bx[jx] / (s * s) as f64);
         let t = Array2::from_shape_fn(shape, |(jy, jx)| {
-            let (uy, ux) = (signed_index(jy, n) * duy, signed_index(jx, d) * dux);
-            let mut t = C64::new(1.0, 0.0);
-            if let Some(radius) = c.pupil.radius_m {
-                t *= circle_coverage(uy, ux, duy, dux, radius);
-            }
-            if !zern.is_zero() {
-                let w = zern.wavefront_waves(ux / ab_radius, uy / ab_radius);
-                t *= C64::from_polar(1.0, 2.0 * std::f64::consts::PI * w);
-            }
-            if z_in != 0.0 {
-                t *= transfer(uy / (wl * f1), ux / (wl * f1), wl, z_in, lim_in);
-            }
-            t
+            let u = (signed_index(jy, n) * pitch[0], signed_index(jx, d) * pitch[1]);
+            self.pupil_transmission(C64::new(1.0, 0.0), u, pitch, ab_radius, lim_in)
         });
         Response { t, r }
     }

@@ -827,38 +827,65 @@ impl FourF {
         )
     }
 
+    /// The radius the Zernike terms are normalised to: `pupil.aberration_radius_m`,
+    /// else the stop's radius, else half the smaller side of the Fourier window.
+    pub(crate) fn aberration_radius_m(&self) -> f64 {
+        let (ny, nx) = self.shape;
+        let [duy, dux] = self.fourier_pitch_m;
+        let half_window = 0.5 * (ny as f64 * duy).min(nx as f64 * dux);
+        let p = &self.config.pupil;
+        p.aberration_radius_m.or(p.radius_m).unwrap_or(half_window)
+    }
+
+    /// `t` times what the Fourier plane does to light at `(uy, ux)` metres off
+    /// axis in a cell of `cell` metres: the stop's coverage of the cell, the
+    /// aberrations (normalised to `ab_radius`) and the input defocus (band-limited
+    /// to `lim_in` cycles per metre), applied in that order.
+    pub(crate) fn pupil_transmission(
+        &self,
+        mut t: C64,
+        (uy, ux): (f64, f64),
+        cell: [f64; 2],
+        ab_radius: f64,
+        lim_in: [f64; 2],
+    ) -> C64 {
+        let c = &self.config;
+        let (wl, f1) = (c.wavelength_m(), c.lens1.focal_length_m);
+        if let Some(r) = c.pupil.radius_m {
+            t *= circle_coverage(uy, ux, cell[0], cell[1], r);
+        }
+        let zern = c.pupil.zernike_waves;
+        if !zern.is_zero() {
+            let w = zern.wavefront_waves(ux / ab_radius, uy / ab_radius);
+            t *= C64::from_polar(1.0, 2.0 * std::f64::consts::PI * w);
+        }
+        let z_in = c.misalignment.input_defocus_m;
+        if z_in != 0.0 {
+            t *= transfer(uy / (wl * f1), ux / (wl * f1), wl, z_in, lim_in);
+        }
+        t
+    }
+
     /// Pupil, aberrations and defocus, in the executor's layout.
     fn build_envelope(&self) -> Vec<C64> {
         let (ny, nx) = self.shape;
         let c = &self.config;
         let wl = c.wavelength_m();
-        let (f1, f2) = (c.lens1.focal_length_m, c.lens2.focal_length_m);
-        let [duy, dux] = self.fourier_pitch_m;
-        let half_window = 0.5 * (ny as f64 * duy).min(nx as f64 * dux);
-        let ab_radius = c.pupil.aberration_radius_m.or(c.pupil.radius_m).unwrap_or(half_window);
+        let f2 = c.lens2.focal_length_m;
+        let ab_radius = self.aberration_radius_m();
         let z_in = c.misalignment.input_defocus_m;
         let z_out = c.misalignment.output_defocus_m;
         let ext_in = [ny as f64 * self.input_pitch_m[0], nx as f64 * self.input_pitch_m[1]];
         let ext_out = [ny as f64 * self.output_pitch_m[0], nx as f64 * self.output_pitch_m[1]];
         let lim_in = band_limit(ext_in, wl, z_in);
         let lim_out = band_limit(ext_out, wl, z_out);
-        let zern = c.pupil.zernike_waves;
         let scale = self.frame_scale();
         let mut out = vec![C64::new(0.0, 0.0); ny * nx];
         for kx in 0..nx {
             for ky in 0..ny {
                 let (uy, ux) = self.fourier_position_m(ky, kx);
-                let mut t = C64::new(scale, 0.0);
-                if let Some(r) = c.pupil.radius_m {
-                    t *= circle_coverage(uy, ux, duy, dux, r);
-                }
-                if !zern.is_zero() {
-                    let w = zern.wavefront_waves(ux / ab_radius, uy / ab_radius);
-                    t *= C64::from_polar(1.0, 2.0 * std::f64::consts::PI * w);
-                }
-                if z_in != 0.0 {
-                    t *= transfer(uy / (wl * f1), ux / (wl * f1), wl, z_in, lim_in);
-                }
+                let mut t =
+                    self.pupil_transmission(C64::new(scale, 0.0), (uy, ux), self.fourier_pitch_m, ab_radius, lim_in);
                 if z_out != 0.0 {
                     t *= transfer(uy / (wl * f2), ux / (wl * f2), wl, z_out, lim_out);
                 }

@@ -84,6 +84,13 @@ impl Default for DetectionConfig {
 }
 
 impl DetectionConfig {
+    /// Whether the scheme reads a field's real part (coherent or balanced
+    /// homodyne; intensity detection reads `|E|²` only), as a camera in the
+    /// Fourier plane must.
+    pub fn reads_real_part(&self) -> bool {
+        self.scheme != Scheme::Intensity
+    }
+
     /// Checks every value; errors name `detection.<key>`.
     pub fn validate(&self) -> Result<(), SimError> {
         let r = self.reference_amplitude;
