@@ -6,6 +6,7 @@
 //!
 //! ## Files
 //! - [`field`]: [`Field`], sampled complex field with pitch and wavelength.
+//! - [`fastmath`]: rounding and `atan2` for per-sample hot paths.
 //! - [`fft`]: 2-D FFT plans with caller-owned scratch, transposes, shifts.
 //! - [`lens`]: the lens as an optical Fourier transform.
 //! - [`lens_dft`]: FNet's mixing on a lens, a 2f transform read at its Fourier
@@ -48,6 +49,7 @@ pub mod channels;
 pub mod conv;
 pub mod devices;
 pub mod error;
+pub mod fastmath;
 pub mod fft;
 pub mod field;
 pub mod files;

@@ -464,7 +464,7 @@ impl Camera {
                         }
                         let mut adu = e * inv_gain + c.bias_adu;
                         if let Some(top) = adc_max {
-                            adu = adu.round().clamp(0.0, top);
+                            adu = crate::fastmath::round(adu).clamp(0.0, top);
                         }
                         out_row[j] = if calibrate {
                             (adu - bias) * gain - self.dark_mean_e(i, j)

@@ -64,7 +64,7 @@ fn ptrs<R: Rng + ?Sized>(mu: f64, rng: &mut R) -> f64 {
         let u = rng.random::<f64>() - 0.5;
         let v = rng.random::<f64>();
         let us = 0.5 - u.abs();
-        let k = ((2.0 * a / us + b) * u + mu + 0.43).floor();
+        let k = crate::fastmath::floor((2.0 * a / us + b) * u + mu + 0.43);
         if us >= 0.07 && v <= v_r {
             return k;
         }

@@ -50,6 +50,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::SimError;
+use crate::fastmath::{atan2_approx, round_nonneg, ATAN2_APPROX_MAX_ERR};
 
 const TAU: f64 = std::f64::consts::TAU;
 
@@ -389,19 +390,6 @@ fn clamp_unit(t: C64) -> C64 {
     }
 }
 
-// The hot paths below use casts, not `f64::round`/`floor`, which are library calls
-// on baseline x86-64.
-
-/// `x` rounded to the nearest integer, halves up, for finite `x ≥ 0`.
-fn round_nonneg(x: f64) -> usize {
-    let k = x as usize;
-    if x - k as f64 >= 0.5 {
-        k + 1
-    } else {
-        k
-    }
-}
-
 /// What an amplitude-only panel can show of `t`: `clamp(Re t, 0, 1)` (the nearest
 /// point of `[0, 1]` in the complex plane).
 fn amplitude_target(t: C64) -> f64 {
@@ -447,7 +435,21 @@ pub struct Slm {
     phase_lut: Vec<C64>,
     /// Table entries per level step.
     lut_sub: usize,
+    /// `(n, n/2π, guard)` for `n` uniform phase levels over exactly 2π: the phase
+    /// level of a transmission is then `round(arg t · n/2π) mod n`, found with
+    /// [`atan2_approx`] wherever `arg t · n/2π` is farther than `guard` from a
+    /// half-integer (see [`Slm::fast_phase_level`]).
+    fast_phase: Option<(usize, f64, f64)>,
+    /// `amplitude_of_drive(k)` for the integer drives `k < n` of `n ≤ AMP_LUT_MAX`
+    /// uniform amplitude levels (`amplitude`, `binary`, `two_slm`), else empty: a
+    /// lookup instead of a division, the same value.
+    amp_lut: Vec<f64>,
+    /// `(n − 1) as f64` of `n` uniform levels, else 0.
+    top_level: f64,
 }
+
+/// Largest uniform level count given an amplitude table (12 bits, 32 KiB).
+const AMP_LUT_MAX: usize = 4096;
 
 impl Slm {
     /// Whether the panel shows every transmission with `|t| ≤ 1` exactly on one
@@ -521,12 +523,36 @@ impl Slm {
             }
             _ => (Vec::new(), 1),
         };
-        Ok(Self {
+        let fast_phase = match (&levels, config.modulation) {
+            (Levels::Uniform(n), Modulation::Phase | Modulation::TwoSlm) if config.phase_range_rad == TAU => {
+                let per_rad = *n as f64 / TAU;
+                // The approximation's error in level units, doubled, plus the
+                // rounding of both ways of computing `arg t · n/2π` (≤ 2π·n/2π·4ε).
+                let guard = 2.0 * ATAN2_APPROX_MAX_ERR * per_rad + 16.0 * f64::EPSILON * *n as f64;
+                Some((*n, per_rad, guard))
+            }
+            _ => None,
+        };
+        let mut slm = Self {
             config,
             levels,
             phase_lut,
             lut_sub,
-        })
+            fast_phase,
+            amp_lut: Vec::new(),
+            top_level: 0.0,
+        };
+        if let Levels::Uniform(n) = slm.levels {
+            slm.top_level = (n - 1) as f64;
+        }
+        if let (Levels::Uniform(n), Modulation::Amplitude | Modulation::Binary | Modulation::TwoSlm) =
+            (&slm.levels, slm.config.modulation)
+        {
+            if *n <= AMP_LUT_MAX {
+                slm.amp_lut = (0..*n).map(|k| slm.amplitude_of_drive(k as f64)).collect();
+            }
+        }
+        Ok(slm)
     }
 
     /// The configuration this panel was built from.
@@ -607,6 +633,38 @@ impl Slm {
         best.1 as f64
     }
 
+    /// The phase drive of `t` (already `|t| ≤ 1`): `phase_drive(wrapped_arg(t))`,
+    /// through [`Slm::fast_phase_level`] where it decides.
+    #[inline]
+    fn phase_drive_of(&self, t: C64) -> f64 {
+        match self.fast_phase_level(t) {
+            Some(k) => k as f64,
+            None => self.phase_drive(wrapped_arg(t)),
+        }
+    }
+
+    /// The level `phase_drive(wrapped_arg(t))` picks for `n` uniform levels over 2π,
+    /// without the library's `atan2` and the division: `q = arg t · n/2π` from
+    /// [`atan2_approx`] is within `guard/2` of the exact path's `arg t / step`, so
+    /// wherever `q` is farther than `guard` from a half-integer both round to the
+    /// same level. `None` (take the exact path) near the decision boundaries, for
+    /// other level sets, and for `t = 0` or non-finite `t`.
+    #[inline(always)]
+    fn fast_phase_level(&self, t: C64) -> Option<usize> {
+        let (n, per_rad, guard) = self.fast_phase?;
+        let phi = atan2_approx(t.im, t.re)?;
+        let phi = if phi < 0.0 { phi + TAU } else { phi };
+        let q = phi * per_rad;
+        let k = q as i64;
+        let frac = q - k as f64;
+        if (frac - 0.5).abs() <= guard {
+            return None;
+        }
+        // q ≤ n (up to rounding): level n is level 0.
+        let k = (k + i64::from(frac > 0.5)) as usize;
+        Some(if k >= n { k - n } else { k })
+    }
+
     /// `exp(iθ)` of a phase drive.
     fn phasor_of_drive(&self, d: f64) -> C64 {
         let range = self.config.phase_range_rad;
@@ -637,10 +695,10 @@ impl Slm {
         match m {
             Modulation::Complex => [t.re, t.im],
             Modulation::Amplitude | Modulation::Binary => [self.amplitude_drive(amplitude_target(t)), 0.0],
-            Modulation::Phase => [self.phase_drive(wrapped_arg(t)), 0.0],
+            Modulation::Phase => [self.phase_drive_of(t), 0.0],
             Modulation::TwoSlm => [
                 self.amplitude_drive(t.norm_sqr().sqrt().min(1.0)),
-                self.phase_drive(wrapped_arg(t)),
+                self.phase_drive_of(t),
             ],
         }
     }
@@ -673,8 +731,58 @@ impl Slm {
     ///   complex plane (with a table: the nearer row in the complex plane).
     ///
     /// Exact ties (a set of measure zero) are broken deterministically.
+    #[inline]
     pub fn response(&self, target: C64) -> C64 {
+        match self.response_uniform(target) {
+            Some(r) => r,
+            None => self.response_generic(target),
+        }
+    }
+
+    /// `response_of_drive(drive(target))`: every panel; tables and continuous
+    /// levels take only this path.
+    #[inline(never)]
+    fn response_generic(&self, target: C64) -> C64 {
         self.response_of_drive(self.drive(target))
+    }
+
+    /// [`Slm::response`] of uniform integer levels by lookups: the level indices as
+    /// [`Slm::drive`] picks them, the phasor from the phase table and the amplitude
+    /// from `amp_lut`, multiplied as [`Slm::response_of_drive`] does, so the value
+    /// is the same to the bit. `None` for other panels (continuous, tables, complex,
+    /// more than `AMP_LUT_MAX` amplitude levels).
+    #[inline(always)]
+    fn response_uniform(&self, target: C64) -> Option<C64> {
+        if !matches!(self.levels, Levels::Uniform(_)) {
+            return None;
+        }
+        let t = clamp_unit(target);
+        let top = self.top_level;
+        let amplitude = |a: f64| self.amp_lut.get(round_nonneg(a * top)).copied();
+        match self.config.modulation {
+            Modulation::Amplitude | Modulation::Binary => Some(C64::new(amplitude(amplitude_target(t))?, 0.0)),
+            Modulation::Phase => Some(self.phase_lut[self.phase_level(t) * self.lut_sub]),
+            Modulation::TwoSlm => {
+                let a = amplitude(t.norm_sqr().sqrt().min(1.0))?;
+                Some(self.phase_lut[self.phase_level(t) * self.lut_sub] * a)
+            }
+            Modulation::Complex => None,
+        }
+    }
+
+    /// The phase level [`Slm::drive`] picks for `t` (`|t| ≤ 1`, uniform levels).
+    #[inline(always)]
+    fn phase_level(&self, t: C64) -> usize {
+        match self.fast_phase_level(t) {
+            Some(k) => k,
+            None => self.exact_phase_level(t),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn exact_phase_level(&self, t: C64) -> usize {
+        self.phase_drive(wrapped_arg(t)) as usize
     }
 
     /// Side `w = round(s·√fill_factor)` (in `1..=s`) of the transmitting square in a
@@ -744,6 +852,19 @@ impl Slm {
             // One response per pixel, written to its aperture; the dark pixels that
             // fill most of a tiled frame share one.
             let dark = self.response(zero);
+            // Bits, not value: −0 has another argument than +0.
+            let respond = |t: C64| {
+                if t.re.to_bits() == 0 && t.im.to_bits() == 0 {
+                    dark
+                } else {
+                    self.response(t)
+                }
+            };
+            if s == 1 {
+                // One sample per pixel (w = 1, o = 0): the response itself.
+                Zip::from(&mut out).and(&pixels).par_for_each(|o, &t| *o = respond(t));
+                return;
+            }
             out.axis_chunks_iter_mut(Axis(0), s)
                 .into_par_iter()
                 .enumerate()
@@ -757,12 +878,7 @@ impl Slm {
                     let (mut first, mut others) = open_rows.view_mut().split_at(Axis(0), 1);
                     let mut first = first.row_mut(0);
                     for (px, &t) in pixels.row(py).iter().enumerate() {
-                        // Bits, not value: −0 has another argument than +0.
-                        let v = if t.re.to_bits() == 0 && t.im.to_bits() == 0 {
-                            dark
-                        } else {
-                            self.response(t)
-                        };
+                        let v = respond(t);
                         for rx in 0..s {
                             first[px * s + rx] = if open(rx) { v } else { zero };
                         }
@@ -896,6 +1012,128 @@ mod tests {
             },
         ] {
             assert!(!Slm::new(other, "s").unwrap().is_transparent());
+        }
+    }
+
+    /// The fast phase quantiser picks the library path's level for every
+    /// transmission, at the decision boundaries too (where it hands over), for
+    /// 1 to 16 bits; it runs only for uniform levels over exactly 2π.
+    #[test]
+    fn fast_phase_level_equals_the_exact_quantiser() {
+        use rand::rngs::Xoshiro256PlusPlus;
+        use rand::{RngExt, SeedableRng};
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
+        for bits in [1, 2, 3, 8, 10, 16] {
+            for m in [Modulation::Phase, Modulation::TwoSlm] {
+                let slm = Slm::new(cfg(m, Some(bits)), "x").unwrap();
+                let n = 1usize << bits;
+                let step = TAU / n as f64;
+                let (mut decided, mut handed_over) = (0usize, 0usize);
+                let mut check = |t: C64| {
+                    let t = clamp_unit(t);
+                    let exact = slm.phase_drive(wrapped_arg(t));
+                    match slm.fast_phase_level(t) {
+                        Some(k) => {
+                            decided += 1;
+                            assert_eq!(k as f64, exact, "{bits} bits, t = {t}: fast level {k}, exact {exact}");
+                        }
+                        None => handed_over += 1,
+                    }
+                    assert_eq!(slm.drive(t)[usize::from(m == Modulation::TwoSlm)], exact);
+                };
+                for _ in 0..100_000 {
+                    check(C64::new(rng.random::<f64>() - 0.5, rng.random::<f64>() - 0.5));
+                }
+                // On and beside every decision boundary (k + ½)·step and next to
+                // the cut at ±π and 0, at offsets down to a few ulps.
+                let boundaries = n.min(4096);
+                for j in 0..boundaries {
+                    let k = j * n / boundaries;
+                    let b = (k as f64 + 0.5) * step;
+                    for d in [0.0, 1e-15, -1e-15, 1e-12, -1e-12, 1e-9, -1e-9, 1e-7, -1e-7, 1e-5, -1e-5] {
+                        check(C64::from_polar(0.7, b + d));
+                    }
+                }
+                for d in [0.0, 1e-300, -1e-300, 1e-17, -1e-17, 1e-9, -1e-9] {
+                    check(C64::new(1.0, d));
+                    check(C64::new(-1.0, d));
+                }
+                check(C64::new(0.0, 0.0));
+                check(C64::new(3.0, -4.0));
+                assert!(decided > 99_000, "{bits} bits: the fast path decided only {decided}");
+                assert!(handed_over > 0, "{bits} bits: nothing near a boundary was handed over");
+            }
+        }
+        for other in [
+            SlmConfig {
+                phase_range_rad: 1.5 * std::f64::consts::PI,
+                ..cfg(Modulation::Phase, Some(8))
+            },
+            cfg(Modulation::Phase, None),
+            cfg(Modulation::Amplitude, Some(8)),
+        ] {
+            let slm = Slm::new(other, "x").unwrap();
+            assert_eq!(slm.fast_phase_level(C64::new(0.3, 0.4)), None);
+        }
+    }
+
+    /// The lookup path of uniform levels (`response_uniform`) gives the generic
+    /// path's value to the bit — drive, then response of the drive — for every
+    /// kind and bit depth, inside and outside the unit disc, and the one-sample
+    /// render is the response per pixel.
+    #[test]
+    fn uniform_lookups_equal_the_generic_response_bit_for_bit() {
+        use rand::rngs::Xoshiro256PlusPlus;
+        use rand::{RngExt, SeedableRng};
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(12);
+        let ts: Vec<C64> = (0..20_000)
+            .map(|i| {
+                let r = if i % 10 == 0 {
+                    1.0 + rng.random::<f64>()
+                } else {
+                    rng.random::<f64>()
+                };
+                C64::from_polar(r, TAU * rng.random::<f64>() - std::f64::consts::PI)
+            })
+            .chain([
+                C64::new(0.0, 0.0),
+                C64::new(-0.0, 0.0),
+                C64::new(0.5, 0.0),
+                C64::new(-1.0, -0.0),
+            ])
+            .collect();
+        let same = |a: C64, b: C64| a.re.to_bits() == b.re.to_bits() && a.im.to_bits() == b.im.to_bits();
+        for m in [
+            Modulation::Amplitude,
+            Modulation::Binary,
+            Modulation::Phase,
+            Modulation::TwoSlm,
+        ] {
+            for bits in [1, 4, 8, 12, 14] {
+                let slm = Slm::new(cfg(m, Some(bits)), "x").unwrap();
+                let mut lookups = 0;
+                for &t in &ts {
+                    let generic = slm.response_of_drive(slm.drive(t));
+                    if let Some(fast) = slm.response_uniform(t) {
+                        lookups += 1;
+                        assert!(same(fast, generic), "{m:?} {bits} bits, t = {t}: {fast} vs {generic}");
+                    }
+                    assert!(same(slm.response(t), generic));
+                }
+                // 14-bit amplitudes exceed the amplitude table; phases need none,
+                // and a binary panel has two levels whatever `bits` says.
+                let expect_lookups = matches!(m, Modulation::Phase | Modulation::Binary) || bits <= 12;
+                assert_eq!(lookups > 0, expect_lookups, "{m:?} {bits} bits");
+            }
+        }
+        let slm = Slm::new(cfg(Modulation::TwoSlm, Some(8)), "x").unwrap();
+        let pixels = Array2::from_shape_fn((7, 9), |(i, j)| ts[i * 9 + j]);
+        let one = slm.render(pixels.view(), 1);
+        let three = slm.render(pixels.view(), 3);
+        for ((i, j), &t) in pixels.indexed_iter() {
+            let r = slm.response_of_drive(slm.drive(t));
+            assert!(same(one[[i, j]], r));
+            assert!(same(three[[3 * i + 1, 3 * j + 1]], r));
         }
     }
 
