@@ -18,6 +18,7 @@
 //! A clone of a machine starts with empty caches.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex};
 
 use ndarray::{Array2, ArrayView2};
@@ -35,13 +36,65 @@ pub const PLAN_CACHE_PLANS: usize = 4096;
 /// Kernels remembered as seen once (the cache forgets them all when full).
 const SEEN_KERNELS: usize = 1 << 20;
 
+/// FxHash's step (rustc's hasher) per word and a SplitMix64 finaliser: for the
+/// small keys of the caches and the planner (shapes, addresses, indices), where
+/// SipHash's resistance to chosen keys buys nothing and costs a tenth of an
+/// evaluation. Deterministic; the maps it serves are looked up, never iterated
+/// in an order that reaches a result.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+const FX_K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(FX_K);
+    }
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    fn write_u16(&mut self, i: u16) {
+        self.add(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        // The multiply leaves low bits that depend only on the keys' low bits
+        // (addresses are aligned): mix before the table takes its bucket bits.
+        crate::rng::mix64(self.0)
+    }
+}
+
+/// A `HashMap` with [`FxHasher`].
+pub(crate) type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+/// A `HashSet` with [`FxHasher`].
+pub(crate) type FxSet<K> = HashSet<K, BuildHasherDefault<FxHasher>>;
+
 /// A 64-bit hash of an array's shape and bits: one multiply per sample (FxHash's
 /// step), mixed once at the end. Equal arrays hash equal; callers compare contents
 /// to decide.
 pub(crate) fn content_hash(a: ArrayView2<f64>) -> u64 {
     let mut h = (a.nrows() as u64) << 32 ^ a.ncols() as u64;
     for v in a.iter() {
-        h = (h.rotate_left(5) ^ v.to_bits()).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        h = (h.rotate_left(5) ^ v.to_bits()).wrapping_mul(FX_K);
     }
     crate::rng::mix64(h)
 }
@@ -52,14 +105,14 @@ pub(crate) fn same_bits(a: ArrayView2<f64>, b: ArrayView2<f64>) -> bool {
 }
 
 /// Kept filters with their kernel planes, by the planes' hash.
-type Kept = HashMap<u64, Vec<(Array2<f64>, Arc<Mask>)>>;
+type Kept = FxMap<u64, Vec<(Array2<f64>, Arc<Mask>)>>;
 
 /// A job's input shape, kernel shape, mode and op.
 pub(crate) type JobShape = ((usize, usize), (usize, usize), Mode, Op);
 
 #[derive(Debug, Default)]
 struct MaskState {
-    seen: HashSet<u64>,
+    seen: FxSet<u64>,
     kept: Kept,
     bytes: usize,
     hits: u64,
@@ -136,7 +189,7 @@ pub(crate) struct PlanKey {
 
 #[derive(Debug, Default)]
 struct PlanState {
-    plans: HashMap<PlanKey, Arc<Plan>>,
+    plans: FxMap<PlanKey, Arc<Plan>>,
     hits: u64,
 }
 

@@ -34,12 +34,10 @@
 //! same distance to the first one across the edge. A fixed guard
 //! ([`PlannerConfig::guard`]) overrides the rule (to show what leaks).
 
-use std::collections::HashMap;
-
 use ndarray::{s, Array2, ArrayView2};
 use rayon::prelude::*;
 
-use crate::cache::{content_hash, same_bits, PlanKey};
+use crate::cache::{content_hash, same_bits, FxMap, FxSet, PlanKey};
 use crate::conv::{ConvJob, Mode};
 use crate::devices::camera::ReadRegion;
 use crate::error::SimError;
@@ -307,7 +305,7 @@ impl Planner {
         let (ny, nx) = self.frame;
         // Jobs of a batch share arrays (one map with many kernels, one weight in
         // every image): each array is checked and hashed once.
-        let mut checked = std::collections::HashSet::new();
+        let mut checked = FxSet::default();
         for (i, j) in jobs.iter().enumerate() {
             if checked.insert(identity(&j.input)) {
                 check_array(i, "input", &j.input)?;
@@ -362,7 +360,7 @@ impl Planner {
         } else {
             Vec::new()
         };
-        let taken: std::collections::HashSet<usize> = cross
+        let taken: FxSet<usize> = cross
             .iter()
             .flat_map(|c| c.kernels_jobs.iter().flatten().copied())
             .collect();
@@ -440,7 +438,7 @@ impl Planner {
     fn cross_sets(&self, jobs: &[ConvJob], kernel_id: &[usize], input_key: &[usize]) -> Vec<CrossSet> {
         // Jobs of each input, inputs in order of first appearance.
         let mut order: Vec<usize> = Vec::new();
-        let mut by_input: HashMap<usize, Vec<usize>> = HashMap::new();
+        let mut by_input: FxMap<usize, Vec<usize>> = FxMap::default();
         for (i, &key) in input_key.iter().enumerate() {
             by_input
                 .entry(key)
@@ -452,7 +450,7 @@ impl Planner {
         }
         type Signature = (Vec<usize>, Mode, [usize; 4]);
         let mut sets: Vec<(Signature, Vec<Vec<usize>>)> = Vec::new();
-        let mut index: HashMap<Signature, usize> = HashMap::new();
+        let mut index: FxMap<Signature, usize> = FxMap::default();
         for key in order {
             let mut js = by_input.remove(&key).expect("listed");
             js.sort_by_key(|&i| (kernel_id[i], i));
@@ -877,7 +875,7 @@ pub(crate) fn check_placement(frame: (usize, usize), p: &Placement) -> Result<()
         });
     }
     // Pairs wanted at one window sum there (a channel sum): they may meet.
-    let wanted_at: HashMap<(usize, usize), Rect> = p.wanted.iter().copied().collect();
+    let wanted_at: FxMap<(usize, usize), Rect> = p.wanted.iter().copied().collect();
     for (t, &((i, k), w)) in p.wanted.iter().enumerate() {
         let (o, l) = block(i, k);
         // Its own block's images one period away: relative to the block, the image
@@ -936,7 +934,7 @@ fn grouped_kernels_per_frame(g: usize, m: usize, rows: usize, cols: usize) -> Op
 fn content_ids<'a>(items: impl Iterator<Item = ArrayView2<'a, f64>>) -> Vec<usize> {
     // Views of the same memory are equal without looking: hash each array once.
     let mut distinct: Vec<ArrayView2<'a, f64>> = Vec::new();
-    let mut seen: HashMap<Identity, usize> = HashMap::new();
+    let mut seen: FxMap<Identity, usize> = FxMap::default();
     let which: Vec<usize> = items
         .map(|a| {
             *seen.entry(identity(&a)).or_insert_with(|| {
@@ -1017,7 +1015,7 @@ impl Shelf {
 /// Indices grouped by equal id (`(index, id)` pairs), groups in order of first
 /// appearance.
 fn group_by_id(items: impl Iterator<Item = (usize, usize)>) -> Vec<Vec<usize>> {
-    let mut index: HashMap<usize, usize> = HashMap::new();
+    let mut index: FxMap<usize, usize> = FxMap::default();
     let mut groups: Vec<Vec<usize>> = Vec::new();
     for (i, id) in items {
         let g = *index.entry(id).or_insert_with(|| {
@@ -1033,7 +1031,7 @@ fn group_by_id(items: impl Iterator<Item = (usize, usize)>) -> Vec<Vec<usize>> {
 /// first appearance.
 fn group_by_content<'a>(items: impl Iterator<Item = (usize, ArrayView2<'a, f64>)>) -> Vec<Vec<usize>> {
     // A 64-bit mix of shape and bits finds the candidates; equal content decides.
-    let mut index: HashMap<u64, Vec<usize>> = HashMap::new();
+    let mut index: FxMap<u64, Vec<usize>> = FxMap::default();
     let mut groups: Vec<Vec<usize>> = Vec::new();
     let mut first: Vec<ArrayView2<'a, f64>> = Vec::new();
     for (i, a) in items {
@@ -1073,6 +1071,10 @@ fn check_array(job: usize, what: &'static str, a: &ndarray::ArrayView2<f64>) -> 
             what,
             shape: a.dim(),
         });
+    }
+    // A plain pass first (the usual case); the index only when something is off.
+    if a.iter().all(|v| v.is_finite()) {
+        return Ok(());
     }
     if let Some((index, &value)) = a.indexed_iter().find(|(_, v)| !v.is_finite()) {
         return Err(SimError::NotFinite {

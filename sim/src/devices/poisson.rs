@@ -30,6 +30,7 @@ pub const NORMAL_ABOVE: f64 = 4_503_599_627_370_496.0;
 const SMALL: f64 = 10.0;
 
 /// A Poisson draw with mean `mu` (0 for `mu ≤ 0`).
+#[inline]
 pub fn poisson<R: Rng + ?Sized>(mu: f64, rng: &mut R) -> f64 {
     if mu <= 0.0 {
         0.0
@@ -55,6 +56,7 @@ fn multiplication<R: Rng + ?Sized>(mu: f64, rng: &mut R) -> f64 {
     }
 }
 
+#[inline]
 fn ptrs<R: Rng + ?Sized>(mu: f64, rng: &mut R) -> f64 {
     let b = 0.931 + 2.53 * mu.sqrt();
     let a = -0.059 + 0.02483 * b;
