@@ -945,12 +945,20 @@ impl FourF {
     /// # Panics
     /// If `kernel` is not frame-sized.
     pub fn program_in(&self, kernel: ArrayView2<f64>, scratch: &mut FrameScratch) -> Mask {
-        let (ny, nx) = self.shape;
         assert_eq!(
             kernel.dim(),
             self.pixel_shape,
             "FourF::program: kernel plane must be frame-sized"
         );
+        match self.program_on_fourier_grid(kernel, scratch) {
+            Some(mask) => mask,
+            None => self.program_general(kernel, scratch),
+        }
+    }
+
+    /// [`FourF::program_in`] for every machine, in physical order.
+    fn program_general(&self, kernel: ArrayView2<f64>, scratch: &mut FrameScratch) -> Mask {
+        let (ny, nx) = self.shape;
         // 1. The desired transfer function on the filter pixels (physical order);
         // with envelope pre-compensation, of the kernel divided by the envelope.
         let compensated = self.panel.as_ref().filter(|p| p.compensate).map(|p| {
@@ -1013,6 +1021,11 @@ impl FourF {
                 }
             }
         }
+        self.finish_mask(t, gain)
+    }
+
+    /// The envelope and the read-out scale on a filter in the executor's layout.
+    fn finish_mask(&self, mut t: Vec<C64>, gain: f64) -> Mask {
         t.iter_mut().zip(&self.envelope_t).for_each(|(v, e)| *v *= e);
         let (f1, f2) = (self.config.lens1.focal_length_m, self.config.lens2.focal_length_m);
         let s2 = (self.s * self.s) as f64;
@@ -1021,6 +1034,46 @@ impl FourF {
             readout: C64::new(-(f2 / f1) * gain * s2, 0.0),
             gain,
         }
+    }
+
+    /// [`FourF::program_in`] where the filter panel is the frame's own DFT grid
+    /// pixel for sample (one sample per pixel, no offset, no aperture model) and
+    /// the panel shows each pixel on its own (no crosstalk): every step after the
+    /// DFT is per pixel, so it runs in the executor's layout (FFT order,
+    /// transposed), skipping the transposes and shifts to physical order and back.
+    /// The same operations on the same values as the general path, so the same
+    /// filter to the bit. `None` where the general path is needed.
+    fn program_on_fourier_grid(&self, kernel: ArrayView2<f64>, scratch: &mut FrameScratch) -> Option<Mask> {
+        let pointwise = self.filter_slm.is_transparent() || self.config.filter_slm.crosstalk_px == 0.0;
+        if !(self.filter_on_dft
+            && self.pixel_shape == self.shape
+            && matches!(self.placement, Placement::Direct { oy: 0, ox: 0 })
+            && self.panel.is_none()
+            && pointwise)
+        {
+            return None;
+        }
+        let (ny, nx) = self.shape;
+        let (hy, hx) = (ny / 2, nx / 2);
+        // t[kx·ny + ky] is FFT-order sample (ky, kx), i.e. physical pixel
+        // ((ky + ny/2) % ny, (kx + nx/2) % nx).
+        let mut t = self.pixel_dft_transposed(kernel, scratch);
+        let [cy, cx] = &self.compensation;
+        let cy: Vec<C64> = (0..ny).map(|ky| cy[(ky + hy) % ny]).collect();
+        for (kx, col) in t.chunks_exact_mut(ny).enumerate() {
+            let d = cx[(kx + hx) % nx];
+            col.iter_mut().zip(&cy).for_each(|(v, &c)| *v *= c * d);
+        }
+        let gain = passive_gain(&t);
+        t.iter_mut().for_each(|v| *v /= gain);
+        if !self.filter_slm.is_transparent() {
+            let zero_order = self.config.filter_slm.fill_factor;
+            let h = ArrayView2::from_shape((nx, ny), &t).expect("frame-sized");
+            let mut shown = Array2::<C64>::zeros((nx, ny));
+            self.filter_slm.render_into(h, 1, shown.view_mut());
+            t.iter_mut().zip(shown.iter()).for_each(|(v, &r)| *v = r * zero_order);
+        }
+        Some(self.finish_mask(t, gain))
     }
 
     /// Per axis, the envelope and shift ramp of the filter panel's apertures over
@@ -1080,6 +1133,18 @@ impl FourF {
     fn pixel_dft(&self, kernel: ArrayView2<f64>, scratch: &mut FrameScratch) -> Array2<C64> {
         let (py, px) = self.pixel_shape;
         let n = py * px;
+        let mut t = self.pixel_dft_transposed(kernel, scratch);
+        let h = &mut scratch.a[..n];
+        transpose(&t, h, px, py, scratch.fft.chunks() > 1);
+        shift_half(h, &mut t, py, px);
+        Array2::from_shape_vec(self.pixel_shape, t).expect("frame-sized")
+    }
+
+    /// The DFT of the kernel plane in FFT order, transposed: element `kx·py + ky` is
+    /// frequency `(ky, kx)`.
+    fn pixel_dft_transposed(&self, kernel: ArrayView2<f64>, scratch: &mut FrameScratch) -> Vec<C64> {
+        let (py, px) = self.pixel_shape;
+        let n = py * px;
         let mut t = vec![C64::new(0.0, 0.0); n];
         let h = &mut scratch.a[..n];
         h.iter_mut()
@@ -1097,9 +1162,7 @@ impl FourF {
         transpose(h, &mut t, py, px, parallel);
         self.pixel_fft
             .row_pass(&mut t, false, FftDirection::Forward, &mut fs, |_, _| {}, |_, _| {});
-        transpose(&t, h, px, py, parallel);
-        shift_half(h, &mut t, py, px);
-        Array2::from_shape_vec(self.pixel_shape, t).expect("frame-sized")
+        t
     }
 
     /// The kernel's transfer function at the filter pixel centres (physical order),
@@ -1449,5 +1512,81 @@ mod panel_tests {
         c.filter_slm.pixels_x = Some(16);
         let e = FourF::new(c).unwrap_err().to_string();
         assert!(e.contains("simulation.filter_pixels") && e.contains("DFT grid"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+    use crate::devices::slm::Modulation;
+
+    fn kernel(n: usize) -> Array2<f64> {
+        Array2::from_shape_fn((n, n), |(y, x)| {
+            if y < 5 && x < 4 {
+                ((y * 4 + x) as f64 * 0.7).sin()
+            } else if y == n - 1 && x == n / 2 {
+                0.25
+            } else {
+                0.0
+            }
+        })
+    }
+
+    fn same(a: &Mask, b: &Mask) -> bool {
+        let bits = |v: &C64| (v.re.to_bits(), v.im.to_bits());
+        a.gain.to_bits() == b.gain.to_bits()
+            && bits(&a.readout) == bits(&b.readout)
+            && a.transposed.iter().map(bits).eq(b.transposed.iter().map(bits))
+    }
+
+    /// Programming in the executor's layout gives the general path's filter to the
+    /// bit wherever it runs (exact, quantised and phase-only panels, compensation of
+    /// the input and camera pixels, an odd-looking kernel with a tap at the far
+    /// edge), and it stands aside where a step is not per pixel.
+    #[test]
+    fn programming_on_the_fourier_grid_equals_the_general_path() {
+        let mut runs = Vec::new();
+        runs.push(MachineConfig::ideal(32));
+        for m in [Modulation::TwoSlm, Modulation::Phase, Modulation::Amplitude] {
+            let mut c = MachineConfig::ideal(32);
+            c.filter_slm.modulation = m;
+            c.filter_slm.bits = Some(6);
+            c.filter_slm.fill_factor = 0.9;
+            runs.push(c);
+        }
+        let mut pluto = crate::presets::machine("lcos-pluto2").unwrap();
+        pluto.input_slm.pixels_x = Some(64);
+        pluto.input_slm.pixels_y = Some(64);
+        runs.push(pluto);
+        for c in runs {
+            let mut m = FourF::new(c.clone()).unwrap();
+            // At one sample per pixel the factors are 1; distinct ones per pixel
+            // show any slip in the mapping between the two layouts.
+            for (ax, f) in m.compensation.iter_mut().enumerate() {
+                for (j, v) in f.iter_mut().enumerate() {
+                    *v = C64::from_polar(1.0 + 0.01 * j as f64, 0.1 * (j + 7 * ax) as f64);
+                }
+            }
+            let k = kernel(m.pixel_shape.0);
+            let mut scratch = m.make_scratch(false);
+            let fast = m
+                .program_on_fourier_grid(k.view(), &mut scratch)
+                .expect("per-pixel machine");
+            let general = m.program_general(k.view(), &mut scratch);
+            assert!(same(&fast, &general), "{:?} filter", c.filter_slm.modulation);
+            assert!(same(&m.program_in(k.view(), &mut scratch), &general));
+        }
+        let mut blurred = MachineConfig::ideal(32);
+        blurred.filter_slm.modulation = Modulation::Phase;
+        blurred.filter_slm.bits = Some(6);
+        blurred.filter_slm.crosstalk_px = 0.3;
+        let mut oversampled = MachineConfig::ideal(32);
+        oversampled.simulation.oversampling = 2;
+        for c in [blurred, oversampled] {
+            let m = FourF::new(c).unwrap();
+            let k = kernel(m.pixel_shape.0);
+            let mut scratch = m.make_scratch(false);
+            assert!(m.program_on_fourier_grid(k.view(), &mut scratch).is_none());
+        }
     }
 }
