@@ -57,6 +57,15 @@ fn devices(c: &mut Criterion) {
     group.bench_function("camera_256", |b| {
         b.iter(|| camera.expose_electrons(photons.view(), true, &mut rng, None))
     });
+    // The shot-noise draw alone, at a camera's typical signal.
+    let mut xs = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(4);
+    group.bench_function("poisson_5000_x65536", |b| {
+        b.iter(|| {
+            (0..N * N)
+                .map(|i| fourf_sim::devices::poisson::poisson(5000.0 + i as f64 * 1e-3, &mut xs))
+                .sum::<f64>()
+        })
+    });
     group.finish();
 }
 

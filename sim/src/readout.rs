@@ -126,7 +126,18 @@ impl FourF {
             self.load(pass.values.view(), None, scratch);
             self.run_loaded(mask, scratch);
             let v = self.detect(mask, scratch, rng, read);
-            values.zip_mut_with(&v, |a, b| *a += pass.weight * k * b);
+            let add = |a: &mut f64, b: &f64| *a += pass.weight * k * b;
+            match read {
+                // The rest of `v` is 0, and stays unread.
+                Some(r) => {
+                    for (i, (mut a, b)) in values.rows_mut().into_iter().zip(v.rows()).enumerate() {
+                        for &(x0, x1) in r.row(i) {
+                            (x0..x1).for_each(|j| add(&mut a[j], &b[j]));
+                        }
+                    }
+                }
+                None => values.zip_mut_with(&v, add),
+            }
         }
         Ok(Detected {
             values,
@@ -348,7 +359,17 @@ impl FourF {
             }
             None => (1.0, 1.0),
         };
+        // Every step below runs on the pixels the camera reads only (all without a
+        // region); the others come back 0, and nobody reads them.
         let mut photons = Array2::<f64>::zeros((py, px));
+        let on_read = |out: &mut Array2<f64>, f: &(dyn Fn(usize, usize, &mut f64) + Sync)| {
+            let all = [(0, px)];
+            ndarray::Zip::indexed(out.rows_mut()).par_for_each(|ny, mut row| {
+                for nx in read.map_or(&all[..], |r| r.row(ny)).iter().flat_map(|&(a, b)| a..b) {
+                    f(ny, nx, &mut row[nx]);
+                }
+            });
+        };
         if cfg.detection.scheme == Scheme::BalancedHomodyne {
             // Reference in phase with the read-out: Re(r̄·ȳ)/|r| = Re(ȳ·e^{i arg R}).
             let b = cfg.detection.reference_amplitude * a_fs;
@@ -356,27 +377,22 @@ impl FourF {
             let mut diff = Array2::<f64>::zeros((py, px));
             for sign in [1.0, -1.0] {
                 let k = laser(rng) * to_photons;
-                ndarray::Zip::from(&mut photons)
-                    .and(&z)
-                    .and(&m2)
-                    .par_for_each(|p, zv, mv| *p = (k * (b * b + sign * 2.0 * (r * zv).re + mv)).max(0.0));
+                on_read(&mut photons, &|i, j, p| {
+                    *p = (k * (b * b + sign * 2.0 * (r * z[[i, j]]).re + m2[[i, j]])).max(0.0);
+                });
                 let e = self.electrons(photons.view(), rng, read);
-                ndarray::Zip::from(&mut diff)
-                    .and(&e)
-                    .par_for_each(|d, e| *d += sign * e);
+                on_read(&mut diff, &|i, j, d| *d += sign * e[[i, j]]);
             }
             let k = from_electrons / (4.0 * b) * r_out.norm();
-            diff.mapv_inplace(|d| d * k);
+            on_read(&mut diff, &|_, _, d| *d *= k);
             diff
         } else {
             // Intensity: one exposure of the mean intensity over each pixel image.
             let k = laser(rng) * to_photons;
-            ndarray::Zip::from(&mut photons)
-                .and(&m2)
-                .par_for_each(|p, mv| *p = (k * mv).max(0.0));
+            on_read(&mut photons, &|i, j, p| *p = (k * m2[[i, j]]).max(0.0));
             let mut e = self.electrons(photons.view(), rng, read);
             let k = from_electrons * r_out.norm_sqr();
-            e.mapv_inplace(|v| v * k);
+            on_read(&mut e, &|_, _, v| *v *= k);
             e
         }
     }
