@@ -79,6 +79,14 @@ pub fn atan2_approx(y: f64, x: f64) -> Option<f64> {
     if !(x.is_finite() && y.is_finite()) || (x == 0.0 && y == 0.0) {
         return None;
     }
+    Some(atan2_approx_unchecked(y, x))
+}
+
+/// [`atan2_approx`] without the checks: within the bound for finite
+/// `(y, x) ≠ (0, 0)`, NaN for `(0, 0)`, meaningless for non-finite input.
+/// Straight-line code, so that loops over it vectorise.
+#[inline(always)]
+pub fn atan2_approx_unchecked(y: f64, x: f64) -> f64 {
     let (ax, ay) = (x.abs(), y.abs());
     // The first octant: atan(num/den), num ≤ den, den > 0.
     let swapped = ay > ax;
@@ -104,7 +112,7 @@ pub fn atan2_approx(y: f64, x: f64) -> Option<f64> {
     let r = base + p;
     let r = if swapped { FRAC_PI_2 - r } else { r };
     let r = if x < 0.0 { PI - r } else { r };
-    Some(r.copysign(y))
+    r.copysign(y)
 }
 
 #[cfg(test)]

@@ -451,6 +451,9 @@ pub struct Slm {
 /// Largest uniform level count given an amplitude table (12 bits, 32 KiB).
 const AMP_LUT_MAX: usize = 4096;
 
+/// Pixels per chunk of the two-pass phase render.
+const PHASE_CHUNK: usize = 64;
+
 impl Slm {
     /// Whether the panel shows every transmission with `|t| ≤ 1` exactly on one
     /// sample per pixel: complex modulation without quantisation or crosstalk and a
@@ -770,6 +773,51 @@ impl Slm {
         }
     }
 
+    /// [`Slm::response`] of `n` uniform phase levels over 2π (`phase`, or
+    /// `two_slm` with an amplitude table) for up to [`PHASE_CHUNK`] pixels, in two
+    /// passes: straight-line arithmetic for every pixel (the approximate phase
+    /// position `arg t · n/2π` and the amplitude position `|t|·(n − 1)`), which
+    /// the compiler vectorises, then the decisions and lookups per pixel as
+    /// [`Slm::response_uniform`] makes them. Pixels outside the unit disc,
+    /// non-finite ones and those the fast quantiser hands over take
+    /// [`Slm::response`] itself; `+0` takes `dark`. The same values to the bit.
+    fn respond_phase_chunk(&self, pixels: &[C64], out: &mut [C64], dark: C64) {
+        let (n, per_rad, guard) = self.fast_phase.expect("uniform phase levels over 2π");
+        let two_slm = self.config.modulation == Modulation::TwoSlm;
+        let top = self.top_level;
+        let mut q = [0.0f64; PHASE_CHUNK];
+        let mut amp = [0.0f64; PHASE_CHUNK];
+        let m = pixels.len();
+        for ((t, q), a) in pixels.iter().zip(&mut q[..m]).zip(&mut amp[..m]) {
+            let phi = crate::fastmath::atan2_approx_unchecked(t.im, t.re);
+            let phi = if phi < 0.0 { phi + TAU } else { phi };
+            *q = phi * per_rad;
+            // |t|² itself where |t| > 1 (or NaN): the second pass sends those on.
+            let ns = t.norm_sqr();
+            *a = if ns <= 1.0 { ns.sqrt().min(1.0) * top } else { -1.0 };
+        }
+        for ((o, &t), (&q, &a)) in out.iter_mut().zip(pixels).zip(q.iter().zip(&amp)) {
+            if t.re.to_bits() == 0 && t.im.to_bits() == 0 {
+                *o = dark;
+                continue;
+            }
+            let k = q as i64;
+            let frac = q - k as f64;
+            if !(a >= 0.0 && q.is_finite() && (frac - 0.5).abs() > guard) {
+                *o = self.response(t);
+                continue;
+            }
+            let k = (k + i64::from(frac > 0.5)) as usize;
+            let k = if k >= n { k - n } else { k };
+            let phasor = self.phase_lut[k * self.lut_sub];
+            *o = if two_slm {
+                phasor * self.amp_lut[round_nonneg(a)]
+            } else {
+                phasor
+            };
+        }
+    }
+
     /// The phase level [`Slm::drive`] picks for `t` (`|t| ≤ 1`, uniform levels).
     #[inline(always)]
     fn phase_level(&self, t: C64) -> usize {
@@ -862,6 +910,18 @@ impl Slm {
             };
             if s == 1 {
                 // One sample per pixel (w = 1, o = 0): the response itself.
+                if self.fast_phase.is_some()
+                    && (self.config.modulation == Modulation::Phase || !self.amp_lut.is_empty())
+                {
+                    let mut rows_out = out.view_mut();
+                    let rows_out = rows_out.as_slice_mut();
+                    if let (Some(o), Some(p)) = (rows_out, pixels.as_slice()) {
+                        o.par_chunks_mut(PHASE_CHUNK)
+                            .zip(p.par_chunks(PHASE_CHUNK))
+                            .for_each(|(o, p)| self.respond_phase_chunk(p, o, dark));
+                        return;
+                    }
+                }
                 Zip::from(&mut out).and(&pixels).par_for_each(|o, &t| *o = respond(t));
                 return;
             }
@@ -1126,14 +1186,31 @@ mod tests {
                 assert_eq!(lookups > 0, expect_lookups, "{m:?} {bits} bits");
             }
         }
-        let slm = Slm::new(cfg(Modulation::TwoSlm, Some(8)), "x").unwrap();
-        let pixels = Array2::from_shape_fn((7, 9), |(i, j)| ts[i * 9 + j]);
-        let one = slm.render(pixels.view(), 1);
-        let three = slm.render(pixels.view(), 3);
-        for ((i, j), &t) in pixels.indexed_iter() {
-            let r = slm.response_of_drive(slm.drive(t));
-            assert!(same(one[[i, j]], r));
-            assert!(same(three[[3 * i + 1, 3 * j + 1]], r));
+        // Renders: the two-pass chunks of phase panels (with pixels on the
+        // quantiser's decision boundaries, outside the disc, ±0 and non-finite
+        // ones), the per-pixel path of the others, and s = 3.
+        let step = TAU / 256.0;
+        let mut tricky: Vec<C64> = (0..256)
+            .flat_map(|k| [-1e-12, 0.0, 1e-12].map(move |d| C64::from_polar(0.8, (k as f64 + 0.5) * step + d)))
+            .collect();
+        tricky.extend([
+            C64::new(f64::NAN, 0.0),
+            C64::new(f64::INFINITY, 1.0),
+            C64::new(-0.0, -0.0),
+        ]);
+        let all: Vec<C64> = tricky.iter().chain(&ts).copied().collect();
+        let (rows, cols) = (61, 67);
+        let pixels = Array2::from_shape_fn((rows, cols), |(i, j)| all[i * cols + j]);
+        let same_or_nan = |a: C64, b: C64| same(a, b) || (a.re.is_nan() && b.re.is_nan());
+        for m in [Modulation::TwoSlm, Modulation::Phase, Modulation::Amplitude] {
+            let slm = Slm::new(cfg(m, Some(8)), "x").unwrap();
+            let one = slm.render(pixels.view(), 1);
+            let three = slm.render(pixels.view(), 3);
+            for ((i, j), &t) in pixels.indexed_iter() {
+                let r = slm.response_of_drive(slm.drive(t));
+                assert!(same_or_nan(one[[i, j]], r), "{m:?} t = {t}: {} vs {r}", one[[i, j]]);
+                assert!(same_or_nan(three[[3 * i + 1, 3 * j + 1]], r));
+            }
         }
     }
 
