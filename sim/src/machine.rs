@@ -1334,10 +1334,32 @@ impl FrameScratch {
         self.a[iy * nx + ix]
     }
 
+    /// The output samples of convolution row `n_y < ny` (row `(ny/2 − n_y) mod ny`
+    /// of the grid); sample `n_x < nx` of that convolution row is element
+    /// [`reflected(n_x, nx)`](reflected) of it. What
+    /// [`FrameScratch::field_at_conv_index`] reads, without its divisions.
+    #[inline]
+    pub(crate) fn conv_row(&self, machine: &FourF, n_y: usize) -> &[C64] {
+        let (ny, nx) = machine.shape;
+        &self.a[reflected(n_y, ny) * nx..][..nx]
+    }
+
     /// The output field of the last frame, row-major in FFT order (what
     /// [`FrameScratch::field_at_conv_index`] reads).
     pub(crate) fn output_samples(&self) -> &[C64] {
         &self.a
+    }
+}
+
+/// `(len/2 − n) mod len` for `n < len`: where the point reflection puts index `n`
+/// of a grid axis of `len` samples (one compare, no division).
+#[inline]
+pub(crate) fn reflected(n: usize, len: usize) -> usize {
+    let i = len / 2 + len - n;
+    if i >= len {
+        i - len
+    } else {
+        i
     }
 }
 
@@ -1587,6 +1609,37 @@ mod layout_tests {
             let k = kernel(m.pixel_shape.0);
             let mut scratch = m.make_scratch(false);
             assert!(m.program_on_fourier_grid(k.view(), &mut scratch).is_none());
+        }
+    }
+}
+
+#[cfg(test)]
+mod reflection_tests {
+    use super::*;
+
+    /// The division-free reflection reads the sample `field_at_conv_index` reads.
+    #[test]
+    fn conv_rows_read_what_field_at_conv_index_reads() {
+        for len in [1usize, 2, 7, 8, 33, 128] {
+            for n in 0..len {
+                assert_eq!(
+                    reflected(n, len),
+                    (len / 2 + len - n % len) % len,
+                    "n = {n}, len = {len}"
+                );
+            }
+        }
+        let m = FourF::new(MachineConfig::ideal(8)).unwrap();
+        let mut scratch = m.make_scratch(false);
+        for (i, v) in scratch.a.iter_mut().enumerate() {
+            *v = C64::new(i as f64, -(i as f64));
+        }
+        let (ny, nx) = m.grid_shape();
+        for n_y in 0..ny {
+            let row = scratch.conv_row(&m, n_y);
+            for n_x in 0..nx {
+                assert_eq!(row[reflected(n_x, nx)], scratch.field_at_conv_index(&m, n_y, n_x));
+            }
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::devices::detection::{Scheme, SignedInputs};
 use crate::devices::slm::Modulation;
 use crate::error::SimError;
 use crate::field::Field;
-use crate::machine::{FourF, FrameScratch, Mask};
+use crate::machine::{reflected, FourF, FrameScratch, Mask};
 
 /// The detected result of one frame.
 #[derive(Debug, Clone)]
@@ -312,11 +312,13 @@ impl FourF {
                 .into_par_iter()
                 .enumerate()
                 .for_each(|(ny, mut row)| {
+                    let (_, gx) = self.grid_shape();
                     for (nx, out) in row.iter_mut().enumerate() {
                         let mut acc = C64::new(0.0, 0.0);
                         for jy in 0..s {
+                            let src = scratch.conv_row(self, s * ny + jy);
                             for jx in 0..s {
-                                acc += scratch.field_at_conv_index(self, s * ny + jy, s * nx + jx);
+                                acc += src[reflected(s * nx + jx, gx)];
                             }
                         }
                         *out = (acc * k).re;
@@ -335,11 +337,13 @@ impl FourF {
                 // Only the pixels the camera reads (all without a region).
                 let all = [(0, px)];
                 let ranges = read.map_or(&all[..], |r| r.row(ny));
+                let (_, gx) = self.grid_shape();
                 for nx in ranges.iter().flat_map(|&(a, b)| a..b) {
                     let (mut acc, mut pow) = (C64::new(0.0, 0.0), 0.0);
                     for jy in 0..s {
+                        let src = scratch.conv_row(self, s * ny + jy);
                         for jx in 0..s {
-                            let v = scratch.field_at_conv_index(self, s * ny + jy, s * nx + jx);
+                            let v = src[reflected(s * nx + jx, gx)];
                             acc += v;
                             pow += v.norm_sqr();
                         }
