@@ -19,7 +19,7 @@ use rustfft::FftDirection;
 use serde::{Deserialize, Serialize};
 
 use crate::cache::{MaskCache, PlanCache};
-use crate::devices::camera::{Camera, CameraConfig};
+use crate::devices::camera::{Camera, CameraConfig, ReadRegion};
 use crate::devices::detection::DetectionConfig;
 use crate::devices::laser::LaserConfig;
 use crate::devices::slm::{Modulation, Slm, SlmConfig};
@@ -1224,17 +1224,40 @@ impl FourF {
     pub fn run_frame(&self, input: &[C64], mask: &Mask, scratch: &mut FrameScratch) {
         let (ny, nx) = self.shape;
         assert_eq!(input.len(), ny * nx, "FourF::run_frame: input must be {ny}×{nx}");
-        self.execute(input, mask, &mut scratch.a, &mut scratch.fft);
+        self.execute(input, mask, &mut scratch.a, &mut scratch.fft, None);
     }
 
     /// [`FourF::run_frame`] on the input plane written into
     /// [`FrameScratch::input_mut`].
     pub fn run_loaded(&self, mask: &Mask, scratch: &mut FrameScratch) {
-        let FrameScratch { a, input, fft } = scratch;
-        self.execute(input, mask, a, fft);
+        self.run_loaded_rows(mask, scratch, None);
     }
 
-    fn execute(&self, input: &[C64], mask: &Mask, a: &mut [C64], fft: &mut Fft2Scratch) {
+    /// [`FourF::run_loaded`], computing only the output grid rows marked in `rows`
+    /// (all when `None`): the others hold intermediate values, so only a read-out
+    /// confined to the marked rows may follow.
+    pub(crate) fn run_loaded_rows(&self, mask: &Mask, scratch: &mut FrameScratch, rows: Option<&[bool]>) {
+        let FrameScratch { a, input, fft } = scratch;
+        self.execute(input, mask, a, fft, rows);
+    }
+
+    /// The output grid rows a read-out of `read` needs (`None`: all of them).
+    pub(crate) fn rows_read(&self, read: Option<&ReadRegion>) -> Option<Vec<bool>> {
+        let read = read?;
+        let (gy, _) = self.shape;
+        let s = self.s;
+        let mut rows = vec![false; gy];
+        for ny in 0..self.pixel_shape.0 {
+            if !read.row(ny).is_empty() {
+                for jy in 0..s {
+                    rows[reflected(s * ny + jy, gy)] = true;
+                }
+            }
+        }
+        Some(rows)
+    }
+
+    fn execute(&self, input: &[C64], mask: &Mask, a: &mut [C64], fft: &mut Fft2Scratch, rows: Option<&[bool]>) {
         let (ny, nx) = self.shape;
         let (hy, hx) = (ny / 2, nx / 2);
         let fwd = FftDirection::Forward;
@@ -1265,8 +1288,13 @@ impl FourF {
         });
         transpose(&b, a, nx, ny, parallel);
         fft.transposed = b;
-        // Lens 2 row pass; the output stays in FFT order.
-        self.fft.row_pass(a, true, fwd, fft, |_, _| {}, |_, _| {});
+        // Lens 2 row pass, on the rows that are read; the output stays in FFT order.
+        let row = self.fft.plan_1d(true, fwd);
+        self.fft.row_pass_with(a, true, fft, |r, v, s| {
+            if rows.is_none_or(|rows| rows[r]) {
+                row.process_with_scratch(v, s);
+            }
+        });
     }
 
     /// The output field of the last frame run in `scratch`, in physical order with
@@ -1639,6 +1667,44 @@ mod reflection_tests {
             let row = scratch.conv_row(&m, n_y);
             for n_x in 0..nx {
                 assert_eq!(row[reflected(n_x, nx)], scratch.field_at_conv_index(&m, n_y, n_x));
+            }
+        }
+    }
+
+    /// Transforming only the rows a region reads leaves those rows as the full
+    /// frame has them, to the bit (at one and at two samples per pixel).
+    #[test]
+    fn the_rows_a_region_reads_equal_the_full_frame() {
+        for s in [1, 2] {
+            let mut c = MachineConfig::ideal(16);
+            c.simulation.oversampling = s;
+            let m = FourF::new(c).unwrap();
+            let k = Array2::from_shape_fn((16, 16), |(y, x)| if y < 3 && x < 3 { (y + 2 * x) as f64 } else { 0.0 });
+            let mask = m.program(k.view());
+            let mut full = m.make_scratch(false);
+            let (gy, gx) = m.grid_shape();
+            for (i, v) in full.input.iter_mut().enumerate() {
+                *v = C64::new(((i * 7) % 13) as f64 / 13.0, 0.0);
+            }
+            let mut part = full.clone();
+            m.run_loaded(&mask, &mut full);
+            let region = ReadRegion::periodic((16, 16), &[[3, 2, 2, 5], [14, 10, 4, 3]]);
+            let rows = m.rows_read(Some(&region)).unwrap();
+            assert_eq!(rows.iter().filter(|&&r| r).count(), 6 * s);
+            m.run_loaded_rows(&mask, &mut part, Some(&rows));
+            for r in (0..gy).filter(|&r| rows[r]) {
+                assert_eq!(full.a[r * gx..][..gx], part.a[r * gx..][..gx], "row {r}");
+            }
+            // The read-out sees the same pixels.
+            for n_y in 0..16 {
+                for &(a, b) in region.row(n_y) {
+                    for n_x in a..b {
+                        for (jy, jx) in [(0, 0), (s - 1, s - 1)] {
+                            let (y, x) = (s * n_y + jy, s * n_x + jx);
+                            assert_eq!(full.field_at_conv_index(&m, y, x), part.field_at_conv_index(&m, y, x));
+                        }
+                    }
+                }
             }
         }
     }

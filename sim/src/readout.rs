@@ -107,11 +107,14 @@ impl FourF {
             Scheme::Intensity => scale * scale,
             Scheme::Coherent | Scheme::BalancedHomodyne => scale,
         };
+        // Only the output rows the read-out reads are transformed by lens 2.
+        let rows = self.rows_read(read);
+        let rows = rows.as_deref();
         if self.one_pass(x) {
             // One pass of weight 1: shown and read in place (the same numbers as
             // the general path, without its copies).
             self.load(x, Some(scale), scratch);
-            self.run_loaded(mask, scratch);
+            self.run_loaded_rows(mask, scratch, rows);
             let mut values = self.detect(mask, scratch, rng, read);
             values.mapv_inplace(|b| k * b);
             return Ok(Detected {
@@ -124,7 +127,7 @@ impl FourF {
         let mut values = Array2::<f64>::zeros(x.dim());
         for pass in &passes {
             self.load(pass.values.view(), None, scratch);
-            self.run_loaded(mask, scratch);
+            self.run_loaded_rows(mask, scratch, rows);
             let v = self.detect(mask, scratch, rng, read);
             let add = |a: &mut f64, b: &f64| *a += pass.weight * k * b;
             match read {
@@ -292,6 +295,10 @@ impl FourF {
             let a = scratch.output_samples();
             let mut v = Array2::<f64>::zeros((py, px));
             for (n_y, mut row) in v.axis_iter_mut(ndarray::Axis(0)).enumerate() {
+                // Rows the region leaves out were not transformed: left 0.
+                if read.is_some_and(|r| r.row(n_y).is_empty()) {
+                    continue;
+                }
                 let src = &a[((hy + py - n_y) % py) * px..][..px];
                 let row = row.as_slice_mut().expect("a row of a new array");
                 // n_x ≤ hx reads hx − n_x; n_x > hx reads hx + px − n_x.
@@ -312,6 +319,9 @@ impl FourF {
                 .into_par_iter()
                 .enumerate()
                 .for_each(|(ny, mut row)| {
+                    if read.is_some_and(|r| r.row(ny).is_empty()) {
+                        return;
+                    }
                     let (_, gx) = self.grid_shape();
                     for (nx, out) in row.iter_mut().enumerate() {
                         let mut acc = C64::new(0.0, 0.0);
