@@ -1,9 +1,10 @@
 #!/bin/bash
 # The optical backend against the digital one at batch 64, as README "Speed" reports:
 # `fourf eval --backend optical --batch 64 --json` on ideal-128 (LIMIT images, default
-# 1024) and on lcos-pluto2 at 128² with 6000 e⁻ at full scale (NOISY_LIMIT, default
-# 512), the fastest of RUNS runs (default 3) of each side; the digital time is the
-# same run's batched digital reference.
+# 4096) and on lcos-pluto2 at 128² with 6000 e⁻ at full scale (NOISY_LIMIT, default
+# 1024), the fastest of RUNS runs (default 3) of each side; the digital time is the
+# same run's batched digital reference (enough images that it takes about a second
+# or more: a shorter one makes the ratio follow every pause of the machine).
 # usage: benches/optical_speed.sh [models...]   (ONLY=ideal or ONLY=noisy for one machine)
 set -e
 cd "$(dirname "$0")/.."
@@ -16,9 +17,9 @@ for m in $models; do
   for mach in ideal noisy; do
     [ -n "$ONLY" ] && [ "$ONLY" != "$mach" ] && continue
     if [ $mach = ideal ]; then
-      args=(--machine ideal-128); lim=${LIMIT:-1024}
+      args=(--machine ideal-128); lim=${LIMIT:-4096}
     else
-      args=(--machine lcos-pluto2 --set input_slm.pixels_x=128 --set input_slm.pixels_y=128 --set camera.full_scale_e=6000); lim=${NOISY_LIMIT:-512}
+      args=(--machine lcos-pluto2 --set input_slm.pixels_x=128 --set input_slm.pixels_y=128 --set camera.full_scale_e=6000); lim=${NOISY_LIMIT:-1024}
     fi
     pairs=()
     for _ in $(seq "${RUNS:-3}"); do
