@@ -792,7 +792,7 @@ impl Slm {
             let phi = crate::fastmath::atan2_approx_unchecked(t.im, t.re);
             let phi = if phi < 0.0 { phi + TAU } else { phi };
             *q = phi * per_rad;
-            // |t|² itself where |t| > 1 (or NaN): the second pass sends those on.
+            // −1 marks |t| > 1 (or NaN): the second pass sends those to `response`.
             let ns = t.norm_sqr();
             *a = if ns <= 1.0 { ns.sqrt().min(1.0) * top } else { -1.0 };
         }
