@@ -92,11 +92,11 @@ pub(crate) type FxSet<K> = HashSet<K, BuildHasherDefault<FxHasher>>;
 /// step), mixed once at the end. Equal arrays hash equal; callers compare contents
 /// to decide.
 pub(crate) fn content_hash(a: ArrayView2<f64>) -> u64 {
-    let mut h = (a.nrows() as u64) << 32 ^ a.ncols() as u64;
+    let mut h = FxHasher((a.nrows() as u64) << 32 ^ a.ncols() as u64);
     for v in a.iter() {
-        h = (h.rotate_left(5) ^ v.to_bits()).wrapping_mul(FX_K);
+        h.add(v.to_bits());
     }
-    crate::rng::mix64(h)
+    h.finish()
 }
 
 /// Whether two arrays have the same shape and bits.

@@ -1044,12 +1044,12 @@ impl FourF {
     /// The same operations on the same values as the general path, so the same
     /// filter to the bit. `None` where the general path is needed.
     fn program_on_fourier_grid(&self, kernel: ArrayView2<f64>, scratch: &mut FrameScratch) -> Option<Mask> {
-        let pointwise = self.filter_slm.is_transparent() || self.config.filter_slm.crosstalk_px == 0.0;
+        // (A transparent panel has no crosstalk either.)
         if !(self.filter_on_dft
             && self.pixel_shape == self.shape
             && matches!(self.placement, Placement::Direct { oy: 0, ox: 0 })
             && self.panel.is_none()
-            && pointwise)
+            && self.config.filter_slm.crosstalk_px == 0.0)
         {
             return None;
         }
@@ -1357,25 +1357,17 @@ impl FrameScratch {
     #[inline]
     pub fn field_at_conv_index(&self, machine: &FourF, n_y: usize, n_x: usize) -> C64 {
         let (ny, nx) = machine.shape;
-        let iy = (ny / 2 + ny - n_y % ny) % ny;
-        let ix = (nx / 2 + nx - n_x % nx) % nx;
-        self.a[iy * nx + ix]
+        self.a[reflected(n_y % ny, ny) * nx + reflected(n_x % nx, nx)]
     }
 
     /// The output samples of convolution row `n_y < ny` (row `(ny/2 − n_y) mod ny`
     /// of the grid); sample `n_x < nx` of that convolution row is element
     /// [`reflected(n_x, nx)`](reflected) of it. What
-    /// [`FrameScratch::field_at_conv_index`] reads, without its divisions.
+    /// [`FrameScratch::field_at_conv_index`] reads, for indices already in range.
     #[inline]
     pub(crate) fn conv_row(&self, machine: &FourF, n_y: usize) -> &[C64] {
         let (ny, nx) = machine.shape;
         &self.a[reflected(n_y, ny) * nx..][..nx]
-    }
-
-    /// The output field of the last frame, row-major in FFT order (what
-    /// [`FrameScratch::field_at_conv_index`] reads).
-    pub(crate) fn output_samples(&self) -> &[C64] {
-        &self.a
     }
 }
 

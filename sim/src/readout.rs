@@ -291,15 +291,14 @@ impl FourF {
             // One sample per pixel: each output row is one grid row read backwards
             // (the point reflection), copied without per-sample index arithmetic.
             let k = r_out * laser(rng).max(0.0).sqrt();
-            let (hy, hx) = (py / 2, px / 2);
-            let a = scratch.output_samples();
+            let hx = px / 2;
             let mut v = Array2::<f64>::zeros((py, px));
             for (n_y, mut row) in v.axis_iter_mut(ndarray::Axis(0)).enumerate() {
                 // Rows the region leaves out were not transformed: left 0.
                 if read.is_some_and(|r| r.row(n_y).is_empty()) {
                     continue;
                 }
-                let src = &a[((hy + py - n_y) % py) * px..][..px];
+                let src = scratch.conv_row(self, n_y);
                 let row = row.as_slice_mut().expect("a row of a new array");
                 // n_x ≤ hx reads hx − n_x; n_x > hx reads hx + px − n_x.
                 for (out, v) in row[..=hx].iter_mut().zip(src[..=hx].iter().rev()) {
@@ -336,6 +335,9 @@ impl FourF {
                 });
             return v;
         }
+        // The column ranges the camera reads in each row (all without a region).
+        let all = [(0, px)];
+        let ranges = |ny: usize| read.map_or(&all[..], |r| r.row(ny));
         // Field average ȳ and mean intensity over the image of every pixel.
         let mut z = Array2::<C64>::zeros((py, px));
         let mut m2 = Array2::<f64>::zeros((py, px));
@@ -344,11 +346,8 @@ impl FourF {
             .zip(m2.axis_iter_mut(ndarray::Axis(0)).into_par_iter())
             .enumerate()
             .for_each(|(ny, (mut zr, mut mr))| {
-                // Only the pixels the camera reads (all without a region).
-                let all = [(0, px)];
-                let ranges = read.map_or(&all[..], |r| r.row(ny));
                 let (_, gx) = self.grid_shape();
-                for nx in ranges.iter().flat_map(|&(a, b)| a..b) {
+                for nx in ranges(ny).iter().flat_map(|&(a, b)| a..b) {
                     let (mut acc, mut pow) = (C64::new(0.0, 0.0), 0.0);
                     for jy in 0..s {
                         let src = scratch.conv_row(self, s * ny + jy);
@@ -377,9 +376,8 @@ impl FourF {
         // region); the others come back 0, and nobody reads them.
         let mut photons = Array2::<f64>::zeros((py, px));
         let on_read = |out: &mut Array2<f64>, f: &(dyn Fn(usize, usize, &mut f64) + Sync)| {
-            let all = [(0, px)];
             ndarray::Zip::indexed(out.rows_mut()).par_for_each(|ny, mut row| {
-                for nx in read.map_or(&all[..], |r| r.row(ny)).iter().flat_map(|&(a, b)| a..b) {
+                for nx in ranges(ny).iter().flat_map(|&(a, b)| a..b) {
                     f(ny, nx, &mut row[nx]);
                 }
             });

@@ -396,6 +396,14 @@ fn amplitude_target(t: C64) -> f64 {
     t.re.clamp(0.0, 1.0)
 }
 
+/// `phi` (an angle in `[−π, π]`) moved to `[0, 2π]`, in level units
+/// (`per_rad = n/2π`).
+#[inline(always)]
+fn phase_position(phi: f64, per_rad: f64) -> f64 {
+    let phi = if phi < 0.0 { phi + TAU } else { phi };
+    phi * per_rad
+}
+
 /// `arg t` in `[0, 2π)`.
 fn wrapped_arg(t: C64) -> f64 {
     let p = t.arg();
@@ -654,13 +662,20 @@ impl Slm {
     /// other level sets, and for `t = 0` or non-finite `t`.
     #[inline(always)]
     fn fast_phase_level(&self, t: C64) -> Option<usize> {
-        let (n, per_rad, guard) = self.fast_phase?;
+        let (_, per_rad, _) = self.fast_phase?;
         let phi = atan2_approx(t.im, t.re)?;
-        let phi = if phi < 0.0 { phi + TAU } else { phi };
-        let q = phi * per_rad;
+        self.level_at_position(phase_position(phi, per_rad))
+    }
+
+    /// The level at approximate phase position `q = arg t · n/2π` (from
+    /// [`phase_position`]): `round(q) mod n`, or `None` within the guard of a
+    /// half-integer (and for a non-finite `q`), where the exact path decides.
+    #[inline(always)]
+    fn level_at_position(&self, q: f64) -> Option<usize> {
+        let (n, _, guard) = self.fast_phase?;
         let k = q as i64;
         let frac = q - k as f64;
-        if (frac - 0.5).abs() <= guard {
+        if !(q.is_finite() && (frac - 0.5).abs() > guard) {
             return None;
         }
         // q ≤ n (up to rounding): level n is level 0.
@@ -782,16 +797,14 @@ impl Slm {
     /// non-finite ones and those the fast quantiser hands over take
     /// [`Slm::response`] itself; `+0` takes `dark`. The same values to the bit.
     fn respond_phase_chunk(&self, pixels: &[C64], out: &mut [C64], dark: C64) {
-        let (n, per_rad, guard) = self.fast_phase.expect("uniform phase levels over 2π");
+        let (_, per_rad, _) = self.fast_phase.expect("uniform phase levels over 2π");
         let two_slm = self.config.modulation == Modulation::TwoSlm;
         let top = self.top_level;
         let mut q = [0.0f64; PHASE_CHUNK];
         let mut amp = [0.0f64; PHASE_CHUNK];
         let m = pixels.len();
         for ((t, q), a) in pixels.iter().zip(&mut q[..m]).zip(&mut amp[..m]) {
-            let phi = crate::fastmath::atan2_approx_unchecked(t.im, t.re);
-            let phi = if phi < 0.0 { phi + TAU } else { phi };
-            *q = phi * per_rad;
+            *q = phase_position(crate::fastmath::atan2_approx_unchecked(t.im, t.re), per_rad);
             // −1 marks |t| > 1 (or NaN): the second pass sends those to `response`.
             let ns = t.norm_sqr();
             *a = if ns <= 1.0 { ns.sqrt().min(1.0) * top } else { -1.0 };
@@ -801,14 +814,10 @@ impl Slm {
                 *o = dark;
                 continue;
             }
-            let k = q as i64;
-            let frac = q - k as f64;
-            if !(a >= 0.0 && q.is_finite() && (frac - 0.5).abs() > guard) {
+            let Some(k) = self.level_at_position(q).filter(|_| a >= 0.0) else {
                 *o = self.response(t);
                 continue;
-            }
-            let k = (k + i64::from(frac > 0.5)) as usize;
-            let k = if k >= n { k - n } else { k };
+            };
             let phasor = self.phase_lut[k * self.lut_sub];
             *o = if two_slm {
                 phasor * self.amp_lut[round_nonneg(a)]
